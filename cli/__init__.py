@@ -1,0 +1,1 @@
+"""The ``keras-deconv`` command line (click). Installed as ``keras_deconv.cli``."""

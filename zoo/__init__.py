@@ -1,0 +1,1 @@
+"""The model registry. Installed as ``keras_deconv.zoo``."""
