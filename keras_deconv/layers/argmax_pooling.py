@@ -1,0 +1,168 @@
+"""Max pooling that also returns where each maximum came from (its switch)."""
+
+import keras
+import tensorflow as tf
+
+from keras_deconv.layers import switches as sw
+
+
+def _check_channels_last(data_format, layer):
+    data_format = data_format or keras.config.image_data_format()
+    if data_format != "channels_last":
+        raise ValueError(
+            f"{layer} supports channels_last (NHWC) data only. Received: data_format={data_format!r}. "
+            "Transpose NCHW tensors with keras.ops.transpose(x, (0, 2, 3, 1)) first."
+        )
+    return data_format
+
+
+def window_slices(x, pool_size, strides, pooled_hw):
+    """The k*k strided views of ``x``, one per window position, row-major.
+
+    Slice ``k`` holds, for every output position, the input element at
+    window offset ``(k // pool_w, k % pool_w)``. ``x`` must already be padded
+    so that every window lies inside it.
+    """
+    out_h, out_w = pooled_hw
+    slices = []
+    for dy in range(pool_size[0]):
+        for dx in range(pool_size[1]):
+            slices.append(
+                x[:, dy : dy + (out_h - 1) * strides[0] + 1 : strides[0], dx : dx + (out_w - 1) * strides[1] + 1 : strides[1], :]
+            )
+    return slices
+
+
+def first_max(slices, switch_dtype):
+    """Running maximum with strict ``>``: the first maximum in window order wins.
+
+    This is Caffe's pooling loop (and the CPU rule of
+    ``tf.nn.max_pool_with_argmax``). Because the value is *selected* rather
+    than computed with ``maximum``, the gradient flows to the switch position
+    only, ties included, exactly like ``MaxPoolGradWithArgmax``.
+    """
+    best = slices[0]
+    switch = tf.zeros(tf.shape(best), dtype=switch_dtype)
+    for position, candidate in enumerate(slices[1:], start=1):
+        take = candidate > best
+        best = tf.where(take, candidate, best)
+        switch = tf.where(take, tf.constant(position, switch_dtype), switch)
+    return best, switch
+
+
+def max_pool_with_switches(x, pool_size=(2, 2), strides=None, padding="valid", index_format="window"):
+    """Functional form of :class:`MaxPoolingWithArgmax2D` (NHWC tensors)."""
+    pool_size = sw.normalize_pair(pool_size, "pool_size")
+    strides = pool_size if strides is None else sw.normalize_pair(strides, "strides")
+    shape = tf.shape(x)
+    out_h = sw.pooled_length(shape[1], pool_size[0], strides[0], padding)
+    out_w = sw.pooled_length(shape[2], pool_size[1], strides[1], padding)
+    if padding == "same":
+        # Caffe's ceil mode: the last window may run past the bottom/right edge.
+        # Padding with -inf never wins: each window's first element is real.
+        pad_h = tf.maximum((out_h - 1) * strides[0] + pool_size[0] - shape[1], 0)
+        pad_w = tf.maximum((out_w - 1) * strides[1] + pool_size[1] - shape[2], 0)
+        x = tf.pad(x, [[0, 0], [0, pad_h], [0, pad_w], [0, 0]], constant_values=float("-inf"))
+    slices = window_slices(x, pool_size, strides, (out_h, out_w))
+    pooled, window = first_max(slices, sw.window_switch_dtype(pool_size))
+    if index_format == "window":
+        return pooled, window
+    return pooled, sw.convert_switches(window, "window", index_format, shape, pool_size, strides, dtype="int32")
+
+
+@keras.saving.register_keras_serializable(package="keras_deconv")
+class MaxPoolingWithArgmax2D(keras.layers.Layer):
+    """2D max pooling returning ``(pooled, switches)``, with Caffe's exact semantics.
+
+    Each output is the maximum of its window; the switch records which input
+    position it came from. Ties go to the first maximum in row-major window
+    order (Caffe's pooling-with-mask, and the CPU rule of
+    ``tf.nn.max_pool_with_argmax``), so switches match the original Caffe
+    models bit for bit.
+
+    The layer is built from strided slices, comparisons and selects only: it
+    runs in graph mode, under XLA (``jit_compile=True``) and converts to TFLite
+    with builtin ops only (``tf.nn.max_pool_with_argmax`` does neither).
+
+    Output size per spatial axis (``L`` input, ``k`` pool, ``s`` stride):
+    ``"valid"``: ``floor((L - k) / s) + 1``; ``"same"``: Caffe's ceil mode,
+    ``ceil((L - k) / s) + 1``, windows clipped at the bottom/right border
+    (equal to TensorFlow's ``SAME`` whenever ``k == s``).
+
+    Args:
+        pool_size: int or pair of ints, the window size. Default 2.
+        strides: int or pair; defaults to ``pool_size``. Non-overlapping
+            windows (the DeconvNet case) need no scatter when unpooling.
+        padding: ``"valid"`` or ``"same"`` (see above). Default ``"same"``,
+            so odd sizes work and :class:`MaxUnpooling2D` restores them.
+        index_format: format of the returned switches: ``"window"`` (default:
+            position inside the window, int8), ``"flat"`` / ``"flat_batch"``
+            (``tf.nn.max_pool_with_argmax`` indices, int32) or ``"plane"``
+            (Caffe/PyTorch per-plane ``y * W + x``, int32). See
+            :mod:`keras_deconv.layers.switches`.
+        data_format: only ``"channels_last"`` is supported.
+
+    Input shape:
+        ``(batch, height, width, channels)``; any dim may be ``None``.
+
+    Output:
+        ``(pooled, switches)``, both ``(batch, pooled_height, pooled_width,
+        channels)``; ``pooled`` has the layer's compute dtype (float16 and
+        bfloat16 policies work), ``switches`` an integer dtype.
+
+    Example:
+
+    >>> import numpy as np
+    >>> x = np.array([[1, 3], [3, 2]], "float32").reshape(1, 2, 2, 1)
+    >>> pooled, switches = MaxPoolingWithArgmax2D()(x)
+    >>> float(pooled[0, 0, 0, 0]), int(switches[0, 0, 0, 0])  # first 3 wins
+    (3.0, 1)
+    """
+
+    def __init__(self, pool_size=2, strides=None, padding="same", index_format="window", data_format=None, **kwargs):
+        super().__init__(**kwargs)
+        self.pool_size = sw.normalize_pair(pool_size, "pool_size")
+        self.strides = self.pool_size if strides is None else sw.normalize_pair(strides, "strides")
+        if padding not in sw.PADDINGS:
+            raise ValueError(f"Expected `padding` to be one of {sw.PADDINGS}. Received: padding={padding!r}")
+        self.padding = padding
+        self.index_format = sw.check_index_format(index_format)
+        self.data_format = _check_channels_last(data_format, type(self).__name__)
+        self.input_spec = keras.layers.InputSpec(ndim=4)
+
+    @property
+    def switch_dtype(self):
+        return sw.window_switch_dtype(self.pool_size) if self.index_format == "window" else "int32"
+
+    def call(self, inputs):
+        return max_pool_with_switches(inputs, self.pool_size, self.strides, self.padding, self.index_format)
+
+    def compute_output_shape(self, input_shape):
+        batch, height, width, channels = input_shape
+        out = [
+            None if length is None else sw.pooled_length(length, pool, stride, self.padding)
+            for length, pool, stride in zip((height, width), self.pool_size, self.strides)
+        ]
+        shape = (batch, out[0], out[1], channels)
+        return shape, shape
+
+    def compute_output_spec(self, inputs):
+        # Keras would type every output with the compute dtype; switches are ints.
+        shape, _ = self.compute_output_shape(inputs.shape)
+        return (
+            keras.KerasTensor(shape, dtype=self.compute_dtype),
+            keras.KerasTensor(shape, dtype=self.switch_dtype),
+        )
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "pool_size": self.pool_size,
+                "strides": self.strides,
+                "padding": self.padding,
+                "index_format": self.index_format,
+                "data_format": self.data_format,
+            }
+        )
+        return config
