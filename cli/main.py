@@ -20,7 +20,11 @@ import click
 from keras_deconv import __version__
 
 # name -> (module, attribute, one-line help). Imported lazily on use.
-_COMMANDS = {}
+_COMMANDS = {
+    "list": ("keras_deconv.cli.models", "list_command", "List the zoo's models."),
+    "info": ("keras_deconv.cli.models", "info_command", "Show a model card."),
+    "weights": ("keras_deconv.cli.weights", "weights_group", "Fetch, import, list and remove weights."),
+}
 
 
 class _LazyGroup(click.Group):

@@ -1,1 +1,36 @@
-"""The model registry. Installed as ``keras_deconv.zoo``."""
+"""The keras-deconv model zoo: registry, model cards and weights.
+
+>>> from keras_deconv import zoo
+>>> zoo.list()[:3]
+['deconvnet', 'decouplednet', 'edeconvnet']
+>>> zoo.info("deconvnet")["architecture"]["parameter_count"]
+251805653
+>>> model = zoo.create_model("deconvnet", weights=None, width=1 / 16, fc_units=64)  # doctest: +SKIP
+
+``zoo.load(name)`` returns a pipeline (images in, label maps out) with the
+registered weights; authors' weights must first be fetched or imported
+(``keras-deconv weights fetch NAME`` / ``keras-deconv weights import NAME PATH``).
+Cached weights live under ``$KERAS_DECONV_HOME``, else ``$KERAS_HOME/keras_deconv``,
+else ``~/.keras/keras_deconv``.
+"""
+
+from keras_deconv.zoo.cache import WeightsError, cache_dir, list_cached
+from keras_deconv.zoo.cache import remove as remove_weights
+from keras_deconv.zoo.manage import fetch_weights, import_weights
+from keras_deconv.zoo.registry import create_model, info, load, resolve_tag, weights_file
+from keras_deconv.zoo.registry import list_models as list  # noqa: A001 - the documented name
+
+__all__ = [
+    "WeightsError",
+    "cache_dir",
+    "create_model",
+    "fetch_weights",
+    "import_weights",
+    "info",
+    "list",
+    "list_cached",
+    "load",
+    "remove_weights",
+    "resolve_tag",
+    "weights_file",
+]

@@ -1,0 +1,238 @@
+"""The zoo registry, model cards, weights cache and their CLI commands."""
+
+import json
+import multiprocessing
+import os
+import urllib.error
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from keras_deconv import zoo
+from keras_deconv.cli.main import cli
+from keras_deconv.zoo import cache, registry
+
+SPEC_NETS = Path(__file__).resolve().parents[1].parent / "shared" / "spec" / "nets"
+SMALL = {"width": 1 / 16, "fc_units": 32}
+
+
+@pytest.fixture(autouse=True)
+def isolated_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("KERAS_DECONV_HOME", str(tmp_path / "cache"))
+    monkeypatch.setattr("urllib.request.urlopen", _no_network)
+    return tmp_path / "cache"
+
+
+def _no_network(*args, **kwargs):
+    raise urllib.error.URLError("network disabled in tests")
+
+
+# ---------------------------------------------------------------- cards
+REQUIRED_CARD_FIELDS = {"name", "title", "summary", "paper", "code", "architecture", "pipeline", "categories", "preprocessing", "default_weights", "weights"}
+REQUIRED_WEIGHTS_FIELDS = {"description", "origin", "license", "redistributable", "trained_on", "files", "metrics"}
+REQUIRED_METRIC_FIELDS = {"dataset", "split", "metric", "value", "source", "verified"}
+
+
+@pytest.mark.parametrize("name", zoo.list())
+def test_every_card_is_complete(name):
+    card = zoo.info(name)
+    assert REQUIRED_CARD_FIELDS <= set(card), REQUIRED_CARD_FIELDS - set(card)
+    assert card["default_weights"] in card["weights"]
+    assert len(card["category_names"]) == 21 and card["category_names"][0] == "background"
+    for tag, spec in card["weights"].items():
+        assert REQUIRED_WEIGHTS_FIELDS <= set(spec), (tag, REQUIRED_WEIGHTS_FIELDS - set(spec))
+        for metric in spec["metrics"]:
+            assert REQUIRED_METRIC_FIELDS <= set(metric)
+            if metric["verified"]:
+                assert metric["value"] is not None and "README" in metric["source"]
+        if spec["origin"] == "authors":
+            assert spec["redistributable"] is False
+        for file in spec["files"]:
+            assert file["url"].startswith("http") and file["name"] in file["url"]
+
+
+@pytest.mark.parametrize(
+    "name, spec_file",
+    [("deconvnet", "DeconvNet_inference_deploy.json"), ("decouplednet", "DecoupledNet_Full_anno_inference_deploy.json"),
+     ("transfernet", "TransferNet_deploy.json"), ("fcn8s", "fcn-8s-pascal-deploy.json")],
+)
+def test_card_parameter_counts_match_the_official_networks(name, spec_file):
+    official = json.loads((SPEC_NETS / spec_file).read_text())["parameter_count"]
+    assert zoo.info(name)["architecture"]["parameter_count"] == official
+
+
+def test_published_numbers_are_copied_exactly():
+    decoupled = zoo.info("decouplednet")["weights"]
+    assert {tag: spec["metrics"][0]["value"] for tag, spec in decoupled.items()} == {"full": 66.6, "25": 62.5, "10": 58.7, "5": 54.7}
+    ensemble = zoo.info("edeconvnet")["weights"]["voc2012"]["metrics"]
+    assert [m["value"] for m in ensemble if m["verified"]] == [72.5]
+    assert zoo.info("transfernet")["query_label_names"][20] == "truck"
+    assert len(zoo.info("transfernet")["query_label_names"]) == 80
+
+
+def test_list_filters_and_unknown_names():
+    assert zoo.list("*net") == ["deconvnet", "decouplednet", "edeconvnet", "transfernet"]
+    assert zoo.list(weights_available=True) == []
+    with pytest.raises(ValueError, match="Did you mean 'transfernet'"):
+        zoo.info("transfernt")
+    with pytest.raises(ValueError, match="no weights tagged '7'"):
+        zoo.resolve_tag("decouplednet", "7")
+    assert zoo.resolve_tag("decouplednet.25") == ("decouplednet", "25")
+    assert zoo.resolve_tag("decouplednet") == ("decouplednet", "full")
+
+
+def test_missing_weights_say_which_commands_to_run():
+    with pytest.raises(zoo.WeightsError) as error:
+        zoo.create_model("transfernet")
+    message = str(error.value)
+    assert "keras-deconv weights fetch transfernet" in message and "keras-deconv weights import transfernet" in message
+
+
+def test_cache_location_respects_environment(monkeypatch, tmp_path):
+    monkeypatch.delenv("KERAS_DECONV_HOME")
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "kh"))
+    assert zoo.cache_dir() == tmp_path / "kh" / "keras_deconv"
+    monkeypatch.setenv("KERAS_DECONV_HOME", str(tmp_path / "own"))
+    assert zoo.cache_dir() == tmp_path / "own"
+
+
+# ---------------------------------------------------------------- weights and models
+def small_weights(tmp_path, name="deconvnet", **config):
+    model = registry.build(name, **{**SMALL, **config})
+    path = tmp_path / f"{name}.weights.h5"
+    model.save_weights(path)
+    return model, path
+
+
+def test_create_model_from_a_weights_file_and_none(tmp_path):
+    reference, path = small_weights(tmp_path)
+    model = zoo.create_model("deconvnet", weights=str(path), **SMALL)
+    for a, b in zip(reference.get_weights(), model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    assert model.zoo_info["weights"] == str(path)
+    random_model = zoo.create_model("deconvnet", weights=None, **SMALL)
+    assert random_model.count_params() == model.count_params()
+
+
+def test_different_num_classes_keeps_the_body(tmp_path):
+    reference, path = small_weights(tmp_path)
+    model = zoo.create_model("deconvnet", weights=str(path), num_classes=5, **SMALL)
+    assert model.zoo_info["reinitialised"] == ["seg-score-voc"]
+    np.testing.assert_array_equal(model.get_layer("conv1_1").get_weights()[0], reference.get_layer("conv1_1").get_weights()[0])
+    assert model.get_layer("seg-score-voc").get_weights()[0].shape[-1] == 5
+
+
+def test_wrong_architecture_weights_are_refused(tmp_path):
+    _, path = small_weights(tmp_path)
+    with pytest.raises(ValueError, match="does not fit"):
+        zoo.create_model("deconvnet", weights=str(path), width=1 / 8, fc_units=32)
+    with pytest.raises(ValueError, match="neither a weights tag"):
+        zoo.create_model("deconvnet", weights=str(tmp_path / "missing.weights.h5"))
+
+
+def test_store_is_atomic_and_verified(tmp_path):
+    def broken(temporary):
+        Path(temporary).write_bytes(b"half a file")
+        raise KeyboardInterrupt  # interrupted mid-conversion
+
+    with pytest.raises(KeyboardInterrupt):
+        cache.store("deconvnet", "voc2012", broken)
+    folder = cache.weights_path("deconvnet", "voc2012").parent
+    assert [p.name for p in folder.iterdir() if not p.name.endswith(".lock")] == []
+    model, path = small_weights(tmp_path)
+    stored = cache.store("deconvnet", "voc2012", model.save_weights, source={"file": "x.caffemodel", "sha256": "ab"})
+    assert registry.weights_status("deconvnet", "voc2012") == "cached"
+    assert zoo.weights_file("deconvnet", "voc2012") == stored
+    # Damage the file: the load is refused with the repair command.
+    with open(stored, "r+b") as stream:
+        stream.seek(200)
+        stream.write(b"\x00\xff\x00\xff")
+    with pytest.raises(zoo.WeightsError, match="no longer match their recorded sha256.*keras-deconv weights fetch deconvnet"):
+        zoo.weights_file("deconvnet", "voc2012")
+
+
+def _store_slowly(home, marker):
+    os.environ["KERAS_DECONV_HOME"] = home
+    import time
+
+    from keras_deconv.zoo import cache as process_cache
+
+    def write(temporary):
+        Path(temporary).write_bytes(marker * 1000)
+        time.sleep(0.3)
+
+    process_cache.store("deconvnet", "voc2012", write)
+
+
+def test_two_processes_storing_the_same_weights_end_valid(isolated_cache):
+    context = multiprocessing.get_context("spawn")
+    workers = [context.Process(target=_store_slowly, args=(str(isolated_cache), marker)) for marker in (b"a", b"b")]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(60)
+        assert worker.exitcode == 0
+    path = cache.verified_path("deconvnet", "voc2012")  # manifest and file agree
+    assert path.read_bytes() in (b"a" * 1000, b"b" * 1000)
+    assert not [p for p in path.parent.iterdir() if p.name.startswith(".tmp-")]
+
+
+# ---------------------------------------------------------------- CLI
+def run(*args):
+    return CliRunner().invoke(cli, list(args), catch_exceptions=False, standalone_mode=True)
+
+
+def test_cli_list_and_info():
+    result = run("list")
+    assert result.exit_code == 0 and "deconvnet" in result.output and "251,805,653" in result.output
+    assert [row["name"] for row in json.loads(run("list", "fcn*", "--json").output)] == ["fcn8s"]
+    info = run("info", "decouplednet")
+    assert info.exit_code == 0 and "66.6" in info.output and "cvlab.postech.ac.kr" in info.output
+    card = json.loads(run("info", "transfernet", "--json").output)
+    assert card["architecture"]["parameter_count"] == 233648658
+
+
+def test_cli_usage_errors_exit_2():
+    result = run("info", "nope")
+    assert result.exit_code == 2 and "Unknown model" in result.output
+    assert run("weights", "fetch", "decouplednet", "--tag", "7").exit_code == 2
+    assert run("weights", "import", "deconvnet", "/nonexistent.caffemodel").exit_code == 2
+    assert run("list", "--bogus").exit_code == 2
+
+
+def test_cli_runtime_errors_exit_1_with_one_line(tmp_path, capfd):
+    from keras_deconv.cli.main import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["weights", "fetch", "deconvnet"])
+    assert exit_.value.code == 1
+    err = capfd.readouterr().err
+    assert "keras-deconv weights import deconvnet PATH" in err and "Traceback" not in err
+    text = tmp_path / "notes.txt"
+    text.write_text("hello")
+    with pytest.raises(SystemExit) as exit_:
+        main(["weights", "import", "deconvnet", str(text)])
+    assert exit_.value.code == 1
+    assert "expected a .caffemodel" in capfd.readouterr().err
+    with pytest.raises(SystemExit) as exit_:
+        main(["weights", "remove", "deconvnet"])
+    assert exit_.value.code == 1
+    assert not list((zoo.cache_dir()).glob("**/*.weights.h5"))
+
+
+def test_cli_debug_shows_the_traceback():
+    from keras_deconv.cli.main import main
+
+    with pytest.raises(zoo.WeightsError):
+        main(["--debug", "weights", "fetch", "deconvnet"])
+
+
+def test_cli_weights_import_list_remove_with_keras_weights(tmp_path):
+    _, path = small_weights(tmp_path)
+    # A .weights.h5 of the wrong (small) architecture cannot become the full model's weights.
+    result = CliRunner().invoke(cli, ["weights", "import", "deconvnet", str(path)])
+    assert result.exit_code != 0
+    assert not cache.weights_path("deconvnet", "voc2012").exists()
+    assert run("weights", "list").stdout.strip() == ""  # results on stdout, notes on stderr

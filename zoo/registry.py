@@ -1,0 +1,276 @@
+"""The registry: every model the zoo knows, from the cards in ``cards/*.json``.
+
+A card is data: architecture (builder and config), paper and code, label
+space, preprocessing, parameter count and, per weights tag, origin, licence,
+files with sha256 where known, training data and metrics with their source.
+"""
+
+import copy
+import difflib
+import fnmatch
+import functools
+import json
+import os
+from pathlib import Path
+
+from keras_deconv.zoo import cache
+from keras_deconv.zoo.categories import LABEL_SPACES
+
+CARDS_DIR = Path(__file__).with_name("cards")
+SHIPPED_WEIGHTS_DIR = Path(__file__).with_name("weights")
+DEFAULT = "default"
+
+
+@functools.lru_cache(maxsize=None)
+def _cards():
+    cards = {}
+    for path in sorted(CARDS_DIR.glob("*.json")):
+        card = json.loads(path.read_text())
+        if card["name"] in cards:
+            raise RuntimeError(f"Duplicate zoo entry {card['name']!r} in {path}")
+        cards[card["name"]] = card
+    return cards
+
+
+def names():
+    return sorted(_cards())
+
+
+def unknown_name_error(name):
+    close = difflib.get_close_matches(str(name), names(), n=3, cutoff=0.5)
+    hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+    return ValueError(f"Unknown model {name!r}.{hint} Known models: {', '.join(names())} (see `keras-deconv list`).")
+
+
+def split_name(name):
+    """``"decouplednet.25"`` or ``"decouplednet:25"`` -> ``("decouplednet", "25")``."""
+    for separator in (":", "."):
+        if separator in name:
+            base, tag = name.split(separator, 1)
+            if base in _cards():
+                return base, tag
+    return name, None
+
+
+def card(name):
+    base, _ = split_name(name)
+    if base not in _cards():
+        raise unknown_name_error(name)
+    return _cards()[base]
+
+
+def list_models(pattern=None, *, weights_available=None):
+    """Zoo names, optionally filtered by an fnmatch ``pattern`` (e.g. ``"*net"``).
+
+    ``weights_available=True`` keeps entries with at least one weights tag
+    that loads now (shipped, or converted into the local cache).
+    """
+    selected = [n for n in names() if pattern is None or fnmatch.fnmatch(n, pattern)]
+    if weights_available is not None:
+        selected = [n for n in selected if bool(available_tags(n)) == weights_available]
+    return selected
+
+
+def info(name):
+    """The model card as a plain dict (a copy), with ``categories`` resolved."""
+    result = copy.deepcopy(card(name))
+    space = result.get("categories")
+    if isinstance(space, str):
+        result["category_names"] = list(LABEL_SPACES[space])
+    if isinstance(result.get("query_labels"), str):
+        result["query_label_names"] = list(LABEL_SPACES[result["query_labels"]])
+    for tag in result.get("weights", {}):
+        result["weights"][tag]["status"] = weights_status(result["name"], tag)
+    return result
+
+
+def resolve_tag(name, tag=DEFAULT):
+    entry = card(name)
+    _, tag_from_name = split_name(name)
+    tag = tag_from_name if tag in (DEFAULT, None) and tag_from_name else tag
+    if tag in (DEFAULT, None):
+        tag = entry["default_weights"]
+    if tag not in entry["weights"]:
+        raise ValueError(f"{entry['name']!r} has no weights tagged {tag!r}. Tags: {', '.join(entry['weights'])}.")
+    return entry["name"], tag
+
+
+def shipped_weights_path(name, tag):
+    spec = card(name)["weights"][tag]
+    file_name = spec.get("shipped_file")
+    return SHIPPED_WEIGHTS_DIR / file_name if file_name else None
+
+
+def weights_status(name, tag):
+    """``"shipped"``, ``"cached"``, ``"needs requirements"`` or ``"not downloaded"``."""
+    spec = card(name)["weights"][tag]
+    shipped = shipped_weights_path(name, tag)
+    if shipped is not None and shipped.exists():
+        return "shipped"
+    if spec.get("requires"):
+        missing = [req for req in spec["requires"] if weights_status(*req.split(":")) not in ("shipped", "cached")]
+        return "cached" if not missing else "needs " + ", ".join(missing)
+    return "cached" if cache.weights_path(name, tag).exists() else "not downloaded"
+
+
+def available_tags(name):
+    entry = card(name)
+    return [tag for tag in entry["weights"] if weights_status(entry["name"], tag) in ("shipped", "cached")]
+
+
+def missing_weights_message(name, tag):
+    spec = card(name)["weights"][tag]
+    if spec.get("requires"):
+        return f"{name}:{tag} needs the weights {', '.join(spec['requires'])}; fetch or import each of them first."
+    files = spec.get("files") or []
+    file_name = files[0]["name"] if files else "the weights file"
+    return (
+        f"The weights {name}:{tag} are not in the local cache ({cache.weights_path(name, tag)}). "
+        f"keras-deconv does not redistribute the authors' weights. Run `keras-deconv weights fetch {name} --tag {tag}` "
+        f"to download and convert them, or `keras-deconv weights import {name} PATH/{file_name} --tag {tag}` "
+        "if you already have the file. Use weights=None for a randomly initialised model."
+    )
+
+
+def weights_file(name, tag, check_hash=True):
+    """Local path of usable weights for ``name:tag`` (shipped or cached)."""
+    shipped = shipped_weights_path(name, tag)
+    if shipped is not None and shipped.exists():
+        return shipped
+    try:
+        return cache.verified_path(name, tag, check_hash=check_hash)
+    except FileNotFoundError:
+        raise cache.WeightsError(missing_weights_message(name, tag)) from None
+
+
+def _builders(entry):
+    builder = entry["architecture"]["builder"]
+    return builder if isinstance(builder, list) else [builder]
+
+
+def build(name, num_classes=None, **overrides):
+    """Build the Keras model of ``name`` (first builder for ensembles), no weights."""
+    from keras_deconv import models
+
+    entry = card(name)
+    config = dict(entry["architecture"].get("config", {}))
+    config.update(overrides)
+    if num_classes is not None:
+        config["num_classes"] = num_classes
+    return getattr(models, _builders(entry)[0])(**config)
+
+
+def _load_weights_into(model, source, name):
+    """Load weights from a path of any supported kind into ``model``."""
+    source = os.fspath(source)
+    if not os.path.exists(source):
+        raise FileNotFoundError(f"Weights file not found: {source}")
+    if source.endswith(".caffemodel"):
+        from keras_deconv import caffe
+
+        return caffe.load_caffemodel(model, source)
+    if source.endswith(".weights.h5"):
+        try:
+            model.load_weights(source)
+        except ValueError as error:
+            raise ValueError(f"{source} does not fit the {name!r} architecture: {error}") from error
+        return None
+    raise ValueError(f"Unsupported weights file {source!r}: expected a .weights.h5 (Keras) or .caffemodel (Caffe) file.")
+
+
+def _transfer_body(source_model, target_model):
+    """Copy every weight whose layer name and shapes match; return re-initialised layers."""
+    reinitialised = []
+    for layer in target_model.layers:
+        if not layer.weights:
+            continue
+        try:
+            donor = source_model.get_layer(layer.name)
+        except ValueError:
+            reinitialised.append(layer.name)
+            continue
+        donor_weights = donor.get_weights()
+        if [w.shape for w in donor_weights] == [tuple(w.shape) for w in layer.weights]:
+            layer.set_weights(donor_weights)
+        else:
+            reinitialised.append(layer.name)
+    return reinitialised
+
+
+def create_model(name, weights=DEFAULT, num_classes=None, **config):
+    """Build the Keras model of a zoo entry and load its weights.
+
+    Args:
+        name: zoo name (``keras-deconv list``), optionally with a weights tag
+            (``"decouplednet.25"``).
+        weights: a registered tag (default: the card's default), ``None``
+            for random initialisation, or a path to a ``.weights.h5`` or
+            ``.caffemodel`` file.
+        num_classes: a different number of classes keeps the pretrained
+            body and re-initialises the classifier (for fine-tuning).
+        **config: builder overrides (e.g. ``batch_norm="trainable"``).
+
+    Returns:
+        A ``keras.Model``; ``model.zoo_info`` records name, weights and the
+        re-initialised layers.
+    """
+    entry = card(name)
+    base = entry["name"]
+    tag = None
+    if weights is DEFAULT or (isinstance(weights, str) and (weights == DEFAULT or weights in entry["weights"])):
+        base, tag = resolve_tag(name, weights if weights != DEFAULT else DEFAULT)
+        source = weights_file(base, tag)
+    elif weights is None:
+        source = None
+    else:
+        source = weights
+        if not os.path.exists(os.fspath(source)):
+            raise ValueError(
+                f"weights={weights!r} is neither a weights tag of {base!r} ({', '.join(entry['weights'])}), None, nor an existing file."
+            )
+    pretrained_classes = entry["architecture"]["num_classes"]
+    reinitialised = []
+    if source is not None and num_classes is not None and num_classes != pretrained_classes:
+        donor = build(base, **config)
+        _load_weights_into(donor, source, base)
+        model = build(base, num_classes=num_classes, **config)
+        reinitialised = _transfer_body(donor, model)
+        del donor
+    else:
+        model = build(base, num_classes=num_classes, **config)
+        if source is not None:
+            _load_weights_into(model, source, base)
+    model.zoo_info = {"name": base, "weights": tag or (os.fspath(source) if source else None), "reinitialised": reinitialised}
+    return model
+
+
+def load(name, weights=DEFAULT, num_classes=None, **options):
+    """The ready-to-use pipeline of a zoo entry: images in, label maps out.
+
+    See :func:`create_model` for ``name``, ``weights`` and ``num_classes``.
+    ``options`` override the card's pipeline settings (e.g. ``threshold``).
+    """
+    entry = card(name)
+    from keras_deconv import pipelines
+
+    pipeline_spec = entry["pipeline"]
+    settings = dict(pipeline_spec.get("config", {}))
+    settings.update(options)
+    pipeline_class = getattr(pipelines, pipeline_spec["class"])
+    if entry["name"] == "edeconvnet":
+        deconvnet = create_model("deconvnet", weights=_required(entry, weights, "deconvnet"))
+        fcn = create_model("fcn8s", weights=_required(entry, weights, "fcn8s"))
+        return pipeline_class(deconvnet, fcn, **settings)
+    model = create_model(name, weights=weights, num_classes=num_classes)
+    return pipeline_class(model, **settings)
+
+
+def _required(entry, weights, part):
+    if weights is None:
+        return None
+    _, tag = resolve_tag(entry["name"], weights)
+    for requirement in entry["weights"][tag].get("requires", []):
+        name, required_tag = requirement.split(":")
+        if name == part:
+            return required_tag
+    return DEFAULT
