@@ -25,3 +25,9 @@ from keras_deconv.layers.switches import (
 from keras_deconv.layers.unpooling import MaxUnpooling2D
 
 # Network layers
+from keras_deconv.layers.affine import ChannelAffine
+from keras_deconv.layers.attention import FilterSum, LinearSum
+from keras_deconv.layers.bilinear import BilinearUpsamplingInitializer, bilinear_kernel
+from keras_deconv.layers.crop import CropToReference
+from keras_deconv.layers.relu_mask import ReLUWithMask
+from keras_deconv.layers.transposable_conv import TransposableConv2D

@@ -1,0 +1,108 @@
+"""Pipelines on small models: label maps at the input size, and the split sub-models."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_deconv.models import DeconvNet, DecoupledNet, FCN8s, TransferNet
+from keras_deconv.pipelines import (
+    DecoupledNetPipeline,
+    DeconvNetPipeline,
+    TransferNetPipeline,
+    grid_proposals,
+    split_decouplednet,
+    split_transfernet,
+)
+
+SMALL = 1 / 16
+SIZES = [(64, 64), (50, 70), (90, 33)]
+
+
+def _images(sizes, seed=0):
+    rng = np.random.default_rng(seed)
+    return [rng.integers(0, 256, (h, w, 3)).astype("uint8") for h, w in sizes]
+
+
+@pytest.fixture(scope="module")
+def deconvnet():
+    return DeconvNet(num_classes=3, width=SMALL, fc_kernel_size=2)
+
+
+@pytest.fixture(scope="module")
+def fcn():
+    return FCN8s(num_classes=3, width=SMALL)
+
+
+def _check(results, images, labels):
+    assert len(results) == len(images)
+    for result, image in zip(results, images):
+        assert result.labels.shape == image.shape[:2]
+        assert result.labels.dtype == np.int32
+        assert result.probabilities.shape == image.shape[:2] + (labels,)
+        assert result.labels.min() >= 0 and result.labels.max() < labels
+        assert np.isfinite(result.probabilities).all()
+
+
+def test_deconvnet_whole_image_and_ensembles(deconvnet, fcn):
+    images = _images(SIZES)
+    _check(DeconvNetPipeline(deconvnet, min_size=64)(images), images, 3)
+    for ensemble in ("product", "average"):
+        results = DeconvNetPipeline(deconvnet, fcn=fcn, ensemble=ensemble, min_size=64, fcn_pad_to=None)(images)
+        _check(results, images, 3)
+        np.testing.assert_allclose(results[0].probabilities.sum(-1), 1.0, rtol=1e-5)
+
+
+def test_deconvnet_instance_mode_with_user_boxes_and_builtin_proposals(deconvnet):
+    images = _images(SIZES[:2], seed=1)
+    pipeline = DeconvNetPipeline(deconvnet, mode="instance", crop_size=64, min_box_size=16, max_proposals=6)
+    boxes = [np.array([[0, 0, 64, 64], [-10, 5, 30, 45]]), np.array([[10, 10, 60, 40]])]
+    _check(pipeline(images, boxes=boxes), images, 3)
+    _check(pipeline(images), images, 3)
+    assert len(grid_proposals(50, 70)) > 1
+    with pytest.raises(ValueError, match="one box array per image"):
+        pipeline(images, boxes=boxes[:1])
+
+
+def test_decouplednet_pipeline_and_split_reuse_the_encoder():
+    model = DecoupledNet(num_classes=4, input_shape=(64, 64, 3), width=SMALL, fc_kernel_size=1, bridging="gradient")
+    encoder, decoder, names = split_decouplednet(model)
+    image = _images([(64, 64)])[0][None]
+    query = np.array([[0.0, 0.6, 0.0, 0.2]], "float32")
+    encoded = encoder(image)
+    split = decoder([tf.constant(query), *(encoded[n] for n in names)])
+    full = model([image, query])
+    np.testing.assert_allclose(split, full["seg-score"], rtol=1e-5, atol=1e-5)
+    images = _images(SIZES, seed=2)
+    for threshold in (0.0, 0.5, 1.0):  # all, some, no classes detected
+        results = DecoupledNetPipeline(model, threshold=threshold)(images)
+        _check(results, images, 5)
+        assert results[0].scores.shape == (4,)
+        np.testing.assert_allclose(results[0].probabilities.sum(-1), 1.0, rtol=1e-3)
+    assert (DecoupledNetPipeline(model, threshold=1.0)(images[:1])[0].labels == 0).all()
+
+
+def test_transfernet_pipeline_with_labels_or_a_classifier():
+    model = TransferNet(num_classes=5, input_shape=(64, 64, 3), width=SMALL, return_attention=True)
+    encoder, decoder, names = split_transfernet(model)
+    image = _images([(64, 64)])[0][None]
+    label = np.eye(5, dtype="float32")[[2]]
+    encoded = encoder(image)
+    np.testing.assert_allclose(
+        decoder([tf.constant(label), *(encoded[n] for n in names)]), model([image, label])["seg-score"], rtol=1e-5, atol=1e-5
+    )
+    images = _images(SIZES, seed=3)
+    results = TransferNetPipeline(model)(images, labels=[[1], [2, 5], []])
+    _check(results, images, 6)
+    assert set(np.unique(results[1].labels)) <= {0, 2, 5}
+    assert (results[2].labels == 0).all()
+    classifier = lambda img: np.array([0.1, 0.9, 0.7, 0.0, 0.2])  # noqa: E731
+    _check(TransferNetPipeline(model, classifier=classifier)(images), images, 6)
+    with pytest.raises(ValueError, match="class ids"):
+        TransferNetPipeline(model)(images)
+    with pytest.raises(ValueError, match="1..5"):
+        TransferNetPipeline(model)(images[:1], labels=[[6]])
+
+
+def test_pipelines_reject_bad_images(deconvnet):
+    with pytest.raises(ValueError, match=r"\(H, W, 3\)"):
+        DeconvNetPipeline(deconvnet, min_size=64)([np.zeros((10, 10), "uint8")])
