@@ -39,14 +39,35 @@ class Segmentation:
         scores: ``(num_classes,)`` image-level score per class (see each pipeline).
         probabilities: ``(H, W, L)`` float32 per-pixel maps whose argmax gives
             ``labels`` (``L`` = number of labels including background).
+        attention: TransferNet only, ``{class id: (H, W) attention map}``.
     """
 
     labels: np.ndarray
     scores: np.ndarray
     probabilities: np.ndarray
+    #: TransferNet only: ``{class id: (H, W) attention map}`` at the image's size.
+    attention: dict = None
 
 
 # ----------------------------------------------------------------------------- helpers
+def compiled(model, jit_compile=True):
+    """``model`` as a traced inference function (XLA by default).
+
+    Pipelines call their networks through this instead of eager Keras calls:
+    one graph per input shape, fused by XLA where ``jit_compile`` is set.
+    """
+    return tf.function(lambda *inputs: model(list(inputs) if len(inputs) > 1 else inputs[0], training=False),
+                       jit_compile=jit_compile, reduce_retracing=True, autograph=False)
+
+
+class _Pipeline:
+    """Shared conveniences: ``predict`` returns just the label maps."""
+
+    def predict(self, images, **kwargs):
+        """Label maps (``(H, W)`` int32, one per image) for a batch of RGB images."""
+        return [result.labels for result in self(images, **kwargs)]
+
+
 def _as_images(images):
     """A list of ``(H, W, 3)`` arrays from one image, a 4-D batch or a list."""
     if isinstance(images, np.ndarray) and images.ndim == 3:
@@ -127,7 +148,7 @@ def _grid_starts(extent, side, step):
 
 
 # ----------------------------------------------------------------------------- DeconvNet
-class DeconvNetPipeline:
+class DeconvNetPipeline(_Pipeline):
     """DeconvNet inference on images of any size (§2.5 of the spec, without CRF by default).
 
     Modes:
@@ -166,6 +187,8 @@ class DeconvNetPipeline:
             ``None`` runs FCN-8s on the image as is).
         batch_size: crops per model call.
         crf: optional ``callable(image, probabilities) -> probabilities``.
+        jit_compile: run the networks under XLA; default: yes for fixed-size
+            inputs (instance crops, static models), no for whole images.
 
     Example:
 
@@ -179,7 +202,8 @@ class DeconvNetPipeline:
     """
 
     def __init__(self, model, *, fcn=None, mode="whole", ensemble="product", proposals=None, crop_size=224,
-                 max_proposals=50, min_box_size=112, min_size=224, fcn_pad_to=500, batch_size=8, crf=None):
+                 max_proposals=50, min_box_size=112, min_size=224, fcn_pad_to=500, batch_size=8, crf=None,
+                 jit_compile=None):
         if mode not in ("whole", "instance"):
             raise ValueError(f"Expected `mode` to be 'whole' or 'instance'. Received: mode={mode!r}")
         if ensemble not in ("product", "average"):
@@ -190,6 +214,12 @@ class DeconvNetPipeline:
         self.crop_size = static if None not in static else (crop_size, crop_size)
         self.max_proposals, self.min_box_size, self.min_size = max_proposals, min_box_size, min_size
         self.fcn_pad_to, self.batch_size, self.crf = fcn_pad_to, batch_size, crf
+        if jit_compile is None:
+            # XLA compiles once per input shape: worth it for fixed-size crops,
+            # not for whole images whose padded size changes from image to image.
+            jit_compile = mode == "instance" or None not in static
+        self._model_fn = compiled(model, jit_compile)
+        self._fcn_fn = compiled(fcn, jit_compile) if fcn is not None else None
 
     def __call__(self, images, boxes=None):
         images = _as_images(images)
@@ -207,7 +237,7 @@ class DeconvNetPipeline:
     def _predict(self, batch):
         outputs = []
         for start in range(0, len(batch), self.batch_size):
-            outputs.append(np.asarray(self.model(batch[start : start + self.batch_size], training=False)))
+            outputs.append(np.asarray(self._model_fn(tf.constant(batch[start : start + self.batch_size], "float32"))))
         return np.concatenate(outputs)
 
     def _whole(self, image):
@@ -250,7 +280,7 @@ class DeconvNetPipeline:
             canvas[:height, :width] = image
         else:
             canvas = image.astype("float32")
-        return np.asarray(self.fcn(canvas[None], training=False))[0, :height, :width]
+        return np.asarray(self._fcn_fn(tf.constant(canvas[None], "float32")))[0, :height, :width]
 
     def _finish(self, image, scores):
         if self.fcn is None:
@@ -302,7 +332,7 @@ def split_decouplednet(model):
     return encoder, decoder, list(cut)
 
 
-class DecoupledNetPipeline:
+class DecoupledNetPipeline(_Pipeline):
     """DecoupledNet's multi-pass inference (§3.4 of the spec; no CRF, as in the official code).
 
     1. Pad each image to a square (black, bottom/right), resize to the model's
@@ -329,24 +359,25 @@ class DecoupledNetPipeline:
     ((40, 90), (40, 90, 5))
     """
 
-    def __init__(self, model, *, threshold=0.5):
+    def __init__(self, model, *, threshold=0.5, jit_compile=True):
         self.model, self.threshold = model, threshold
         self.size = _static_image_size(model)
         self.encoder, self.decoder, self._cut = split_decouplednet(model)
+        self._encode, self._decode = compiled(self.encoder, jit_compile), compiled(self.decoder, jit_compile)
 
     def __call__(self, images):
         return [self._one(image) for image in _as_images(images)]
 
     def _one(self, image):
         height, width = image.shape[:2]
-        encoded = self.encoder(_pad_square_and_resize(image, self.size)[None], training=False)
+        encoded = self._encode(tf.constant(_pad_square_and_resize(image, self.size)[None]))
         scores = np.asarray(encoded["cls-score-avg-sigmoid"])[0]
         detected = np.flatnonzero(scores > self.threshold)
         queries = np.zeros((1 + len(detected), len(scores)), "float32")
         queries[0] = scores * (scores > self.threshold)
         queries[1 + np.arange(len(detected)), detected] = scores[detected]
         repeated = [tf.repeat(encoded[name], len(queries), axis=0) for name in self._cut]
-        seg = _softmax(np.asarray(self.decoder([tf.constant(queries), *repeated], training=False)))
+        seg = _softmax(np.asarray(self._decode(tf.constant(queries), *repeated)))
         maps = np.zeros(self.size + (len(scores) + 1,), "float32")
         maps[..., 0] = seg[0, ..., 0]
         maps[..., detected + 1] = np.moveaxis(seg[1:, ..., 1], 0, -1)
@@ -372,11 +403,13 @@ def split_transfernet(model):
         cut[f"pool{level}_mask"] = layer(f"pool{level}").output[1]
         cut[f"pool{level}_input"] = layer(f"pool{level}").input
     encoder = keras.Model(model.inputs[0], cut)
-    decoder = keras.Model([model.inputs[1], *cut.values()], layer("seg-score").output)
+    # The decoder also returns the attention map (for pictures of what it attends to).
+    outputs = {"seg-score": layer("seg-score").output, "att": layer("att-reshape").output}
+    decoder = keras.Model([model.inputs[1], *cut.values()], outputs)
     return encoder, decoder, list(cut)
 
 
-class TransferNetPipeline:
+class TransferNetPipeline(_Pipeline):
     """TransferNet's per-class inference (§4.5 of the spec; CRF optional).
 
     1. Pad each image to a square (black), resize to the model's input size,
@@ -406,12 +439,13 @@ class TransferNetPipeline:
     (30, 20)
     """
 
-    def __init__(self, model, *, classifier=None, threshold=0.6, background_weight=0.5, crf=None):
+    def __init__(self, model, *, classifier=None, threshold=0.6, background_weight=0.5, crf=None, jit_compile=True):
         self.model, self.classifier, self.threshold = model, classifier, threshold
         self.background_weight, self.crf = background_weight, crf
         self.size = _static_image_size(model)
         self.num_classes = model.inputs[1].shape[-1]
         self.encoder, self.decoder, self._cut = split_transfernet(model)
+        self._encode, self._decode = compiled(self.encoder, jit_compile), compiled(self.decoder, jit_compile)
 
     def __call__(self, images, labels=None):
         images = _as_images(images)
@@ -437,11 +471,13 @@ class TransferNetPipeline:
         height, width = image.shape[:2]
         ids, scores = self._class_ids(image, ids)
         class_maps = np.zeros((height, width, self.num_classes), "float32")
+        attention = {}
         if ids.size:
-            encoded = self.encoder(_pad_square_and_resize(image, self.size)[None], training=False)
+            encoded = self._encode(tf.constant(_pad_square_and_resize(image, self.size)[None]))
             queries = np.eye(self.num_classes, dtype="float32")[ids - 1]
             repeated = [tf.repeat(encoded[name], len(ids), axis=0) for name in self._cut]
-            seg = np.asarray(self.decoder([tf.constant(queries), *repeated], training=False))
+            decoded = self._decode(tf.constant(queries), *repeated)
+            seg, att = np.asarray(decoded["seg-score"]), np.asarray(decoded["att"])
             p = np.exp(seg - seg.max(-1, keepdims=True))
             p[..., 0] *= self.background_weight
             p /= p.sum(-1, keepdims=True)
@@ -451,7 +487,46 @@ class TransferNetPipeline:
                     binary = np.asarray(self.crf(image, binary), "float32")
                 foreground = binary.argmax(-1) == 1
                 class_maps[..., class_id - 1] = np.where(foreground, binary[..., 1], 0.0)
+                attention[int(class_id)] = _back_to_image(att[k], height, width)[..., 0]
         best = class_maps.max(-1)
         labels = np.where(best > 0, class_maps.argmax(-1) + 1, 0).astype("int32")
         probabilities = np.concatenate([(1 - best)[..., None], class_maps], axis=-1)
-        return Segmentation(labels, scores, probabilities)
+        return Segmentation(labels, scores, probabilities, attention)
+
+
+# ----------------------------------------------------------------------------- FCN-8s / EDeconvNet
+class FCN8sPipeline(DeconvNetPipeline):
+    """FCN-8s alone, as the released code runs it: mean-padded to ``pad_to`` (500) and cropped back.
+
+    Example:
+
+    >>> import numpy as np
+    >>> from keras_deconv.models import FCN8s
+    >>> model = FCN8s(num_classes=3, width=1 / 16, fc_units=16)
+    >>> FCN8sPipeline(model, pad_to=64).predict([np.zeros((30, 40, 3), "uint8")])[0].shape
+    (30, 40)
+    """
+
+    def __init__(self, model, *, pad_to=500, crf=None, jit_compile=True):
+        super().__init__(model, fcn=model, mode="whole", fcn_pad_to=pad_to, crf=crf, jit_compile=jit_compile)
+
+    def __call__(self, images):
+        return [self._finish_fcn(image) for image in _as_images(images)]
+
+    def _finish_fcn(self, image):
+        probabilities = _softmax(self._fcn_scores(image))
+        if self.crf is not None:
+            probabilities = np.asarray(self.crf(image, probabilities), "float32")
+        labels = probabilities.argmax(-1).astype("int32")
+        return Segmentation(labels, probabilities.reshape(-1, probabilities.shape[-1]).max(0), probabilities)
+
+
+class EDeconvNetPipeline(DeconvNetPipeline):
+    """EDeconvNet: instance-wise DeconvNet combined with FCN-8s (the released inference path).
+
+    ``ensemble="product"`` (the released code, default) or ``"average"`` (the
+    paper). See :class:`DeconvNetPipeline` for the other options.
+    """
+
+    def __init__(self, deconvnet, fcn, *, mode="instance", ensemble="product", **options):
+        super().__init__(deconvnet, fcn=fcn, mode=mode, ensemble=ensemble, **options)

@@ -88,7 +88,7 @@ def test_transfernet_pipeline_with_labels_or_a_classifier():
     label = np.eye(5, dtype="float32")[[2]]
     encoded = encoder(image)
     np.testing.assert_allclose(
-        decoder([tf.constant(label), *(encoded[n] for n in names)]), model([image, label])["seg-score"], rtol=1e-5, atol=1e-5
+        decoder([tf.constant(label), *(encoded[n] for n in names)])["seg-score"], model([image, label])["seg-score"], rtol=1e-5, atol=1e-5
     )
     images = _images(SIZES, seed=3)
     results = TransferNetPipeline(model)(images, labels=[[1], [2, 5], []])

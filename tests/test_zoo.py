@@ -236,3 +236,24 @@ def test_cli_weights_import_list_remove_with_keras_weights(tmp_path):
     assert result.exit_code != 0
     assert not cache.weights_path("deconvnet", "voc2012").exists()
     assert run("weights", "list").stdout.strip() == ""  # results on stdout, notes on stderr
+
+
+# ---------------------------------------------------------------- pipelines from the zoo
+@pytest.mark.parametrize(
+    "name, config, options, call",
+    [
+        ("deconvnet", {"width": 1 / 16, "fc_units": 32}, {}, {}),
+        ("fcn8s", {"width": 1 / 16, "fc_units": 16}, {"pad_to": 64}, {}),
+        ("edeconvnet", {"width": 1 / 16, "fc_units": 16}, {"min_box_size": 16, "max_proposals": 3, "fcn_pad_to": 64}, {}),
+        ("decouplednet", {"input_shape": (64, 64, 3), "width": 1 / 16, "fc_kernel_size": 1}, {"threshold": 0.0}, {}),
+        ("transfernet", {"input_shape": (64, 64, 3), "width": 1 / 16}, {}, {"labels": [[1, 3]]}),
+    ],
+)
+def test_every_entry_loads_as_a_pipeline(name, config, options, call):
+    pipeline = zoo.load(name, weights=None, config=config, **options)
+    image = np.random.default_rng(0).integers(0, 255, (37, 53, 3), dtype=np.uint8)
+    [result] = pipeline([image], **call)
+    assert result.labels.shape == (37, 53)
+    assert result.probabilities.shape[:2] == (37, 53)
+    if name == "transfernet":
+        assert set(result.attention) == {1, 3} and result.attention[1].shape == (37, 53)

@@ -244,12 +244,22 @@ def create_model(name, weights=DEFAULT, num_classes=None, **config):
     return model
 
 
-def load(name, weights=DEFAULT, num_classes=None, **options):
+def load(name, weights=DEFAULT, num_classes=None, config=None, **options):
     """The ready-to-use pipeline of a zoo entry: images in, label maps out.
 
-    See :func:`create_model` for ``name``, ``weights`` and ``num_classes``.
+    See :func:`create_model` for ``name``, ``weights`` and ``num_classes``;
+    ``config`` holds builder overrides (e.g. ``{"width": 1 / 16}``) and
     ``options`` override the card's pipeline settings (e.g. ``threshold``).
+
+    Example:
+
+    >>> import numpy as np
+    >>> from keras_deconv import zoo
+    >>> pipeline = zoo.load("deconvnet", weights=None, config={"width": 1 / 16, "fc_units": 32})
+    >>> pipeline.predict([np.zeros((50, 70, 3), "uint8")])[0].shape
+    (50, 70)
     """
+    config = dict(config or {})
     entry = card(name)
     from keras_deconv import pipelines
 
@@ -258,10 +268,10 @@ def load(name, weights=DEFAULT, num_classes=None, **options):
     settings.update(options)
     pipeline_class = getattr(pipelines, pipeline_spec["class"])
     if entry["name"] == "edeconvnet":
-        deconvnet = create_model("deconvnet", weights=_required(entry, weights, "deconvnet"))
-        fcn = create_model("fcn8s", weights=_required(entry, weights, "fcn8s"))
+        deconvnet = create_model("deconvnet", weights=_required(entry, weights, "deconvnet"), num_classes=num_classes, **config)
+        fcn = create_model("fcn8s", weights=_required(entry, weights, "fcn8s"), num_classes=num_classes, **config)
         return pipeline_class(deconvnet, fcn, **settings)
-    model = create_model(name, weights=weights, num_classes=num_classes)
+    model = create_model(name, weights=weights, num_classes=num_classes, **config)
     return pipeline_class(model, **settings)
 
 
