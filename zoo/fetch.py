@@ -6,6 +6,7 @@ after the size and sha256 checks pass (where the card records them).
 """
 
 import hashlib
+import http.client
 import os
 import socket
 import sys
@@ -60,7 +61,7 @@ def download(url, destination, name, expected_size=None, expected_sha256=None, p
             while True:
                 try:
                     block = response.read(chunk_size)
-                except (socket.timeout, OSError) as error:
+                except (socket.timeout, OSError, http.client.HTTPException) as error:
                     raise WeightsError(f"Download of {url} interrupted at {done} bytes ({error}); run the command again to resume.") from error
                 if not block:
                     break
@@ -71,9 +72,13 @@ def download(url, destination, name, expected_size=None, expected_sha256=None, p
         if stream:
             stream.write("\n")
     size = os.path.getsize(partial)
-    if expected_size is not None and size != expected_size:
+    expected = expected_size if expected_size is not None else total
+    if expected is not None and size < expected:
+        # The connection dropped: keep the .part file so that the next run resumes.
+        raise WeightsError(f"Download of {url} stopped at {size} of {expected} bytes; run the command again to resume.")
+    if expected is not None and size > expected:
         os.unlink(partial)
-        raise WeightsError(f"Downloaded {size} bytes from {url}, expected {expected_size}; the partial file was removed. Try again.")
+        raise WeightsError(f"Downloaded {size} bytes from {url}, expected {expected}; the file was removed. Try again.")
     digest = hashlib.sha256()
     with open(partial, "rb") as source:
         for block in iter(lambda: source.read(8 * 2**20), b""):
