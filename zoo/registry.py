@@ -197,6 +197,21 @@ def _transfer_body(source_model, target_model):
     return reinitialised
 
 
+def _weights_source(name, weights):
+    """``(tag, local file)`` for a ``weights`` argument: a tag, None or a path."""
+    entry = card(name)
+    if weights is None:
+        return None, None
+    if isinstance(weights, str) and (weights == DEFAULT or weights in entry["weights"]):
+        base, tag = resolve_tag(name, weights)
+        return tag, weights_file(base, tag)
+    if os.path.exists(os.fspath(weights)):
+        return None, weights
+    raise ValueError(
+        f"weights={weights!r} is neither a weights tag of {entry['name']!r} ({', '.join(entry['weights'])}), None, nor an existing file."
+    )
+
+
 def create_model(name, weights=DEFAULT, num_classes=None, **config):
     """Build the Keras model of a zoo entry and load its weights.
 
@@ -216,18 +231,7 @@ def create_model(name, weights=DEFAULT, num_classes=None, **config):
     """
     entry = card(name)
     base = entry["name"]
-    tag = None
-    if weights is DEFAULT or (isinstance(weights, str) and (weights == DEFAULT or weights in entry["weights"])):
-        base, tag = resolve_tag(name, weights if weights != DEFAULT else DEFAULT)
-        source = weights_file(base, tag)
-    elif weights is None:
-        source = None
-    else:
-        source = weights
-        if not os.path.exists(os.fspath(source)):
-            raise ValueError(
-                f"weights={weights!r} is neither a weights tag of {base!r} ({', '.join(entry['weights'])}), None, nor an existing file."
-            )
+    tag, source = _weights_source(name, weights)
     pretrained_classes = entry["architecture"]["num_classes"]
     reinitialised = []
     if source is not None and num_classes is not None and num_classes != pretrained_classes:
