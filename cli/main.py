@@ -24,6 +24,8 @@ _COMMANDS = {
     "list": ("keras_deconv.cli.models", "list_command", "List the zoo's models."),
     "info": ("keras_deconv.cli.models", "info_command", "Show a model card."),
     "weights": ("keras_deconv.cli.weights", "weights_group", "Fetch, import, list and remove weights."),
+    "evaluate": ("keras_deconv.cli.evaluate", "evaluate_command", "Evaluate a model on a dataset split (VOC mIoU)."),
+    "predict": ("keras_deconv.cli.predict", "predict_command", "Segment images: label PNGs and overlays."),
 }
 
 
