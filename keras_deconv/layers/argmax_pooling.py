@@ -34,20 +34,31 @@ def window_slices(x, pool_size, strides, pooled_hw):
 
 
 def first_max(slices, switch_dtype):
-    """Running maximum with strict ``>``: the first maximum in window order wins.
+    """Maximum of the window views and the position of its *first* occurrence.
 
-    This is Caffe's pooling loop (and the CPU rule of
-    ``tf.nn.max_pool_with_argmax``). Because the value is *selected* rather
-    than computed with ``maximum``, the gradient flows to the switch position
-    only, ties included, exactly like ``MaxPoolGradWithArgmax``.
+    The first maximum in row-major window order wins ties: Caffe's pooling
+    loop (strict ``>``) and the CPU rule of ``tf.nn.max_pool_with_argmax``.
+
+    * Values: a chain of ``maximum``. TensorFlow's ``Maximum`` gradient goes to
+      its first operand on ties, so the gradient reaches the first maximum
+      only, exactly like ``MaxPoolGradWithArgmax``.
+    * Switch: ``sum_j prod_{i<=j} [s_i != max]`` counts the positions before
+      the first maximum. Float arithmetic (not selects, and not int8 math,
+      which TFLite lacks) keeps every op a fast TFLite builtin; it is exact
+      (small integers) and cast once at the end.
     """
     best = slices[0]
-    switch = tf.zeros(tf.shape(best), dtype=switch_dtype)
-    for position, candidate in enumerate(slices[1:], start=1):
-        take = candidate > best
-        best = tf.where(take, candidate, best)
-        switch = tf.where(take, tf.constant(position, switch_dtype), switch)
-    return best, switch
+    for candidate in slices[1:]:
+        best = tf.maximum(best, candidate)
+    before_first = None
+    count = None
+    for candidate in slices[:-1]:
+        differs = 1.0 - tf.cast(tf.equal(candidate, best), tf.float32)
+        before_first = differs if before_first is None else before_first * differs
+        count = before_first if count is None else count + before_first
+    if count is None:  # a 1x1 window
+        return best, tf.zeros(tf.shape(best), dtype=switch_dtype)
+    return best, tf.cast(count, switch_dtype)
 
 
 def max_pool_with_switches(x, pool_size=(2, 2), strides=None, padding="valid", index_format="window"):

@@ -16,9 +16,9 @@ def _interleave(values, window, pool_size):
     """
     pool_h, pool_w = pool_size
     zero = tf.zeros([], values.dtype)
-    # TFLite has no EQUAL kernel for plain (non-quantized) int8: compare in int32.
-    window = tf.cast(window, tf.int32)
-    parts = [tf.where(tf.equal(window, k), values, zero) for k in range(pool_h * pool_w)]
+    # TFLite has no EQUAL kernel for plain int8; its float32 EQUAL is the fastest.
+    window = tf.cast(window, tf.float32)
+    parts = [tf.where(tf.equal(window, float(k)), values, zero) for k in range(pool_h * pool_w)]
     rows = [tf.stack(parts[dy * pool_w : (dy + 1) * pool_w], axis=3) for dy in range(pool_h)]  # [B,h,w,kw,C]
     grid = tf.stack(rows, axis=2)  # [B, h, kh, w, kw, C]
     shape = tf.shape(values)
@@ -154,6 +154,14 @@ class MaxUnpooling2D(keras.layers.Layer):
                     "Pass the tensor that was given to the matching MaxPoolingWithArgmax2D."
                 )
 
+    def _fits_exactly(self, values_shape, reference_shape):
+        # Statically known that the interleaved windows are the reference size.
+        return all(
+            values_shape[1 + axis] is not None
+            and values_shape[1 + axis] * self.pool_size[axis] == reference_shape[1 + axis]
+            for axis in (0, 1)
+        )
+
     def _covers(self, values_shape, reference_shape):
         # Statically known that the interleaved windows reach the reference size.
         for axis in (0, 1):
@@ -190,10 +198,12 @@ class MaxUnpooling2D(keras.layers.Layer):
             if self.index_format != "window":
                 window = sw.convert_switches(switches, self.index_format, "window", output_shape, self.pool_size, self.strides)
             out = _interleave(values, window, self.pool_size)
+            if reference is None or self._fits_exactly(values.shape, reference.shape):
+                return out
             # Odd sizes: "same" windows overhang the input (crop); "valid" ones
             # leave uncovered rows/columns at the bottom/right (zero-pad).
             out = out[:, : output_shape[1], : output_shape[2], :]
-            if reference is not None and not self._covers(values.shape, reference.shape):
+            if not self._covers(values.shape, reference.shape):
                 missing_h = tf.maximum(output_shape[1] - tf.shape(out)[1], 0)
                 missing_w = tf.maximum(output_shape[2] - tf.shape(out)[2], 0)
                 out = tf.pad(out, [[0, 0], [0, missing_h], [0, missing_w], [0, 0]])
