@@ -44,3 +44,16 @@ __all__ = [
     "synthetic_layers_from_spec",
     "write_caffemodel",
 ]
+
+# The Keras importers need TensorFlow; import them lazily so the reader and
+# writer above stay NumPy-only.
+_CONVERT_EXPORTS = ("CaffeConversionError", "convert_caffemodel", "load_caffemodel", "load_vgg16_weights")
+__all__ += list(_CONVERT_EXPORTS)
+
+
+def __getattr__(name):
+    if name in _CONVERT_EXPORTS:
+        from keras_deconv.caffe import convert
+
+        return getattr(convert, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
