@@ -257,3 +257,26 @@ def test_every_entry_loads_as_a_pipeline(name, config, options, call):
     assert result.probabilities.shape[:2] == (37, 53)
     if name == "transfernet":
         assert set(result.attention) == {1, 3} and result.attention[1].shape == (37, 53)
+
+
+@pytest.mark.slow
+def test_import_then_load_offline_end_to_end(tmp_path):
+    """The user path: import a .caffemodel once, then everything works offline."""
+    from keras_deconv.caffe import load_net_spec, synthetic_layers_from_spec, write_caffemodel
+
+    spec = load_net_spec(str(SPEC_NETS / "fcn-8s-pascal-deploy.json"))
+    source = tmp_path / "fcn-8s-pascal.caffemodel"
+    write_caffemodel(str(source), synthetic_layers_from_spec(spec, seed=3, dialect="v1", lazy=True), dialect="v1")
+    result = CliRunner().invoke(cli, ["weights", "import", "fcn8s", str(source)])
+    assert result.exit_code == 0, result.output
+    cached = cache.weights_path("fcn8s", "voc2011")
+    assert result.stdout.strip() == str(cached)
+    manifest = json.loads(cache.manifest_path("fcn8s", "voc2011").read_text())
+    assert manifest["source"]["sha256"] == cache.sha256_file(source)
+    source.unlink()  # the original is no longer needed
+    listed = json.loads(run("weights", "list", "--json").stdout)
+    assert [(row["name"], row["tag"]) for row in listed] == [("fcn8s", "voc2011")]
+    assert "voc2011: cached" in run("list").stdout
+    pipeline = zoo.load("fcn8s", pad_to=None)  # urlopen is disabled: fully offline
+    [labels] = pipeline.predict([np.full((40, 60, 3), 128, np.uint8)])
+    assert labels.shape == (40, 60)
