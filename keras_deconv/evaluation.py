@@ -55,6 +55,7 @@ import time
 import numpy as np
 
 from keras_deconv import viz
+from keras_deconv._atomic import write_atomically
 from keras_deconv.images import read_image
 from keras_deconv.metrics import ConfusionMatrix
 
@@ -1102,19 +1103,7 @@ def write_json(path, data):
     if os.fspath(path) == "-":
         sys.stdout.write(text)
         return path
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=directory)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    return write_atomically(path, text)
 
 
 def _clean(value):

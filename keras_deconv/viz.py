@@ -24,9 +24,10 @@ Example:
 """
 
 import os
-import tempfile
 
 import numpy as np
+
+from keras_deconv._atomic import atomic_path
 
 __all__ = [
     "VOID_LABEL",
@@ -328,19 +329,9 @@ def gallery(rows, titles=("image", "ground truth", "prediction"), pad=2,
 def _atomic_save(path, pil_image, **kwargs):
     # Write to a temporary file in the same directory, then rename, so a crash
     # never leaves a truncated PNG behind (and readers never see half a file).
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".png", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            pil_image.save(f, format="PNG", **kwargs)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    with atomic_path(path, suffix=".png") as temporary:
+        pil_image.save(temporary, format="PNG", **kwargs)
+    return os.fspath(path)
 
 
 def save_image(path, image):

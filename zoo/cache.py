@@ -21,8 +21,9 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
+
+from keras_deconv._atomic import atomic_path, write_atomically
 
 HOME_VARIABLE = "KERAS_DECONV_HOME"
 
@@ -68,16 +69,6 @@ def locked(path):
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _atomic_json(path, data):
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
-    try:
-        with os.fdopen(handle, "w") as stream:
-            json.dump(data, stream, indent=1)
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temporary)
-        raise
 
 
 def store(name, tag, write_weights, source=None):
@@ -97,27 +88,18 @@ def store(name, tag, write_weights, source=None):
     """
     target = weights_path(name, tag)
     target.parent.mkdir(parents=True, exist_ok=True)
-    with locked(target):
-        handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=".weights.h5")
-        os.close(handle)
-        os.unlink(temporary)  # Keras refuses to overwrite silently in some versions
-        try:
-            write_weights(temporary)
-            manifest = {
-                "name": name,
-                "tag": tag,
-                "sha256": sha256_file(temporary),
-                "size": os.path.getsize(temporary),
-                "source": source or {},
-                "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            }
-            # Manifest first: a weights file never exists without its record.
-            _atomic_json(manifest_path(name, tag), manifest)
-            os.replace(temporary, target)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(temporary)
-            raise
+    with locked(target), atomic_path(target, suffix=".weights.h5") as temporary:
+        write_weights(temporary)
+        manifest = {
+            "name": name,
+            "tag": tag,
+            "sha256": sha256_file(temporary),
+            "size": os.path.getsize(temporary),
+            "source": source or {},
+            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        }
+        # Manifest first: a weights file never exists without its record.
+        write_atomically(manifest_path(name, tag), json.dumps(manifest, indent=1))
     return target
 
 

@@ -41,6 +41,7 @@ import warnings
 import keras
 import numpy as np
 
+from keras_deconv._atomic import atomic_path
 from keras_deconv.caffe.reader import CaffeModelError, iter_caffemodel, read_caffemodel
 from keras_deconv.caffe.spec import canonical_shape
 from keras_deconv.layers.affine import ChannelAffine
@@ -648,16 +649,8 @@ def convert_caffemodel(path, model, output_path, *, expected_sha256=None, strict
         raise ValueError(f"Expected `output_path` to end in '.weights.h5' (Keras weights file). Received: output_path={output_path!r}")
     model = _build(model)
     report = load_caffemodel(model, path, expected_sha256=expected_sha256, strict=strict)
-    folder = os.path.dirname(os.path.abspath(output_path))
-    base = os.path.basename(output_path)[: -len(".weights.h5")]
-    temp_path = os.path.join(folder, f".{base}.{os.getpid()}.partial.weights.h5")
-    try:
-        model.save_weights(temp_path)
-        os.replace(temp_path, output_path)
-    except BaseException:
-        if os.path.exists(temp_path):
-            os.unlink(temp_path)
-        raise
+    with atomic_path(output_path, suffix=".weights.h5") as temporary:
+        model.save_weights(temporary)
     report.update(output=output_path, model=model)
     return report
 
