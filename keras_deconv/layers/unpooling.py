@@ -106,6 +106,7 @@ class MaxUnpooling2D(keras.layers.Layer):
     Example:
 
     >>> import numpy as np
+    >>> from keras_deconv.layers import MaxPoolingWithArgmax2D, MaxUnpooling2D
     >>> x = np.random.rand(2, 5, 7, 3).astype("float32")
     >>> pooled, switches = MaxPoolingWithArgmax2D()(x)
     >>> restored = MaxUnpooling2D()([pooled, switches, x])
