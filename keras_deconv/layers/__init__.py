@@ -31,3 +31,4 @@ from keras_deconv.layers.bilinear import BilinearUpsamplingInitializer, bilinear
 from keras_deconv.layers.crop import CropToReference
 from keras_deconv.layers.relu_mask import ReLUWithMask
 from keras_deconv.layers.transposable_conv import TransposableConv2D
+from keras_deconv.layers.fully_connected_conv import FullyConnectedConv2D, FullyConnectedConv2DTranspose

@@ -43,7 +43,9 @@ class LinearSum(keras.layers.Layer):
             alpha = alpha[..., 0]
         _check_rank(alpha, 3, "LinearSum", "the attention map (after dropping its channel axis)")
         alpha = keras.ops.cast(alpha, features.dtype)
-        return keras.ops.einsum("bhwc,bhw->bc", features, alpha)
+        # Multiply + sum rather than einsum: the TFLite converter rejects the
+        # BatchMatMul that this einsum lowers to; the value is the same.
+        return keras.ops.sum(features * keras.ops.expand_dims(alpha, -1), axis=(1, 2))
 
     def compute_output_shape(self, input_shape):
         features_shape = input_shape[0]

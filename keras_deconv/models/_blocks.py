@@ -6,6 +6,7 @@ pass those names explicitly so each builder reads like its prototxt.
 
 import keras
 
+from keras_deconv.layers.fully_connected_conv import FullyConnectedConv2D, FullyConnectedConv2DTranspose
 from keras_deconv.layers.affine import ChannelAffine
 from keras_deconv.preprocessing import CaffePreprocessing
 
@@ -82,7 +83,9 @@ def batch_norm_layer(batch_norm, name):
 
 def conv_block(x, filters, kernel_size, name, relu_name, bn_name=None, batch_norm=None, padding="same"):
     """Convolution (+ BN) + ReLU: Caffe ``conv`` (+ in-place ``bn``) + in-place ``relu``."""
-    x = keras.layers.Conv2D(filters, kernel_size, padding=padding, name=name)(x)
+    # "valid" convolutions are the fc layers (fc6): a matmul where they are fully connected.
+    conv = FullyConnectedConv2D if padding == "valid" else keras.layers.Conv2D
+    x = conv(filters, kernel_size, padding=padding, name=name)(x)
     if bn_name is not None:
         x = batch_norm_layer(batch_norm, bn_name)(x)
     return keras.layers.ReLU(name=relu_name)(x)
@@ -90,7 +93,8 @@ def conv_block(x, filters, kernel_size, name, relu_name, bn_name=None, batch_nor
 
 def deconv_block(x, filters, kernel_size, name, relu_name, bn_name=None, batch_norm=None, padding="same"):
     """Deconvolution (+ BN) + ReLU. ``padding="same"`` = Caffe ``pad: 1`` for 3x3, stride 1."""
-    x = keras.layers.Conv2DTranspose(filters, kernel_size, padding=padding, name=name)(x)
+    deconv = FullyConnectedConv2DTranspose if padding == "valid" else keras.layers.Conv2DTranspose
+    x = deconv(filters, kernel_size, padding=padding, name=name)(x)
     if bn_name is not None:
         x = batch_norm_layer(batch_norm, bn_name)(x)
     return keras.layers.ReLU(name=relu_name)(x)
