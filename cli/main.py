@@ -24,6 +24,7 @@ _COMMANDS = {
     "list": ("keras_deconv.cli.models", "list_command", "List the zoo's models."),
     "info": ("keras_deconv.cli.models", "info_command", "Show a model card."),
     "weights": ("keras_deconv.cli.weights", "weights_group", "Fetch, import, list and remove weights."),
+    "export": ("keras_deconv.cli.export", "export_command", "Export as SavedModel, builtin-only TFLite or ONNX."),
     "evaluate": ("keras_deconv.cli.evaluate", "evaluate_command", "Evaluate a model on a dataset split (VOC mIoU)."),
     "predict": ("keras_deconv.cli.predict", "predict_command", "Segment images: label PNGs and overlays."),
 }

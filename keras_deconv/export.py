@@ -20,6 +20,8 @@ import os
 import re
 import tempfile
 
+from keras_deconv._atomic import write_atomically  # noqa: F401 - part of this module's API
+
 QUANTIZATIONS = ("none", "float16", "int8")
 
 
@@ -58,9 +60,8 @@ def to_tflite(model, path=None, quantize="none", representative_data=None, input
     if quantize == "int8" and representative_data is None:
         raise ValueError("int8 quantization needs `representative_data` (a few typical inputs) to calibrate ranges.")
 
-    function, trackable = model, None
+    function = model
     if not isinstance(model, tf.types.experimental.GenericFunction):
-        trackable = model  # keeps the variables alive during conversion
         if input_signature is None:
             input_signature = [tf.TensorSpec(tensor.shape, tensor.dtype, name=tensor.name) for tensor in model.inputs]
         keras_model = model
@@ -71,7 +72,9 @@ def to_tflite(model, path=None, quantize="none", representative_data=None, input
 
         function = tf.function(serve, input_signature=input_signature)
     concrete = function.get_concrete_function()
-    converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete], trackable)
+    # No trackable: the converter then freezes the captured variables into
+    # constants (with one it keeps READ_VARIABLE ops that LiteRT cannot run).
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete])
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     if quantize == "float16":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -94,21 +97,6 @@ def to_tflite(model, path=None, quantize="none", representative_data=None, input
     if path is not None:
         write_atomically(path, flatbuffer)
     return flatbuffer
-
-
-def write_atomically(path, data):
-    """Write bytes to ``path`` via a temporary file in the same folder + rename."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.basename(path))
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-        raise
 
 
 def litert_interpreter(flatbuffer, xnnpack=True, num_threads=None):
@@ -145,3 +133,858 @@ def tflite_ops(flatbuffer):
 
     interpreter = litert.Interpreter(model_content=flatbuffer)
     return sorted({detail["op_name"] for detail in interpreter._get_ops_details()})
+
+
+# =============================================================================
+# Whole-model export: SavedModel with the pipeline inside, builtin-only TFLite
+# (one file, or encoder + per-class decoder for class-conditional networks),
+# ONNX through Keras's exporter; optional verification against Keras.
+# =============================================================================
+
+FORMATS = ("saved_model", "tflite", "onnx")
+
+#: Model kinds: how the network turns images into label maps.
+KINDS = ("deconvnet", "fcn8s", "decouplednet", "transfernet")
+
+#: Agreement bounds of ``verify``: share of pixels with the Keras label.
+LABEL_AGREEMENT = {"none": 0.999, "float16": 0.995, "int8": 0.98}
+#: ``max|a - b| / max|b|`` bound on float32 scores.
+SCORE_TOLERANCE = 1e-4
+
+#: Names of the encoder tensors a per-class decoder consumes, per kind
+#: (TFLite tensor names use ``_`` instead of ``-``).
+_DECOUPLED_CUT = ["fc7", "relu7-mask", "relu6-mask", "score-pool-mask", "pool5"] + [
+    f"pool{level}_mask" for level in range(1, 6)
+]
+_TRANSFER_CUT = ["conv5_3_scaled"] + [f"pool{level}_mask" for level in range(1, 5)]
+
+
+def model_kind(model):
+    """``"deconvnet"``, ``"fcn8s"``, ``"decouplednet"`` or ``"transfernet"`` from a model's inputs and layers.
+
+    >>> from keras_deconv.models import TransferNet
+    >>> model_kind(TransferNet(num_classes=3, input_shape=(64, 64, 3), width=1 / 16))
+    'transfernet'
+    """
+    names = [tensor.name for tensor in model.inputs]
+    if "cls-score-masked" in names:
+        return "decouplednet"
+    if "cls-label" in names:
+        return "transfernet"
+    if any(layer.name == "upscore" for layer in model.layers):
+        return "fcn8s"
+    return "deconvnet"
+
+
+def _tflite_name(name):
+    return name.replace("-", "_")
+
+
+def _default_settings(kind, model):
+    """Pipeline settings (the Keras pipelines' defaults) per kind."""
+    static = tuple(model.inputs[0].shape[1:3])
+    if kind == "deconvnet":
+        side = static[0] if None not in static else 224
+        return {"min_size": side, "multiple": 32}
+    if kind == "fcn8s":
+        return {"min_size": 500, "multiple": 1}
+    if kind == "decouplednet":
+        return {"threshold": 0.5}
+    return {"threshold": 0.6, "background_weight": 0.5}
+
+
+def keras_pipeline(model, jit_compile=False, **settings):
+    """The Keras pipeline (:mod:`keras_deconv.pipelines`) that an export reproduces.
+
+    ``jit_compile=False`` (default here) gives the graph-mode numerics that
+    the SavedModel and TFLite exports are compared with.
+    """
+    import inspect
+
+    from keras_deconv import pipelines
+
+    kind = model_kind(model)
+    settings = {**_default_settings(kind, model), **settings}
+    classes = {"deconvnet": "DeconvNetPipeline", "fcn8s": "FCN8sPipeline", "decouplednet": "DecoupledNetPipeline",
+               "transfernet": "TransferNetPipeline"}
+    cls = getattr(pipelines, classes[kind])
+    if kind == "deconvnet":
+        options = {"min_size": settings["min_size"]}
+    elif kind == "fcn8s":
+        options = {"pad_to": settings["min_size"]}
+    elif kind == "decouplednet":
+        options = {"threshold": settings["threshold"]}
+    else:
+        options = {"threshold": settings["threshold"], "background_weight": settings["background_weight"]}
+    if "jit_compile" in inspect.signature(cls).parameters:
+        options["jit_compile"] = jit_compile
+    return cls(model, **options)
+
+
+def split_model(model):
+    """``(encoder, decoder, cut)`` of a DecoupledNet or TransferNet, sharing its layers.
+
+    ``encoder(images)`` returns a dict of the ``cut`` tensors (plus
+    ``cls-score-avg-sigmoid`` for DecoupledNet); ``decoder([query, *[those
+    tensors in cut order]])`` returns ``seg-score``. ``pool{N}_input`` tensors
+    are only size references of the unpoolings.
+    """
+    import keras
+
+    kind = model_kind(model)
+    layer = model.get_layer
+    if kind == "decouplednet":
+        cut = {
+            "fc7": layer("relu7").output[0],
+            "relu7-mask": layer("relu7").output[1],
+            "relu6-mask": layer("relu6").output[1],
+            "score-pool-mask": layer("cls-score-pooled").output[1],
+            "pool5": layer("pool5").output[0],
+        }
+        levels, extra = range(1, 6), {"cls-score-avg-sigmoid": layer("cls-score-avg-sigmoid").output}
+        seg = layer("seg-score-voc").output
+    elif kind == "transfernet":
+        cut = {"conv5_3_scaled": layer("conv5_3_scaled").output}
+        levels, extra = range(1, 5), {}
+        seg = layer("seg-score").output
+    else:
+        raise ValueError(f"split_model needs a DecoupledNet or TransferNet. Received a {kind} model.")
+    for level in levels:
+        cut[f"pool{level}_mask"] = layer(f"pool{level}").output[1]
+        cut[f"pool{level}_input"] = layer(f"pool{level}").input
+    encoder = keras.Model(model.inputs[0], {**cut, **extra})
+    decoder = keras.Model([model.inputs[1], *cut.values()], seg)
+    return encoder, decoder, list(cut)
+
+
+# ----------------------------------------------------------------------------- in-graph pipelines
+def _resize_like_pipeline(tf, images, size, method):
+    """``tf.image.resize`` unless the size already matches (as the NumPy pipelines do)."""
+    same = tf.logical_and(tf.equal(tf.shape(images)[1], size[0]), tf.equal(tf.shape(images)[2], size[1]))
+    return tf.cond(same, lambda: images, lambda: tf.image.resize(images, size, method=method, antialias=False))
+
+
+def _pad_square_resize(tf, images, size):
+    """Black padding (bottom/right) to a square, bilinear resize: DecoupledNet/TransferNet input."""
+    images = tf.cast(images, tf.float32)
+    height, width = tf.shape(images)[1], tf.shape(images)[2]
+    side = tf.maximum(height, width)
+    square = tf.pad(images, [[0, 0], [0, side - height], [0, side - width], [0, 0]])
+    return _resize_like_pipeline(tf, square, size, "bilinear"), height, width, side
+
+
+def _softmax(tf, x):
+    """Softmax computed as the NumPy pipelines do (``exp(x - max) / sum``)."""
+    e = tf.exp(x - tf.reduce_max(x, -1, keepdims=True))
+    return e / tf.reduce_sum(e, -1, keepdims=True)
+
+
+def _dense_function(tf, model, kind, min_size, multiple):
+    from keras_deconv.pipelines import CAFFE_MEAN_RGB
+
+    def segment(images):
+        x = tf.cast(images, tf.float32)
+        height, width = tf.shape(x)[1], tf.shape(x)[2]
+        padded_h = tf.maximum((height + multiple - 1) // multiple * multiple, min_size)
+        padded_w = tf.maximum((width + multiple - 1) // multiple * multiple, min_size)
+        paddings = [[0, 0], [0, padded_h - height], [0, padded_w - width]]
+        # Pad each channel with its mean colour: zeros after the Caffe preprocessing.
+        x = tf.stack([tf.pad(x[..., c], paddings, constant_values=CAFFE_MEAN_RGB[c]) for c in range(3)], axis=-1)
+        scores = model(x, training=False)[:, :height, :width]
+        probabilities = _softmax(tf, scores)
+        return {
+            "labels": tf.argmax(probabilities, axis=-1, output_type=tf.int32),
+            "probabilities": probabilities,
+            "scores": tf.reduce_max(probabilities, axis=[1, 2]),
+        }
+
+    spec = [tf.TensorSpec([None, None, None, 3], tf.uint8, name="images")]
+    return {"serving_default": (segment, spec)}
+
+
+def _decoupled_function(tf, model, threshold):
+    encoder, decoder, cut = split_model(model)
+    size = tuple(model.inputs[0].shape[1:3])
+    num_classes = model.inputs[1].shape[-1]
+
+    def segment(images):
+        x, height, width, side = _pad_square_resize(tf, images[:1], size)
+        encoded = encoder(x, training=False)
+        scores = encoded["cls-score-avg-sigmoid"][0]
+        detected_mask = scores > threshold
+        detected = tf.where(detected_mask)[:, 0]
+        one_hot = tf.one_hot(detected, num_classes, dtype=tf.float32)
+        queries = tf.concat([(scores * tf.cast(detected_mask, tf.float32))[None], one_hot * tf.gather(scores, detected)[:, None]], 0)
+        count = tf.shape(queries)[0]
+        repeated = [tf.repeat(encoded[name], count, axis=0) for name in cut]
+        seg = _softmax(tf, decoder([queries, *repeated], training=False))
+        foreground = tf.einsum("kyx,kc->yxc", seg[1:, ..., 1], one_hot)
+        maps = tf.concat([seg[0, ..., 0:1], foreground], axis=-1)
+        empty = tf.cast(tf.reduce_sum(maps, -1, keepdims=True) <= 0, tf.float32)
+        present = tf.cast(tf.concat([[True], detected_mask], 0), tf.float32)
+        maps = maps + empty * present
+        maps = maps / tf.reduce_sum(maps, -1, keepdims=True)
+        maps = _resize_like_pipeline(tf, maps[None], tf.stack([side, side]), "bicubic")[:, :height, :width]
+        return {"labels": tf.argmax(maps, -1, output_type=tf.int32), "probabilities": maps, "scores": scores[None]}
+
+    spec = [tf.TensorSpec([1, None, None, 3], tf.uint8, name="images")]
+    return {"serving_default": (segment, spec)}
+
+
+def _transfer_function(tf, model, threshold, background_weight):
+    encoder, decoder, cut = split_model(model)
+    size = tuple(model.inputs[0].shape[1:3])
+    num_classes = model.inputs[1].shape[-1]
+
+    def segment_ids(images, class_ids):
+        ids, _ = tf.unique(tf.cast(tf.reshape(class_ids, [-1]), tf.int32))
+        checks = [
+            tf.debugging.assert_greater_equal(ids, 1, message=f"class ids must be in 1..{num_classes}"),
+            tf.debugging.assert_less_equal(ids, num_classes, message=f"class ids must be in 1..{num_classes}"),
+        ]
+        with tf.control_dependencies(checks):
+            one_hot = tf.one_hot(ids - 1, num_classes, dtype=tf.float32)
+        height, width = tf.shape(images)[1], tf.shape(images)[2]
+
+        def run():
+            x, _, _, side = _pad_square_resize(tf, images[:1], size)
+            encoded = encoder(x, training=False)
+            count = tf.shape(one_hot)[0]
+            repeated = [tf.repeat(encoded[name], count, axis=0) for name in cut]
+            seg = decoder([one_hot, *repeated], training=False)
+            p = tf.exp(seg - tf.reduce_max(seg, -1, keepdims=True))
+            p = p * tf.constant([background_weight, 1.0])
+            p = p / tf.reduce_sum(p, -1, keepdims=True)
+            p = _resize_like_pipeline(tf, p, tf.stack([side, side]), "bicubic")[:, :height, :width]
+            maps = tf.where(p[..., 1] > p[..., 0], p[..., 1], 0.0)
+            return tf.einsum("kyx,kc->yxc", maps, one_hot)
+
+        # No class asked: no network pass, everything is background (as the pipeline).
+        class_maps = tf.cond(tf.size(ids) > 0, run, lambda: tf.zeros(tf.stack([height, width, num_classes])))
+        best = tf.reduce_max(class_maps, -1)
+        labels = tf.where(best > 0, tf.argmax(class_maps, -1, output_type=tf.int32) + 1, 0)
+        probabilities = tf.concat([(1 - best)[..., None], class_maps], -1)
+        return labels[None], probabilities[None], tf.reduce_max(tf.concat([one_hot, tf.zeros([1, num_classes])], 0), 0)
+
+    def segment(images, class_ids):
+        labels, probabilities, scores = segment_ids(images, class_ids)
+        return {"labels": labels, "probabilities": probabilities, "scores": scores[None]}
+
+    def segment_with_scores(images, class_scores):
+        scores = tf.reshape(tf.cast(class_scores, tf.float32), [num_classes])
+        ids = tf.cast(tf.where(scores >= threshold)[:, 0], tf.int32) + 1
+        ids = tf.cond(tf.size(ids) > 0, lambda: ids, lambda: tf.argmax(scores, output_type=tf.int32)[None] + 1)
+        labels, probabilities, _ = segment_ids(images, ids)
+        return {"labels": labels, "probabilities": probabilities, "scores": scores[None]}
+
+    image_spec = tf.TensorSpec([1, None, None, 3], tf.uint8, name="images")
+    return {
+        "serving_default": (segment, [image_spec, tf.TensorSpec([None], tf.int32, name="class_ids")]),
+        "segment_with_scores": (segment_with_scores, [image_spec, tf.TensorSpec([num_classes], tf.float32, name="class_scores")]),
+    }
+
+
+def serving_functions(model, **settings):
+    """``{signature name: (python function, input_signature)}`` with the pipeline in-graph.
+
+    * DeconvNet / FCN-8s, ``serving_default(images uint8 [B, H, W, 3])``:
+      mean-colour padding (bottom/right) to a multiple of 32 and at least
+      ``min_size`` (DeconvNet), one pass, crop back, softmax.
+    * DecoupledNet, ``serving_default(images uint8 [1, H, W, 3])``: §3.4 with
+      the encoder run once and the background + detected-class passes in one
+      decoder batch (the batch size is the number of detected classes + 1).
+    * TransferNet, ``serving_default(images uint8 [1, H, W, 3], class_ids
+      int32 [K])`` (ids 1-based, duplicates ignored) and
+      ``segment_with_scores(images, class_scores float32 [num_classes])``
+      (ids with a score >= ``threshold``, else the best one, as the official
+      classifier step); background probability times ``background_weight``.
+
+    Every signature returns ``labels`` int32 ``[B, H, W]``,
+    ``probabilities`` float32 ``[B, H, W, L]`` and ``scores`` float32
+    ``[B, num_classes]`` with the meaning of the Keras pipeline's
+    :class:`~keras_deconv.pipelines.Segmentation` fields.
+    """
+    import tensorflow as tf
+
+    kind = model_kind(model)
+    settings = {**_default_settings(kind, model), **settings}
+    if kind in ("deconvnet", "fcn8s"):
+        return _dense_function(tf, model, kind, int(settings["min_size"]), int(settings["multiple"]))
+    if kind == "decouplednet":
+        return _decoupled_function(tf, model, float(settings["threshold"]))
+    return _transfer_function(tf, model, float(settings["threshold"]), float(settings["background_weight"]))
+
+
+def to_saved_model(model, path, **settings):
+    """Write a SavedModel whose signatures run the whole pipeline (see :func:`serving_functions`).
+
+    The directory is built next to ``path`` and renamed into place, so a
+    failure leaves nothing behind. It loads with plain
+    ``tf.saved_model.load`` (no keras-deconv import needed).
+
+    Example:
+
+    >>> import tempfile, os, numpy as np, tensorflow as tf
+    >>> from keras_deconv.models import DeconvNet
+    >>> model = DeconvNet(num_classes=3, width=1 / 16, fc_units=32, fc_kernel_size=2)
+    >>> path = os.path.join(tempfile.mkdtemp(), "deconvnet")
+    >>> _ = to_saved_model(model, path, min_size=64)
+    >>> serve = tf.saved_model.load(path).signatures["serving_default"]
+    >>> tuple(serve(images=tf.zeros([1, 40, 50, 3], tf.uint8))["labels"].shape)
+    (1, 40, 50)
+    """
+    import keras
+    import tensorflow as tf
+
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    for name, (function, spec) in serving_functions(model, **settings).items():
+        archive.add_endpoint(name, tf.autograph.experimental.do_not_convert(function), input_signature=spec)
+
+    def write(temporary):
+        with _quiet_stdout():
+            archive.write_out(temporary, verbose=False)
+
+    return _write_directory_atomically(path, write)
+
+
+def _write_directory_atomically(path, writer):
+    """``writer(temporary_dir)``, then rename to ``path`` (replacing an old one); cleans up on failure."""
+    import shutil
+
+    path = os.path.abspath(os.fspath(path))
+    parent = os.path.dirname(path)
+    os.makedirs(parent, exist_ok=True)
+    temporary = tempfile.mkdtemp(dir=parent, prefix=".tmp-" + os.path.basename(path) + "-")
+    try:
+        writer(temporary)
+        if os.path.isdir(path):
+            old = tempfile.mkdtemp(dir=parent, prefix=".old-" + os.path.basename(path) + "-")
+            os.rmdir(old)
+            os.replace(path, old)
+            os.replace(temporary, path)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            if os.path.exists(path):
+                os.unlink(path)
+            os.replace(temporary, path)
+    except BaseException:
+        shutil.rmtree(temporary, ignore_errors=True)
+        raise
+    return path
+
+
+class _quiet_stdout:
+    """Redirect Python-level stdout to stderr (exporters print progress to stdout)."""
+
+    def __enter__(self):
+        import contextlib
+        import sys
+
+        self._context = contextlib.redirect_stdout(sys.stderr)
+        return self._context.__enter__()
+
+    def __exit__(self, *exc):
+        return self._context.__exit__(*exc)
+
+
+# ----------------------------------------------------------------------------- TFLite parts
+def _part_functions(model, input_size):
+    """``(encoder_fn, encoder_spec, decoder_fn, decoder_spec, manifest)`` for builtin-only TFLite.
+
+    The encoder maps ``images`` float32 ``[1, S, S, 3]`` (RGB 0-255) to the
+    tensors the decoder needs (TFLite names: ``-`` becomes ``_``). The
+    decoder takes ``query`` float32 ``[1, num_classes]`` (one pass) and those
+    tensors, and returns ``seg_score`` float32 ``[1, S, S, 2]``. All shapes
+    are static (XNNPACK delegates every op); the caller runs the decoder once
+    per pass on the same encoder outputs. The unpoolings' size references
+    are static zeros (only their shapes are used; the converter folds them).
+    """
+    import tensorflow as tf
+
+    kind = model_kind(model)
+    encoder, decoder, cut = split_model(model)
+    size = tuple(model.inputs[0].shape[1:3])
+    if input_size is not None and tuple(input_size) != size:
+        raise ValueError(f"A {kind} model has a fixed input size {size}; rebuild it with input_shape=(H, W, 3) to change it. "
+                         f"Received: input_size={tuple(input_size)}")
+    num_classes = model.inputs[1].shape[-1]
+    passed = [name for name in cut if not name.endswith("_input")]
+    extra = ["cls-score-avg-sigmoid"] if kind == "decouplednet" else []
+    shapes = {name: tuple(tensor.shape[1:]) for name, tensor in zip(cut, decoder.inputs[1:])}
+    dtypes = {name: tensor.dtype for name, tensor in zip(cut, decoder.inputs[1:])}
+
+    def encode(images):
+        encoded = encoder(images, training=False)
+        return {_tflite_name(name): encoded[name] for name in extra + passed}
+
+    def decode(query, *tensors):
+        given = dict(zip(passed, tensors))
+        # The unpoolings use their size references' shapes only: static zeros, folded away.
+        inputs = [tf.zeros((1,) + shapes[name], dtypes[name]) if name.endswith("_input") else given[name] for name in cut]
+        return {"seg_score": decoder([query, *inputs], training=False)}
+
+    encoder_spec = [tf.TensorSpec((1,) + size + (3,), tf.float32, name="images")]
+    decoder_spec = [tf.TensorSpec([1, num_classes], tf.float32, name="query")] + [
+        tf.TensorSpec((1,) + shapes[name], dtypes[name], name=_tflite_name(name)) for name in passed
+    ]
+    manifest = {
+        "kind": kind,
+        "input_size": list(size),
+        "num_classes": int(num_classes),
+        "encoder": {
+            "file": "encoder.tflite",
+            "inputs": {"images": {"shape": [1, *size, 3], "dtype": "float32", "meaning": "RGB 0-255, padded to a square and resized"}},
+            "outputs": {
+                _tflite_name(name): {"shape": [1, *shapes.get(name, (num_classes,))], "dtype": str(dtypes.get(name, "float32"))}
+                for name in extra + passed
+            },
+            # TFLite names outputs Identity, Identity_1, ...: in the sorted order of these names.
+            "output_order": sorted(_tflite_name(name) for name in extra + passed),
+        },
+        "decoder": {
+            "file": "decoder.tflite",
+            "inputs": {
+                "query": {"shape": [1, int(num_classes)], "dtype": "float32",
+                          "meaning": "one pass: cls-score-masked (DecoupledNet) or one-hot cls-label (TransferNet)"},
+                **{_tflite_name(name): {"shape": [1, *shapes[name]], "dtype": str(dtypes[name])} for name in passed},
+            },
+            "outputs": {"seg_score": {"shape": [1, *size, 2], "dtype": "float32", "meaning": "raw background/foreground scores"}},
+        },
+    }
+    return (tf.function(encode, input_signature=encoder_spec, autograph=False),
+            tf.function(decode, input_signature=decoder_spec, autograph=False), manifest, passed, extra, encoder)
+
+
+def _calibration_images(calibration_data, size, count=8):
+    """Up to ``count`` float32 ``[1, H, W, 3]`` RGB arrays resized to ``size``.
+
+    ``calibration_data``: ``"shapes"`` (the synthetic shapes dataset), a
+    folder of images (png/jpg/bmp), or an iterable of ``(H, W, 3)`` arrays.
+    """
+    import numpy as np
+    import tensorflow as tf
+
+    if calibration_data is None or (isinstance(calibration_data, str) and calibration_data == "shapes"):
+        from keras_deconv.datasets import shapes
+
+        images = [shapes.generate_example("train", index, image_size=64)["image"] for index in range(count)]
+    elif isinstance(calibration_data, (str, os.PathLike)):
+        folder = os.fspath(calibration_data)
+        if not os.path.isdir(folder):
+            raise ValueError(f"Calibration data must be 'shapes' or a folder of images. Received: {folder!r}")
+        files = sorted(f for f in os.listdir(folder) if f.lower().endswith((".png", ".jpg", ".jpeg", ".bmp")))[:count]
+        if not files:
+            raise ValueError(f"No .png/.jpg/.bmp image in the calibration folder {folder!r}.")
+        images = [tf.io.decode_image(tf.io.read_file(os.path.join(folder, f)), channels=3, expand_animations=False).numpy()
+                  for f in files]
+    else:
+        images = [np.asarray(image) for image in calibration_data][:count]
+    return [tf.image.resize(np.asarray(image, "float32")[None], size).numpy() for image in images]
+
+
+def to_tflite_parts(model, path, quantize="none", calibration_data=None):
+    """Export a DecoupledNet/TransferNet as a folder: ``encoder.tflite``, ``decoder.tflite``, ``manifest.json``.
+
+    The encoder runs once per image (DecoupledNet: it is the classification
+    network, output ``cls_score_avg_sigmoid``); the decoder is the per-class
+    network with the class query as an input, batched over passes. Both are
+    builtin-only. :mod:`keras_deconv.lite` runs the whole pipeline on them.
+    ``manifest.json`` lists every input and output (name, shape, dtype).
+
+    Returns:
+        The folder path (written atomically).
+    """
+    import json
+
+    import numpy as np
+
+    encode, decode, manifest, passed, extra, keras_encoder = _part_functions(model, None)
+    size = tuple(manifest["input_size"])
+    encoder_data = decoder_data = None
+    if quantize == "int8":
+        images = _calibration_images(calibration_data, size)
+        encoder_data = [[image] for image in images]
+        rng = np.random.default_rng(0)
+        num_classes = manifest["num_classes"]
+        decoder_data = []
+        for image in images:
+            encoded = keras_encoder(image, training=False)
+            query = np.zeros((1, num_classes), "float32")
+            query[0, rng.integers(num_classes)] = 1.0 if manifest["kind"] == "transfernet" else float(rng.uniform(0.5, 1.0))
+            decoder_data.append([query] + [np.asarray(encoded[name]) for name in passed])
+    manifest["quantize"] = quantize
+
+    def write(folder):
+        to_tflite(encode, os.path.join(folder, "encoder.tflite"), quantize, encoder_data)
+        to_tflite(decode, os.path.join(folder, "decoder.tflite"), quantize, decoder_data)
+        with open(os.path.join(folder, "manifest.json"), "w") as stream:
+            json.dump(manifest, stream, indent=1)
+
+    return _write_directory_atomically(path, write)
+
+
+# ----------------------------------------------------------------------------- export_model + verify
+def _dense_tflite(model, path, quantize, calibration_data, input_size):
+    """One builtin-only file: ``images`` float32 ``[1, S, S, 3]`` (RGB 0-255) -> raw ``scores`` ``[1, S, S, C]``."""
+    import tensorflow as tf
+
+    static = tuple(model.inputs[0].shape[1:3])
+    size = tuple(input_size) if input_size is not None else static
+    if None in size:
+        raise ValueError("TFLite needs a static input size: pass input_size=(H, W) (DeconvNet: 224, FCN-8s: 500).")
+    data = None
+    if quantize == "int8":
+        data = [[image] for image in _calibration_images(calibration_data, size)]
+    spec = [tf.TensorSpec((1,) + size + (3,), tf.float32, name="images")]
+    # fc6 / fc6-deconv become FULLY_CONNECTED (see layers.fully_connected_conv).
+    return to_tflite(model, path, quantize, data, input_signature=spec)
+
+
+def _official_input_size(name, model):
+    static = tuple(model.inputs[0].shape[1:3])
+    if None not in static:
+        return static
+    if name is not None:
+        from keras_deconv import zoo
+
+        return tuple(zoo.info(name)["architecture"]["input_size"])
+    return (224, 224) if model_kind(model) == "deconvnet" else (500, 500)
+
+
+def export_model(model, path, format="saved_model", *, quantize="none", weights="default", config=None,
+                 input_size=None, calibration_data="shapes", verify=False, pipeline_options=None, log=None):
+    """Export a zoo model (by name) or a Keras model, optionally verifying the artifact.
+
+    Args:
+        model: a zoo name (``"deconvnet"``, ``"decouplednet.25"``, ...) or a
+            model built by :mod:`keras_deconv.models`.
+        path: output path. SavedModel: a folder. TFLite: a ``.tflite`` file
+            for DeconvNet / FCN-8s, a folder (``encoder.tflite``,
+            ``decoder.tflite``, ``manifest.json``) for DecoupledNet /
+            TransferNet. ONNX: a ``.onnx`` file. Written atomically.
+        format: ``"saved_model"``, ``"tflite"`` or ``"onnx"``.
+        quantize: TFLite only: ``"none"``, ``"float16"`` or ``"int8"``.
+        weights: for a zoo name: a weights tag, ``None`` (random) or a path.
+        config: builder overrides for a zoo name (e.g. ``{"width": 0.0625}``).
+        input_size: ``(H, W)`` of the static TFLite/ONNX input (default: the
+            official size: DeconvNet 224, FCN-8s 500; DecoupledNet and
+            TransferNet have a fixed size from the model); for the SavedModel
+            of DeconvNet / FCN-8s the smallest padded size.
+        calibration_data: int8 only: ``"shapes"`` or a folder of images.
+        verify: run the artifact on sample images and compare with Keras
+            (see :func:`verify_export`); raises :class:`ExportError` if below
+            the bounds.
+        pipeline_options: pipeline settings (``threshold``, ``background_weight``).
+        log: ``callable(str)`` for progress messages (default: none).
+
+    Returns:
+        A dict: ``path``, ``format``, ``quantize``, ``kind``, ``size_bytes``
+        and, with ``verify``, ``verification`` (see :func:`verify_export`).
+
+    Example:
+
+    >>> import os, tempfile
+    >>> from keras_deconv.models import DeconvNet
+    >>> model = DeconvNet(num_classes=3, width=1 / 16, fc_units=32, fc_kernel_size=2)
+    >>> out = os.path.join(tempfile.mkdtemp(), "deconvnet.tflite")
+    >>> export_model(model, out, "tflite", input_size=(64, 64))["kind"]
+    'deconvnet'
+    """
+    log = log or (lambda message: None)
+    if format not in FORMATS:
+        raise ValueError(f"Expected `format` to be one of {FORMATS}. Received: format={format!r}")
+    if quantize not in QUANTIZATIONS:
+        raise ValueError(f"Expected `quantize` to be one of {QUANTIZATIONS}. Received: quantize={quantize!r}")
+    if quantize != "none" and format != "tflite":
+        raise ValueError(f"Quantization applies to TFLite only. Received: format={format!r}, quantize={quantize!r}")
+    name = None
+    if isinstance(model, str):
+        from keras_deconv import zoo
+
+        name = model
+        log(f"Building {name} (weights={weights})...")
+        model = zoo.create_model(name, weights=weights, **(config or {}))
+    kind = model_kind(model)
+    settings = {**_default_settings(kind, model), **(pipeline_options or {})}
+    if input_size is not None:
+        input_size = tuple(int(v) for v in input_size)
+        if kind in ("deconvnet", "fcn8s"):
+            settings["min_size"] = max(input_size)
+    elif kind in ("deconvnet", "fcn8s"):
+        input_size = _official_input_size(name, model)
+    path = os.fspath(path)
+    log(f"Exporting {kind} as {format}{'' if quantize == 'none' else ' (' + quantize + ')'} to {path}...")
+    if format == "saved_model":
+        to_saved_model(model, path, **settings)
+    elif format == "tflite":
+        if kind in ("deconvnet", "fcn8s"):
+            _dense_tflite(model, path, quantize, calibration_data, input_size)
+        else:
+            if input_size is not None and tuple(input_size) != tuple(model.inputs[0].shape[1:3]):
+                raise ValueError(f"A {kind} model has a fixed input size {tuple(model.inputs[0].shape[1:3])}; "
+                                 f"pass --config input_shape=H,W,3 to build another. Received: input_size={input_size}")
+            to_tflite_parts(model, path, quantize, calibration_data)
+    else:
+        to_onnx(model, path, input_size)
+    result = {"path": path, "format": format, "quantize": quantize, "kind": kind, "size_bytes": _size(path)}
+    if verify:
+        log("Verifying against Keras...")
+        result["verification"] = verify_export(model, path, format, quantize, input_size=input_size, **settings)
+        failed = [check for check in result["verification"] if not check["passed"]]
+        if failed:
+            raise ExportError("Verification failed: " + "; ".join(_check_text(check) for check in failed)
+                              + f". The artifact is at {path}.")
+    return result
+
+
+def _size(path):
+    if os.path.isdir(path):
+        return sum(os.path.getsize(os.path.join(root, f)) for root, _, files in os.walk(path) for f in files)
+    return os.path.getsize(path)
+
+
+def _check_text(check):
+    return (f"{check['runtime']}: labels agree on {100 * check['label_agreement']:.3f}% of pixels "
+            f"(bound {100 * check['label_bound']:.1f}%), score error {check['score_error']:.2e}"
+            + (f" (bound {check['score_bound']:.0e})" if check["score_bound"] is not None else ""))
+
+
+def sample_images(size=(64, 64), count=2, seed=0):
+    """Deterministic test images: synthetic ``shapes`` scenes resized to ``size`` plus a non-square one."""
+    import numpy as np
+    import tensorflow as tf
+
+    from keras_deconv.datasets import shapes
+
+    images = []
+    for index in range(count):
+        image = shapes.generate_example("val", index, image_size=64)["image"]
+        images.append(tf.cast(tf.image.resize(image[None], size), tf.uint8).numpy()[0])
+    if count > 1:  # one non-square image, smaller than the network input
+        images[-1] = images[-1][: max(1, size[0] * 3 // 4), :]
+    return [np.ascontiguousarray(image) for image in images]
+
+
+def _agreement(labels, reference_labels, probabilities, reference_probabilities):
+    import numpy as np
+
+    agree = float(np.mean(labels == reference_labels))
+    error = float(np.max(np.abs(probabilities - reference_probabilities)) / max(np.max(np.abs(reference_probabilities)), 1e-30))
+    return agree, error
+
+
+def verify_export(model, path, format, quantize="none", *, input_size=None, images=None, **settings):
+    """Compare an exported artifact with Keras on sample images.
+
+    * SavedModel: the serving signature against the Keras pipeline (labels,
+      probabilities).
+    * TFLite, single file (DeconvNet / FCN-8s): raw scores and their argmax
+      against the Keras model at the static input size, with XNNPACK on and off.
+    * TFLite folder (DecoupledNet / TransferNet): the LiteRT pipeline of
+      :mod:`keras_deconv.lite` against the Keras pipeline, XNNPACK on and off.
+    * ONNX: onnxruntime against the Keras model.
+
+    Bounds: labels identical on >= 99.9% of pixels (float16 99.5%, int8
+    98%); float32 scores within ``1e-4`` relative (``max|a-b| / max|b|``).
+
+    Returns:
+        A list of dicts: ``runtime``, ``label_agreement``, ``score_error``,
+        ``label_bound``, ``score_bound`` (None when not checked), ``passed``.
+    """
+    import numpy as np
+
+    kind = model_kind(model)
+    settings = {**_default_settings(kind, model), **settings}
+    label_bound = LABEL_AGREEMENT[quantize]
+    score_bound = SCORE_TOLERANCE if quantize == "none" else None
+    checks = []
+
+    def add(runtime, agree, error):
+        passed = agree >= label_bound and (score_bound is None or error <= score_bound)
+        checks.append({"runtime": runtime, "label_agreement": agree, "score_error": error,
+                       "label_bound": label_bound, "score_bound": score_bound, "passed": passed})
+
+    if format == "tflite" and kind in ("deconvnet", "fcn8s"):
+        flatbuffer = open(path, "rb").read()
+        size = tuple(input_size) if input_size is not None else tuple(model.inputs[0].shape[1:3])
+        batch = np.stack([np.asarray(_resize_image(image, size), "float32") for image in (images or sample_images(size))])
+        reference = np.asarray(model(batch, training=False))
+        for xnnpack in (True, False):
+            interpreter = litert_interpreter(flatbuffer, xnnpack=xnnpack)
+            outputs = np.concatenate([run_tflite(flatbuffer, [image[None]], interpreter=interpreter)[0] for image in batch])
+            add(f"litert ({'xnnpack' if xnnpack else 'no xnnpack'})",
+                *_agreement(outputs.argmax(-1), reference.argmax(-1), outputs, reference))
+        return checks
+    if format == "onnx":
+        return _verify_onnx(model, path, input_size, images, add, checks)
+
+    size = tuple(model.inputs[0].shape[1:3])
+    if None in size:
+        size = (settings["min_size"], settings["min_size"])
+    images = images or sample_images(size)
+    pipeline = keras_pipeline(model, **settings)
+    labels = [[1, 2]] * len(images) if kind == "transfernet" else None
+    reference = pipeline(images, labels=labels) if labels else pipeline(images)
+    if format == "saved_model":
+        import tensorflow as tf
+
+        loaded = tf.saved_model.load(path)
+        serve = loaded.signatures["serving_default"]
+        for runtime_images, ref in ((images, reference),):
+            results = []
+            for image in runtime_images:
+                kwargs = {"images": tf.constant(image[None])}
+                if kind == "transfernet":
+                    kwargs["class_ids"] = tf.constant([1, 2], tf.int32)
+                out = serve(**kwargs)
+                results.append((out["labels"].numpy()[0], out["probabilities"].numpy()[0]))
+        add("saved_model", *_pooled_agreement(results, reference))
+        return checks
+    from keras_deconv import lite
+
+    for xnnpack in (True, False):
+        lite_pipeline = lite.load(path, xnnpack=xnnpack)
+        outputs = lite_pipeline(images, labels=labels) if labels else lite_pipeline(images)
+        add(f"litert ({'xnnpack' if xnnpack else 'no xnnpack'})",
+            *_pooled_agreement([(o.labels, o.probabilities) for o in outputs], reference))
+    return checks
+
+
+def _pooled_agreement(results, reference):
+    import numpy as np
+
+    labels = np.concatenate([r[0].ravel() for r in results])
+    reference_labels = np.concatenate([r.labels.ravel() for r in reference])
+    probabilities = np.concatenate([r[1].ravel() for r in results])
+    reference_probabilities = np.concatenate([r.probabilities.ravel() for r in reference])
+    return _agreement(labels, reference_labels, probabilities, reference_probabilities)
+
+
+def _resize_image(image, size):
+    import tensorflow as tf
+
+    if tuple(image.shape[:2]) == tuple(size):
+        return image
+    return tf.image.resize(image.astype("float32"), size).numpy()
+
+
+# ----------------------------------------------------------------------------- ONNX
+def onnx_available():
+    """``None`` if ONNX export and checking work here, else the reason (missing packages)."""
+    import importlib.util
+
+    missing = [package for package in ("tf2onnx", "onnx", "onnxruntime") if importlib.util.find_spec(package) is None]
+    if missing:
+        return (f"ONNX export needs {', '.join(missing)} (Keras exports ONNX through tf2onnx on the TensorFlow backend): "
+                "pip install tf2onnx onnx onnxruntime")
+    return None
+
+
+def to_onnx(model, path, input_size=None):
+    """ONNX through Keras's exporter (``model.export(format="onnx")``), written atomically.
+
+    DecoupledNet / TransferNet export their whole two-input network (image and
+    class query); the multi-pass pipeline is left to the caller.
+    """
+    reason = onnx_available()
+    if reason:
+        raise ExportError(reason)
+    import tensorflow as tf
+
+    specs = []
+    for index, tensor in enumerate(model.inputs):
+        shape = tuple(tensor.shape)
+        if index == 0 and input_size is not None and None in shape[1:3]:
+            shape = (None, *input_size, 3)
+        specs.append(tf.TensorSpec(shape, tf.float32, name=tensor.name.replace("-", "_")))
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".onnx")
+    os.close(handle)
+    try:
+        with _quiet_stdout():
+            model.export(temporary, format="onnx", input_signature=[specs] if len(specs) > 1 else specs, verbose=False)
+        os.replace(temporary, path)
+    except BaseException as error:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+        if isinstance(error, Exception) and not isinstance(error, ExportError):
+            raise ExportError(f"ONNX export failed: {type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}") from error
+        raise
+    return path
+
+
+def _verify_onnx(model, path, input_size, images, add, checks):
+    import numpy as np
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
+    kind = model_kind(model)
+    size = tuple(model.inputs[0].shape[1:3])
+    if None in size:
+        size = tuple(input_size or (64, 64))
+    batch = np.stack([np.asarray(_resize_image(image, size), "float32") for image in (images or sample_images(size))])
+    feeds = [batch]
+    if kind in ("decouplednet", "transfernet"):
+        query = np.zeros((len(batch), model.inputs[1].shape[-1]), "float32")
+        query[:, 0] = 1.0
+        feeds.append(query)
+    reference = model(feeds if len(feeds) > 1 else feeds[0], training=False)
+    if isinstance(reference, dict):
+        reference = reference["seg-score"]
+    reference = np.asarray(reference)
+    names = [i.name for i in session.get_inputs()]
+    outputs = session.run(None, dict(zip(names, feeds)))
+    output = next(o for o in outputs if o.shape == reference.shape)
+    add("onnxruntime", *_agreement(output.argmax(-1), reference.argmax(-1), output, reference))
+    return checks
+
+
+# ----------------------------------------------------------------------------- fast inference
+def compiled_predict(model, jit_compile="auto"):
+    """A fast inference function for ``model``: ``f(inputs) -> outputs`` (tensors).
+
+    ``jit_compile``: True (XLA), False (graph) or ``"auto"``: on the first
+    call for each input shape, time both once and keep the faster (XLA fuses
+    the pooling/unpooling and wins on small models; its CPU convolutions are
+    slower than TF's oneDNN kernels, so graph mode wins on full-size
+    DeconvNet).
+
+    >>> import numpy as np
+    >>> from keras_deconv.models import DeconvNet
+    >>> predict = compiled_predict(DeconvNet(num_classes=3, width=1 / 16, fc_units=32, fc_kernel_size=2))
+    >>> tuple(predict(np.zeros((1, 64, 64, 3), "float32")).shape)
+    (1, 64, 64, 3)
+    """
+    import time
+
+    import tensorflow as tf
+
+    def make(jit):
+        return tf.function(lambda *inputs: model(list(inputs) if len(inputs) > 1 else inputs[0], training=False),
+                           jit_compile=jit, reduce_retracing=True, autograph=False)
+
+    if jit_compile != "auto":
+        function = make(bool(jit_compile))
+        return lambda *inputs: function(*inputs)
+    candidates = {False: make(False), True: make(True)}
+    chosen = {}
+
+    def predict(*inputs):
+        key = tuple(tuple(getattr(x, "shape", ())) for x in inputs)
+        if key not in chosen:
+            timings = {}
+            for jit, function in candidates.items():
+                try:
+                    function(*inputs)  # trace / compile
+                    start = time.perf_counter()
+                    tf.nest.map_structure(lambda t: t.numpy(), function(*inputs))
+                    timings[jit] = time.perf_counter() - start
+                except Exception:  # noqa: BLE001 - e.g. an op without an XLA kernel
+                    continue
+            chosen[key] = min(timings, key=timings.get)
+        return candidates[chosen[key]](*inputs)
+
+    predict.choices = chosen
+    return predict

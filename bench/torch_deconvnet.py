@@ -1,0 +1,109 @@
+"""DeconvNet in PyTorch (same layers as keras_deconv.models.DeconvNet, folded BN), for benchmarks only.
+
+channels_last memory format; BN folded into a per-channel affine (as the
+Keras ``batch_norm="folded"`` model); max_pool2d(return_indices) +
+max_unpool2d. Weights are random: only the speed is compared.
+
+>>> import torch
+>>> net = TorchDeconvNet(width=1 / 16, fc_units=32, fc_kernel_size=2).eval()
+>>> tuple(net(torch.zeros(1, 3, 64, 64)).shape)
+(1, 21, 64, 64)
+"""
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+VGG16_BLOCKS = ((64, 64), (128, 128), (256, 256, 256), (512, 512, 512), (512, 512, 512))
+DECODER_BLOCKS = {5: (512, 512, 512), 4: (512, 512, 256), 3: (256, 256, 128), 2: (128, 64), 1: (64, 64)}
+
+
+def _scaled(channels, width):
+    return max(1, int(round(channels * width)))
+
+
+class _Affine(nn.Module):
+    def __init__(self, channels):
+        super().__init__()
+        self.scale = nn.Parameter(torch.ones(1, channels, 1, 1))
+        self.shift = nn.Parameter(torch.zeros(1, channels, 1, 1))
+
+    def forward(self, x):
+        return x * self.scale + self.shift
+
+
+def _block(conv, channels):
+    return nn.Sequential(conv, _Affine(channels), nn.ReLU(inplace=True))
+
+
+class TorchDeconvNet(nn.Module):
+    def __init__(self, num_classes=21, width=1.0, fc_units=None, fc_kernel_size=7):
+        super().__init__()
+        fc_units = fc_units or _scaled(4096, width)
+        self.encoder = nn.ModuleList()
+        channels = 3
+        for block in VGG16_BLOCKS:
+            layers = []
+            for filters in block:
+                filters = _scaled(filters, width)
+                layers.append(_block(nn.Conv2d(channels, filters, 3, padding=1), filters))
+                channels = filters
+            self.encoder.append(nn.Sequential(*layers))
+        self.fc6 = _block(nn.Conv2d(channels, fc_units, fc_kernel_size), fc_units)
+        self.fc7 = _block(nn.Conv2d(fc_units, fc_units, 1), fc_units)
+        self.fc6_deconv = _block(nn.ConvTranspose2d(fc_units, channels, fc_kernel_size), channels)
+        self.decoder = nn.ModuleList()
+        for level in (5, 4, 3, 2, 1):
+            layers = []
+            for filters in DECODER_BLOCKS[level]:
+                filters = _scaled(filters, width)
+                layers.append(_block(nn.ConvTranspose2d(channels, filters, 3, padding=1), filters))
+                channels = filters
+            self.decoder.append(nn.Sequential(*layers))
+        self.score = nn.Conv2d(channels, num_classes, 1)
+
+    def forward(self, x):
+        switches = []
+        for block in self.encoder:
+            x = block(x)
+            size = x.shape[-2:]
+            x, index = F.max_pool2d(x, 2, 2, return_indices=True, ceil_mode=True)
+            switches.append((index, size))
+        x = self.fc6_deconv(self.fc7(self.fc6(x)))
+        for block, (index, size) in zip(self.decoder, reversed(switches)):
+            x = block(F.max_unpool2d(x, index, 2, 2, output_size=size))
+        return self.score(x)
+
+
+def main():
+    """``python bench/torch_deconvnet.py --batch 1 --size 224``: prints the median forward time in ms."""
+    import argparse
+    import os
+    import statistics
+    import time
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--batch", type=int, default=1)
+    parser.add_argument("--size", type=int, default=224)
+    parser.add_argument("--width", type=float, default=1.0)
+    parser.add_argument("--fc-units", type=int, default=None)
+    parser.add_argument("--fc-kernel-size", type=int, default=7)
+    parser.add_argument("--num-classes", type=int, default=21)
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    torch.set_num_threads(os.cpu_count())
+    net = TorchDeconvNet(args.num_classes, args.width, args.fc_units, args.fc_kernel_size).eval()
+    net = net.to(memory_format=torch.channels_last)
+    x = (torch.rand(args.batch, 3, args.size, args.size) * 255).contiguous(memory_format=torch.channels_last)
+    times = []
+    with torch.no_grad():
+        for index in range(args.repeats + 2):
+            start = time.perf_counter()
+            net(x)
+            if index >= 2:
+                times.append(time.perf_counter() - start)
+    print(f"{statistics.median(times) * 1e3:.3f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,131 @@
+"""`keras-deconv export`: SavedModel, builtin-only TFLite or ONNX, with optional verification."""
+
+import ast
+import json
+
+import click
+
+
+def _parse_config(items):
+    """``KEY=VALUE`` pairs -> dict; values are Python literals when they parse (``1/16`` too)."""
+    config = {}
+    for item in items:
+        if "=" not in item:
+            raise click.UsageError(f"--config expects KEY=VALUE. Received: {item!r}")
+        key, text = item.split("=", 1)
+        config[key.strip()] = _literal(text.strip())
+    return config
+
+
+def _literal(text):
+    if "/" in text and all(part.strip().replace(".", "", 1).isdigit() for part in text.split("/", 1)):
+        numerator, denominator = text.split("/", 1)
+        return float(numerator) / float(denominator)
+    if "," in text and not text.startswith(("[", "(")):
+        return tuple(_literal(part.strip()) for part in text.split(","))
+    if text == "None":
+        return None
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def _parse_size(text):
+    if text is None:
+        return None
+    parts = text.lower().replace("x", ",").split(",")
+    try:
+        sizes = [int(part) for part in parts if part.strip()]
+    except ValueError:
+        raise click.BadParameter(f"expected N or H,W (e.g. 224 or 320,480). Received: {text!r}", param_hint="--input-size")
+    if len(sizes) == 1:
+        sizes = sizes * 2
+    if len(sizes) != 2 or min(sizes) < 1:
+        raise click.BadParameter(f"expected N or H,W. Received: {text!r}", param_hint="--input-size")
+    return tuple(sizes)
+
+
+def _default_out(name, format_, quantize, kind):
+    stem = name.replace(":", "_").replace(".", "_")
+    if format_ == "saved_model":
+        return f"{stem}_saved_model"
+    if format_ == "onnx":
+        return f"{stem}.onnx"
+    suffix = "" if quantize == "none" else f"_{quantize}"
+    return f"{stem}{suffix}_tflite" if kind in ("decouplednet", "transfernet") else f"{stem}{suffix}.tflite"
+
+
+@click.command("export")
+@click.argument("name")
+@click.option("--format", "format_", type=click.Choice(["saved_model", "tflite", "onnx"]), default="saved_model",
+              show_default=True, help="Artifact type.")
+@click.option("--quantize", type=click.Choice(["none", "float16", "int8"]), default="none", show_default=True,
+              help="TFLite only: float32, float16 weights, or full-integer int8 (calibrated).")
+@click.option("--out", "out", type=click.Path(), default=None,
+              help="Output path (default: NAME_saved_model/, NAME.tflite, NAME_tflite/ or NAME.onnx).")
+@click.option("--verify", is_flag=True, help="Run the artifact on sample images and compare with Keras; exit 1 below the bounds.")
+@click.option("--weights", default="default", show_default=True,
+              help="Weights tag, 'none' for random initialisation, or a .weights.h5/.caffemodel path.")
+@click.option("--config", "config", multiple=True, metavar="KEY=VALUE",
+              help="Builder override, repeatable (e.g. width=1/16, fc_units=32, input_shape=64,64,3).")
+@click.option("--input-size", default=None, metavar="N|H,W",
+              help="Static TFLite/ONNX input size (default: official, DeconvNet 224, FCN-8s 500).")
+@click.option("--calibration-data", default="shapes", show_default=True, metavar="shapes|DIR",
+              help="int8 calibration images: the synthetic shapes dataset or a folder of images.")
+@click.option("--threshold", type=float, default=None, help="DecoupledNet/TransferNet detection threshold (default: the card's).")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def export_command(name, format_, quantize, out, verify, weights, config, input_size, calibration_data, threshold, as_json):
+    """Export zoo model NAME as a SavedModel, a builtin-only TFLite model or ONNX.
+
+    \b
+    SavedModel: serving signatures take uint8 RGB images of any size and
+    return labels, probabilities and scores (the whole pipeline in-graph).
+    TFLite: DeconvNet/FCN-8s -> one file at a static size; DecoupledNet and
+    TransferNet -> a folder with encoder.tflite, decoder.tflite (per-class
+    pass, the class query as input) and manifest.json; run it with
+    keras_deconv.lite.load(PATH).
+
+    \b
+    Examples:
+      keras-deconv export deconvnet --format saved_model --out deconvnet_sm
+      keras-deconv export deconvnet --format tflite --quantize int8 --verify
+      keras-deconv export decouplednet --format tflite --out decoupled_tflite
+      keras-deconv export deconvnet --weights none --config width=1/16 \\
+          --config fc_units=32 --config fc_kernel_size=2 --input-size 64 --format tflite --verify
+    """
+    from keras_deconv import export
+
+    builder_config = _parse_config(config)
+    weights_value = None if weights.lower() == "none" else weights
+    size = _parse_size(input_size)
+    options = {} if threshold is None else {"threshold": threshold}
+    if format_ != "tflite" and quantize != "none":
+        raise click.UsageError("--quantize applies to --format tflite only.")
+    if format_ == "onnx":
+        reason = export.onnx_available()
+        if reason:
+            raise click.ClickException(reason)
+    from keras_deconv import zoo
+
+    card = zoo.info(name)
+    kind = {"DeconvNet": "deconvnet", "FCN8s": "fcn8s", "DecoupledNet": "decouplednet", "TransferNet": "transfernet"}.get(
+        card["architecture"]["builder"] if isinstance(card["architecture"]["builder"], str) else "", None)
+    if kind is None:
+        raise click.ClickException(f"{name!r} is an ensemble; export its parts (deconvnet, fcn8s) separately.")
+    out = out or _default_out(name, format_, quantize, kind)
+    log = lambda message: click.echo(message, err=True)  # noqa: E731
+    try:
+        result = export.export_model(name, out, format_, quantize=quantize, weights=weights_value, config=builder_config,
+                                     input_size=size, calibration_data=calibration_data, verify=verify,
+                                     pipeline_options=options, log=log)
+    except export.ExportError as error:
+        raise click.ClickException(str(error))
+    if as_json:
+        click.echo(json.dumps(result, indent=1))
+        return
+    click.echo(f"{result['path']}\t{result['format']}\t{result['quantize']}\t{result['size_bytes']:,} bytes")
+    for check in result.get("verification", []):
+        score = f"{check['score_error']:.2e}" + (f" (<= {check['score_bound']:.0e})" if check["score_bound"] else "")
+        click.echo(f"verify {check['runtime']}: labels {100 * check['label_agreement']:.3f}% "
+                   f"(>= {100 * check['label_bound']:.1f}%), score error {score}: {'OK' if check['passed'] else 'FAILED'}")

@@ -1,0 +1,247 @@
+"""Run exported TFLite models (LiteRT, Python) as whole inference pipelines.
+
+:func:`keras_deconv.export.export_model` with ``format="tflite"`` writes
+
+* DeconvNet / FCN-8s: one ``.tflite`` file, ``images`` float32
+  ``[1, S, S, 3]`` (RGB 0-255) -> raw ``scores`` ``[1, S, S, C]``;
+* DecoupledNet / TransferNet: a folder with ``encoder.tflite`` (run once per
+  image; for DecoupledNet it is the classification network and outputs
+  ``cls_score_avg_sigmoid``), ``decoder.tflite`` (the per-class network: the
+  class ``query`` ``[1, num_classes]`` plus the encoder tensors ->
+  ``seg_score`` ``[1, S, S, 2]``) and ``manifest.json`` (every input and
+  output: name, shape, dtype).
+
+The classes here run those files with the same pre- and post-processing as
+:mod:`keras_deconv.pipelines` (classification -> per-class passes ->
+combination) and return the same :class:`~keras_deconv.pipelines.Segmentation`
+results. They need ``ai-edge-litert`` (and TensorFlow for the exact resize
+the Keras pipelines use).
+
+Example:
+
+>>> import os, tempfile, numpy as np
+>>> from keras_deconv.models import TransferNet
+>>> from keras_deconv import export, lite
+>>> model = TransferNet(num_classes=5, input_shape=(64, 64, 3), width=1 / 16)
+>>> folder = export.to_tflite_parts(model, os.path.join(tempfile.mkdtemp(), "transfernet"))
+>>> result = lite.load(folder)([np.zeros((30, 40, 3), "uint8")], labels=[[2]])[0]
+>>> result.labels.shape
+(30, 40)
+"""
+
+import json
+import os
+
+import numpy as np
+
+
+class LiteModel:
+    """One flatbuffer in a LiteRT interpreter, called with and returning dicts of arrays.
+
+    Args:
+        flatbuffer: bytes, or a path to a ``.tflite`` file.
+        output_names: names of the outputs in the interpreter's output order
+            (default: the tensor names the file stores).
+        xnnpack: use the XNNPACK delegate (default) or the builtin kernels.
+        num_threads: interpreter threads (default: LiteRT's choice).
+    """
+
+    def __init__(self, flatbuffer, output_names=None, xnnpack=True, num_threads=None):
+        from keras_deconv.export import litert_interpreter
+
+        if isinstance(flatbuffer, (str, os.PathLike)):
+            with open(flatbuffer, "rb") as stream:
+                flatbuffer = stream.read()
+        self.interpreter = litert_interpreter(flatbuffer, xnnpack=xnnpack, num_threads=num_threads)
+        self.interpreter.allocate_tensors()
+        self.inputs = {detail["name"]: detail for detail in self.interpreter.get_input_details()}
+        details = self.interpreter.get_output_details()
+        names = output_names or [detail["name"] for detail in details]
+        self.outputs = dict(zip(names, details))
+
+    def __call__(self, **arrays):
+        for name, detail in self.inputs.items():
+            if name not in arrays:
+                raise ValueError(f"Missing input {name!r}; the model takes {sorted(self.inputs)}.")
+            array = np.asarray(arrays[name], dtype=detail["dtype"])
+            if tuple(array.shape) != tuple(detail["shape"]):
+                raise ValueError(f"Input {name!r} must have shape {tuple(detail['shape'])}. Received {array.shape}.")
+            self.interpreter.set_tensor(detail["index"], array)
+        self.interpreter.invoke()
+        return {name: self.interpreter.get_tensor(detail["index"]) for name, detail in self.outputs.items()}
+
+
+def load(path, *, xnnpack=True, num_threads=None, **settings):
+    """The LiteRT pipeline for an exported ``.tflite`` file or folder.
+
+    Args:
+        path: a DeconvNet / FCN-8s ``.tflite`` file, or a DecoupledNet /
+            TransferNet export folder (with ``manifest.json``).
+        xnnpack: XNNPACK delegate on (default) or off.
+        num_threads: interpreter threads.
+        **settings: pipeline settings: ``threshold`` (DecoupledNet 0.5,
+            TransferNet 0.6), ``background_weight`` (TransferNet 0.5).
+
+    Returns:
+        A :class:`LiteDenseSegmenter`, :class:`LiteDecoupledNet` or
+        :class:`LiteTransferNet`.
+    """
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        with open(os.path.join(path, "manifest.json")) as stream:
+            manifest = json.load(stream)
+        cls = {"decouplednet": LiteDecoupledNet, "transfernet": LiteTransferNet}[manifest["kind"]]
+        return cls(path, xnnpack=xnnpack, num_threads=num_threads, **settings)
+    return LiteDenseSegmenter(path, xnnpack=xnnpack, num_threads=num_threads)
+
+
+class LiteDenseSegmenter:
+    """DeconvNet / FCN-8s whole-image inference on a static-size ``.tflite``.
+
+    Each image is padded (bottom/right, with the Caffe mean colour, i.e. zeros
+    after preprocessing) to the file's ``S x S`` input, run once and cropped
+    back; ``probabilities`` are the softmax of the scores. Images larger than
+    ``S`` need an export with a larger ``--input-size``.
+    """
+
+    def __init__(self, path, xnnpack=True, num_threads=None):
+        self.model = LiteModel(path, output_names=["scores"], xnnpack=xnnpack, num_threads=num_threads)
+        self.size = tuple(int(v) for v in self.model.inputs["images"]["shape"][1:3])
+
+    def __call__(self, images):
+        from keras_deconv import pipelines
+
+        results = []
+        for image in pipelines._as_images(images):
+            height, width = image.shape[:2]
+            if height > self.size[0] or width > self.size[1]:
+                raise ValueError(f"Image of size {height}x{width} does not fit the exported input size {self.size}; "
+                                 "export with a larger --input-size.")
+            canvas = np.empty(self.size + (3,), "float32")
+            canvas[:] = pipelines.CAFFE_MEAN_RGB
+            canvas[:height, :width] = image
+            scores = self.model(images=canvas[None])["scores"][0, :height, :width]
+            probabilities = pipelines._softmax(scores)
+            results.append(pipelines.Segmentation(probabilities.argmax(-1).astype("int32"),
+                                                  probabilities.reshape(-1, probabilities.shape[-1]).max(0),
+                                                  probabilities.astype("float32")))
+        return results
+
+
+class _LiteTwoPart:
+    def __init__(self, folder, xnnpack=True, num_threads=None):
+        with open(os.path.join(folder, "manifest.json")) as stream:
+            self.manifest = json.load(stream)
+        encoder = self.manifest["encoder"]
+        self.encoder = LiteModel(os.path.join(folder, encoder["file"]), encoder["output_order"], xnnpack, num_threads)
+        self.decoder = LiteModel(os.path.join(folder, self.manifest["decoder"]["file"]), ["seg_score"], xnnpack, num_threads)
+        self.size = tuple(self.manifest["input_size"])
+        self.num_classes = self.manifest["num_classes"]
+
+    def _encode(self, image):
+        from keras_deconv import pipelines
+
+        return self.encoder(images=pipelines._pad_square_and_resize(image, self.size)[None])
+
+    def _decode(self, encoded, queries):
+        """Raw ``seg_score`` ``[K, S, S, 2]``, one decoder pass per query row."""
+        tensors = {name: encoded[name] for name in self.decoder.inputs if name != "query"}
+        return np.concatenate([self.decoder(query=query[None], **tensors)["seg_score"] for query in queries])
+
+
+class LiteDecoupledNet(_LiteTwoPart):
+    """DecoupledNet's §3.4 inference on the exported encoder (classification) and decoder.
+
+    Encoder once -> scores ``s``; background pass with query
+    ``s * [s > threshold]`` and one pass per detected class ``j`` with
+    ``e_j * s_j``; softmax; stack, fix empty pixels, normalise, resize back
+    (bicubic), argmax. Same results as
+    :class:`~keras_deconv.pipelines.DecoupledNetPipeline`.
+    """
+
+    def __init__(self, folder, *, threshold=0.5, xnnpack=True, num_threads=None):
+        super().__init__(folder, xnnpack, num_threads)
+        self.threshold = threshold
+
+    def __call__(self, images):
+        from keras_deconv import pipelines
+
+        return [self._one(image) for image in pipelines._as_images(images)]
+
+    def _one(self, image):
+        from keras_deconv import pipelines
+
+        height, width = image.shape[:2]
+        encoded = self._encode(image)
+        scores = encoded["cls_score_avg_sigmoid"][0]
+        detected = np.flatnonzero(scores > self.threshold)
+        queries = np.zeros((1 + len(detected), len(scores)), "float32")
+        queries[0] = scores * (scores > self.threshold)
+        queries[1 + np.arange(len(detected)), detected] = scores[detected]
+        seg = pipelines._softmax(self._decode(encoded, queries))
+        maps = np.zeros(self.size + (len(scores) + 1,), "float32")
+        maps[..., 0] = seg[0, ..., 0]
+        maps[..., detected + 1] = np.moveaxis(seg[1:, ..., 1], 0, -1)
+        empty = maps.sum(-1) <= 0
+        maps[empty, 0] += 1
+        for j in detected:
+            maps[empty, j + 1] += 1
+        maps /= maps.sum(-1, keepdims=True)
+        probabilities = pipelines._back_to_image(maps, height, width)
+        return pipelines.Segmentation(probabilities.argmax(-1).astype("int32"), scores.astype("float32"), probabilities)
+
+
+class LiteTransferNet(_LiteTwoPart):
+    """TransferNet's §4.5 inference (no CRF) on the exported encoder and per-class decoder.
+
+    Class ids (1-based) come from ``labels`` per image, or from
+    ``class_scores`` per image (ids with a score >= ``threshold``, else the
+    best one). One decoder pass per id; background probability times
+    ``background_weight``; resized back (bicubic); argmax over classes,
+    background where no class is foreground.
+    """
+
+    def __init__(self, folder, *, threshold=0.6, background_weight=0.5, xnnpack=True, num_threads=None):
+        super().__init__(folder, xnnpack, num_threads)
+        self.threshold, self.background_weight = threshold, background_weight
+
+    def __call__(self, images, labels=None, class_scores=None):
+        from keras_deconv import pipelines
+
+        images = pipelines._as_images(images)
+        if labels is None and class_scores is None:
+            raise ValueError("LiteTransferNet needs class ids (`labels=` per image) or `class_scores=` per image.")
+        results = []
+        for index, image in enumerate(images):
+            if labels is not None:
+                ids = np.unique(np.asarray(list(labels[index]), dtype="int64"))
+                if ids.size and (ids.min() < 1 or ids.max() > self.num_classes):
+                    raise ValueError(f"Class ids must be in 1..{self.num_classes}. Received: {ids.tolist()}")
+                scores = np.zeros(self.num_classes, "float32")
+                scores[ids - 1] = 1.0
+            else:
+                scores = np.asarray(class_scores[index], "float32").reshape(-1)
+                ids = np.flatnonzero(scores >= self.threshold) + 1
+                ids = ids if ids.size else np.array([int(scores.argmax()) + 1])
+            results.append(self._one(image, ids, scores))
+        return results
+
+    def _one(self, image, ids, scores):
+        from keras_deconv import pipelines
+
+        height, width = image.shape[:2]
+        class_maps = np.zeros((height, width, self.num_classes), "float32")
+        if ids.size:
+            encoded = self._encode(image)
+            seg = self._decode(encoded, np.eye(self.num_classes, dtype="float32")[ids - 1])
+            p = np.exp(seg - seg.max(-1, keepdims=True))
+            p[..., 0] *= self.background_weight
+            p /= p.sum(-1, keepdims=True)
+            for k, class_id in enumerate(ids):
+                binary = pipelines._back_to_image(p[k], height, width)
+                foreground = binary.argmax(-1) == 1
+                class_maps[..., class_id - 1] = np.where(foreground, binary[..., 1], 0.0)
+        best = class_maps.max(-1)
+        labels = np.where(best > 0, class_maps.argmax(-1) + 1, 0).astype("int32")
+        probabilities = np.concatenate([(1 - best)[..., None], class_maps], axis=-1)
+        return pipelines.Segmentation(labels, scores, probabilities)

@@ -1,0 +1,216 @@
+"""Export (SavedModel / TFLite / ONNX), LiteRT pipelines and `keras-deconv export`, on small models only."""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from click.testing import CliRunner
+
+from keras_deconv import export, lite
+from keras_deconv.models import DeconvNet, DecoupledNet, TransferNet
+
+SMALL = 1 / 16
+
+
+@pytest.fixture(scope="module")
+def deconvnet():
+    keras.utils.set_random_seed(1)
+    return DeconvNet(num_classes=3, width=SMALL, fc_units=32, fc_kernel_size=2)
+
+
+@pytest.fixture(scope="module")
+def decouplednet():
+    keras.utils.set_random_seed(2)
+    return DecoupledNet(num_classes=4, input_shape=(64, 64, 3), width=SMALL, fc_kernel_size=1)
+
+
+@pytest.fixture(scope="module")
+def transfernet():
+    keras.utils.set_random_seed(3)
+    return TransferNet(num_classes=5, input_shape=(64, 64, 3), width=SMALL)
+
+
+def _images():
+    rng = np.random.default_rng(0)
+    return [rng.integers(0, 256, (h, w, 3)).astype("uint8") for h, w in [(50, 70), (64, 64)]]
+
+
+def _rel(a, b):
+    return float(np.max(np.abs(a - b)) / np.max(np.abs(b)))
+
+
+def _clear_agreement(labels, reference):
+    """Label agreement on pixels whose top-2 reference margin is not a numerical tie."""
+    top = np.sort(reference.probabilities, axis=-1)
+    clear = (top[..., -1] - top[..., -2]) > 1e-5
+    return float(np.mean(labels[clear] == reference.labels[clear]))
+
+
+def test_saved_model_loads_without_keras_deconv_and_matches_pipeline(deconvnet, tmp_path):
+    path = str(tmp_path / "deconvnet")
+    export.to_saved_model(deconvnet, path, min_size=64)
+    images = _images()
+    np.savez(tmp_path / "in.npz", *images)
+    script = textwrap.dedent(f"""
+        import sys, numpy as np, tensorflow as tf
+        serve = tf.saved_model.load({path!r}).signatures["serving_default"]
+        images = np.load({str(tmp_path / "in.npz")!r})
+        out = {{}}
+        for key in sorted(images.files):
+            result = serve(images=tf.constant(images[key][None]))
+            out[key + "_labels"], out[key + "_probabilities"] = result["labels"].numpy(), result["probabilities"].numpy()
+        np.savez({str(tmp_path / "out.npz")!r}, **out)
+        assert not any(name.startswith("keras_deconv") for name in sys.modules)
+    """)
+    subprocess.run([sys.executable, "-c", script], check=True, capture_output=True, timeout=120)
+    out = np.load(tmp_path / "out.npz")
+    reference = export.keras_pipeline(deconvnet, min_size=64)(images)
+    for index, ref in enumerate(reference):
+        labels, probabilities = out[f"arr_{index}_labels"][0], out[f"arr_{index}_probabilities"][0]
+        assert labels.shape == ref.labels.shape  # dynamic size, cropped back
+        assert _rel(probabilities, ref.probabilities) < 1e-4
+        assert _clear_agreement(labels, ref) >= 0.999
+
+
+def test_saved_model_class_conditional_pipelines(decouplednet, transfernet, tmp_path):
+    images = _images()
+    export.to_saved_model(decouplednet, tmp_path / "decoupled", threshold=0.4)
+    serve = tf.saved_model.load(str(tmp_path / "decoupled")).signatures["serving_default"]
+    for image, ref in zip(images, export.keras_pipeline(decouplednet, threshold=0.4)(images)):
+        out = serve(images=tf.constant(image[None]))
+        assert _rel(out["probabilities"].numpy()[0], ref.probabilities) < 1e-4
+        assert _clear_agreement(out["labels"].numpy()[0], ref) >= 0.999
+        np.testing.assert_allclose(out["scores"].numpy()[0], ref.scores, rtol=1e-5)
+
+    export.to_saved_model(transfernet, tmp_path / "transfer")
+    loaded = tf.saved_model.load(str(tmp_path / "transfer"))
+    pipeline = export.keras_pipeline(transfernet)
+    for image, ref in zip(images, pipeline(images, labels=[[2, 4]] * 2)):
+        out = loaded.signatures["serving_default"](images=tf.constant(image[None]), class_ids=tf.constant([4, 2, 2]))
+        assert _rel(out["probabilities"].numpy()[0], ref.probabilities) < 1e-4
+        assert np.mean(out["labels"].numpy()[0] == ref.labels) >= 0.999
+    by_scores = loaded.signatures["segment_with_scores"](images=tf.constant(images[0][None]),
+                                                           class_scores=tf.constant([0.1, 0.7, 0.0, 0.9, 0.2]))
+    np.testing.assert_array_equal(by_scores["labels"].numpy()[0], pipeline(images[:1], labels=[[2, 4]])[0].labels)
+    none = loaded.signatures["serving_default"](images=tf.constant(images[0][None]), class_ids=tf.zeros([0], tf.int32))
+    assert none["labels"].numpy().max() == 0
+
+
+def test_tflite_single_file_float32_float16_int8(deconvnet, tmp_path):
+    for quantize in ("none", "float16"):
+        path = str(tmp_path / f"d_{quantize}.tflite")
+        result = export.export_model(deconvnet, path, "tflite", quantize=quantize, input_size=(64, 64), verify=True)
+        runtimes = {check["runtime"]: check for check in result["verification"]}
+        assert set(runtimes) == {"litert (xnnpack)", "litert (no xnnpack)"}
+        assert all(check["passed"] for check in runtimes.values())
+        if quantize == "none":
+            assert all(check["score_error"] < 1e-4 for check in runtimes.values())
+        assert "DEQUANTIZE" in export.tflite_ops(open(path, "rb").read()) or quantize == "none"
+    # int8 on random weights: it runs, and --verify enforces the 98 % bound (random nets have no margins).
+    path = str(tmp_path / "d_int8.tflite")
+    checks = export.verify_export(deconvnet, export.export_model(deconvnet, path, "tflite", quantize="int8", input_size=(64, 64))["path"],
+                                  "tflite", "int8", input_size=(64, 64))
+    assert all(check["label_bound"] == 0.98 for check in checks)
+    assert all(check["label_agreement"] > 0.5 for check in checks)
+    assert all(check["passed"] == (check["label_agreement"] >= 0.98) for check in checks)
+    assert "QUANTIZE" in export.tflite_ops(open(path, "rb").read())
+
+
+def test_lite_pipelines_match_keras(decouplednet, transfernet, tmp_path):
+    images = _images()
+    folder = export.to_tflite_parts(decouplednet, tmp_path / "decoupled")
+    assert sorted(os.listdir(folder)) == ["decoder.tflite", "encoder.tflite", "manifest.json"]
+    reference = export.keras_pipeline(decouplednet, threshold=0.4)(images)
+    for xnnpack in (True, False):
+        for result, ref in zip(lite.load(folder, xnnpack=xnnpack, threshold=0.4)(images), reference):
+            assert _rel(result.probabilities, ref.probabilities) < 1e-4
+            assert _clear_agreement(result.labels, ref) >= 0.999
+    for quantize in ("none", "int8"):
+        checks = export.verify_export(transfernet, export.to_tflite_parts(transfernet, tmp_path / quantize, quantize),
+                                      "tflite", quantize)
+        assert len(checks) == 2 and all(check["passed"] for check in checks), checks
+
+
+def _flex_model():
+    inputs = keras.Input((8, 8, 3))
+    outputs = keras.layers.Lambda(lambda x: tf.cast(tf.nn.max_pool_with_argmax(x, 2, 2, "VALID")[1], "float32"))(inputs)
+    return keras.Model(inputs, outputs)
+
+
+def test_flex_ops_are_refused_by_name_and_leave_nothing(tmp_path):
+    with pytest.raises(export.ExportError, match="MaxPoolWithArgmax"):
+        export.export_model(_flex_model(), tmp_path / "flex.tflite", "tflite", input_size=(8, 8))
+    assert os.listdir(tmp_path) == []
+
+
+def test_failed_folder_export_leaves_nothing(transfernet, tmp_path, monkeypatch):
+    calls = []
+
+    def failing(function, path, *args, **kwargs):
+        calls.append(path)
+        if len(calls) == 2:
+            raise export.ExportError("boom")
+        open(path, "wb").write(b"partial")
+
+    monkeypatch.setattr(export, "to_tflite", failing)
+    with pytest.raises(export.ExportError, match="boom"):
+        export.to_tflite_parts(transfernet, tmp_path / "out")
+    assert os.listdir(tmp_path) == []
+
+
+def test_cli_export_and_verify(tmp_path, monkeypatch):
+    from keras_deconv.cli.main import cli
+
+    monkeypatch.chdir(tmp_path)
+    small = ["--weights", "none", "--config", "width=1/16", "--config", "fc_units=32", "--config", "fc_kernel_size=2",
+             "--input-size", "64"]
+    runner = CliRunner()
+    result = runner.invoke(cli, ["export", "deconvnet", "--format", "tflite", "--verify", *small])
+    assert result.exit_code == 0, result.output
+    assert "deconvnet.tflite" in result.output and result.output.count(": OK") == 2
+    assert os.path.getsize(tmp_path / "deconvnet.tflite") > 0
+    result = runner.invoke(cli, ["export", "deconvnet", "--format", "saved_model", "--quantize", "int8", *small])
+    assert result.exit_code == 2  # usage error
+    result = runner.invoke(cli, ["export", "nonexistent", "--format", "tflite"])
+    assert result.exit_code != 0
+    result = runner.invoke(cli, ["export", "--help"])
+    assert result.exit_code == 0 and "Examples:" in result.output
+
+
+def test_onnx_export_or_clear_reason(deconvnet, tmp_path):
+    reason = export.onnx_available()
+    if reason:
+        with pytest.raises(export.ExportError, match="tf2onnx"):
+            export.to_onnx(deconvnet, tmp_path / "m.onnx", (64, 64))
+        return
+    path = export.to_onnx(deconvnet, str(tmp_path / "m.onnx"), (64, 64))
+    checks = export.verify_export(deconvnet, path, "onnx", input_size=(64, 64))
+    assert checks[0]["passed"], checks
+
+
+def test_fc_layers_run_as_matmuls_and_compiled_predict():
+    from keras_deconv.layers import FullyConnectedConv2D, FullyConnectedConv2DTranspose
+
+    deconvnet = DeconvNet(num_classes=3, width=SMALL, fc_units=32, fc_kernel_size=2)
+    assert isinstance(deconvnet.get_layer("fc6"), FullyConnectedConv2D)
+    assert isinstance(deconvnet.get_layer("fc6-deconv"), FullyConnectedConv2DTranspose)
+    x = np.random.default_rng(5).uniform(0, 255, (2, 64, 64, 3)).astype("float32")
+    reference = np.asarray(deconvnet(x))
+    # The matmul path equals the plain convolutions with the same weights.
+    for name, plain_class in (("fc6", keras.layers.Conv2D), ("fc6-deconv", keras.layers.Conv2DTranspose)):
+        layer = deconvnet.get_layer(name)
+        plain = plain_class.from_config(layer.get_config())
+        kernel = layer.get_weights()[0]  # fc6 (2, 2, in, out) on the 2x2 pool5; fc6-deconv (2, 2, out, in) on 1x1
+        shape = (2, 2, 2, kernel.shape[2]) if name == "fc6" else (2, 1, 1, kernel.shape[3])
+        inputs = np.random.default_rng(1).standard_normal(shape).astype("float32")
+        plain.build(inputs.shape)
+        plain.set_weights(layer.get_weights())
+        assert _rel(np.asarray(layer(inputs)), np.asarray(plain(inputs))) < 1e-5
+    predict = export.compiled_predict(deconvnet)
+    assert _rel(np.asarray(predict(tf.constant(x))), reference) < 1e-5
+    assert list(predict.choices.values())[0] in (True, False)
