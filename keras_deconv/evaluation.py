@@ -168,14 +168,6 @@ def crf_available():
     return True
 
 
-# Card settings whose names differ from the pipeline classes' arguments.
-_OPTION_ALIASES = {
-    "background_divisor": ("background_weight", lambda v: 1.0 / float(v)),
-    "combine": ("ensemble", lambda v: v),
-    "min_box_side": ("min_box_size", lambda v: v),
-}
-
-
 def _accepted_arguments(cls):
     """Keyword arguments of ``cls.__init__``, following ``**options`` into the base classes."""
     names = set()
@@ -196,10 +188,6 @@ def _pipeline_settings(cls, card_settings, user_settings, notes):
     def translate(settings, from_user):
         out = {}
         for key, value in settings.items():
-            if accepted is not None and key not in accepted and key in _OPTION_ALIASES:
-                new_key, convert = _OPTION_ALIASES[key]
-                if new_key in accepted:
-                    key, value = new_key, convert(value)
             if accepted is not None and key not in accepted:
                 if from_user:
                     raise ValueError(

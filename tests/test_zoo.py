@@ -40,7 +40,11 @@ def test_every_card_is_complete(name):
     card = zoo.info(name)
     assert REQUIRED_CARD_FIELDS <= set(card), REQUIRED_CARD_FIELDS - set(card)
     assert card["default_weights"] in card["weights"]
-    assert len(card["category_names"]) == 21 and card["category_names"][0] == "background"
+    names = card["category_names"] if "category_names" in card else card["categories"]
+    assert names[0] == "background"
+    # Label maps cover background + classes; DecoupledNet/TransferNet classifiers have no background.
+    queries = len(card.get("query_label_names", []))
+    assert card["architecture"]["num_classes"] in (len(names), len(names) - 1, queries)
     for tag, spec in card["weights"].items():
         assert REQUIRED_WEIGHTS_FIELDS <= set(spec), (tag, REQUIRED_WEIGHTS_FIELDS - set(spec))
         for metric in spec["metrics"]:
@@ -61,6 +65,21 @@ def test_every_card_is_complete(name):
 def test_card_parameter_counts_match_the_official_networks(name, spec_file):
     official = json.loads((SPEC_NETS / spec_file).read_text())["parameter_count"]
     assert zoo.info(name)["architecture"]["parameter_count"] == official
+
+
+@pytest.mark.parametrize("name", zoo.list())
+def test_card_pipeline_options_are_pipeline_arguments(name):
+    import inspect
+
+    from keras_deconv import pipelines
+
+    card = zoo.info(name)
+    pipeline_class = getattr(pipelines, card["pipeline"]["class"])
+    accepted = set()
+    for klass in pipeline_class.__mro__:
+        if "__init__" in klass.__dict__:
+            accepted |= set(inspect.signature(klass.__init__).parameters)
+    assert set(card["pipeline"]["config"]) <= accepted, set(card["pipeline"]["config"]) - accepted
 
 
 def test_published_numbers_are_copied_exactly():
