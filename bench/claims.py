@@ -1,0 +1,164 @@
+"""The papers' claims, in miniature: every number of docs_drafts/training.md's table, printed from the shipped models.
+
+    python bench/claims.py [--count N] [--markdown]
+
+Data: the shapes test split (500 images, 64x64), each model through its zoo
+pipeline (``zoo.load``), one ConfusionMatrix per row (VOC mIoU).
+
+1. DeconvNet vs FCN-8s (ICCV 2015: DeconvNet handles objects of many scales,
+   FCN's fixed receptive field struggles with small and large ones; the
+   ensemble is best): mIoU, pixel accuracy, and per-object accuracy by object
+   size. An object's accuracy is the share of its (non-void) pixels predicted
+   as its class; objects are binned by visible area (shapes ``areas``) as a
+   fraction of the image: small < 3 %, medium 3-15 %, large >= 15 %.
+2. DecoupledNet with 5 / 10 / 25 / all strong images per class (NIPS 2015:
+   accuracy degrades gracefully as strong annotations shrink).
+3. TransferNet vs a weakly supervised baseline on the 5 target classes, with
+   zero target masks (CVPR 2016: transfer beats weak supervision). Both get the
+   same ground-truth image-level labels (oracle class ids). Baseline:
+   thresholded class-activation maps of the classifier trained on image labels
+   of both domains (the recipe's ``encoder`` stage); the threshold is chosen
+   on the *source*-domain val images (masks allowed there), never on target
+   masks.
+"""
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from keras_deconv import pipelines, zoo  # noqa: E402
+from keras_deconv.datasets import shapes  # noqa: E402
+from keras_deconv.training import evaluate  # noqa: E402
+from keras_deconv.training.cam import CAMPipeline  # noqa: E402
+from keras_deconv.training.recipes import build_cam_classifier  # noqa: E402
+from keras_deconv.zoo import registry  # noqa: E402
+
+SIZE_BINS = (("small", 0.0, 0.03), ("medium", 0.03, 0.15), ("large", 0.15, 1.01))
+CAM_THRESHOLDS = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
+
+
+class ObjectAccuracy:
+    """Per-object accuracy (share of an object's pixels labelled with its class), binned by area."""
+
+    def __init__(self):
+        self.values = {name: [] for name, _, _ in SIZE_BINS}
+
+    def __call__(self, example, prediction):
+        side = example["label"].shape[0]
+        for k in range(int(example["num_objects"])):
+            mask = example["instances"] == k + 1
+            if not mask.any():
+                continue
+            accuracy = float((prediction[mask] == example["classes"][k]).mean())
+            fraction = example["areas"][k] / side**2
+            for name, low, high in SIZE_BINS:
+                if low <= fraction < high:
+                    self.values[name].append(accuracy)
+
+    def row(self):
+        return {name: (100 * float(np.mean(v)) if v else float("nan"), len(v)) for name, v in self.values.items()}
+
+
+def _fmt(value):
+    return "n/a" if value is None or value != value else f"{value:.1f}"
+
+
+def deconvnet_vs_fcn(count):
+    rows = []
+    deconv, fcn = zoo.load("deconvnet-small"), zoo.load("fcn8s-small")
+    ensemble = pipelines.DeconvNetPipeline(deconv.model, fcn=fcn.model, mode="whole", ensemble="average",
+                                           fcn_pad_to=None, min_size=64)
+    for label, pipeline in (("DeconvNet-small", deconv), ("FCN-8s-small", fcn),
+                            ("EDeconvNet-small (average of the two)", ensemble)):
+        objects = ObjectAccuracy()
+        matrix = evaluate.score(pipeline, "test", count=count, on_example=objects)
+        rows.append((label, 100 * matrix.mean_iou, 100 * matrix.pixel_accuracy, objects.row()))
+    print("\n## 1. DeconvNet vs FCN-8s (shapes test, %s images)\n" % (count or 500))
+    print("| model | params | mIoU | pixel acc. | obj. acc. small | medium | large |")
+    print("|---|---|---|---|---|---|---|")
+    params = {"DeconvNet-small": deconv.model.count_params(), "FCN-8s-small": fcn.model.count_params()}
+    for label, miou, acc, bins in rows:
+        counts = {k: v[1] for k, v in bins.items()}
+        print(f"| {label} | {params.get(label, params['DeconvNet-small'] + params['FCN-8s-small']):,} | {_fmt(miou)} | "
+              f"{_fmt(acc)} | " + " | ".join(_fmt(bins[name][0]) for name, _, _ in SIZE_BINS) + " |")
+    print(f"\nobjects per bin: {counts} (small < 3 % of the image, medium 3-15 %, large >= 15 %)")
+
+
+def decouplednet_budgets(count):
+    print("\n## 2. DecoupledNet: strong annotations per class (shapes test, %s images)\n" % (count or 500))
+    print("| strong images per class | strong train images | mIoU | pixel acc. |")
+    print("|---|---|---|---|")
+    for tag in ("5", "10", "25", "all"):
+        matrix = evaluate.score_zoo_model(f"decouplednet-small.{tag}", "test", count=count)
+        strong = len(shapes.strong_indices(5 if tag == "5" else 10 if tag == "10" else 25 if tag == "25" else "all"))
+        print(f"| {tag} | {strong} | {_fmt(100 * matrix.mean_iou)} | {_fmt(100 * matrix.pixel_accuracy)} |")
+
+
+def cam_baseline():
+    card = zoo.info("transfernet-small")
+    config = card["architecture"]["config"]
+    classifier = build_cam_classifier(shapes.NUM_OBJECT_CLASSES, tuple(config["input_shape"]), width=config.get("width", 1 / 16))
+    classifier.load_weights(registry.SHIPPED_WEIGHTS_DIR / "transfernet-small.cam-baseline.weights.h5")
+    return classifier
+
+
+def transfer_vs_weak(count):
+    classifier = cam_baseline()
+    source_val = shapes.domain_indices("val", "source")
+    best = None
+    for threshold in CAM_THRESHOLDS:
+        m = evaluate.score(CAMPipeline(classifier, threshold), "val", indices=source_val, oracle_labels=True)
+        if best is None or m.mean_iou > best[1]:
+            best = (threshold, m.mean_iou)
+    cam = CAMPipeline(classifier, best[0])
+    transfer = zoo.load("transfernet-small")
+    print("\n## 3. TransferNet (no target masks) vs weak baseline (shapes test, oracle image labels)\n")
+    print(f"CAM threshold {best[0]} (best on source-domain val images, mIoU {100 * best[1]:.1f})\n")
+    print("| model | target-domain images: mIoU | pixel acc. | source-domain images: mIoU | pixel acc. |")
+    print("|---|---|---|---|---|")
+    for label, pipeline in (("TransferNet-small", transfer), ("CAM baseline (thresholded class activation maps)", cam)):
+        cells = []
+        for domain in ("target", "source"):
+            indices = shapes.domain_indices("test", domain)
+            m = evaluate.score(pipeline, "test", indices=indices, count=count, oracle_labels=True)
+            cells += [_fmt(100 * m.mean_iou), _fmt(100 * m.pixel_accuracy)]
+        print(f"| {label} | " + " | ".join(cells) + " |")
+    n_t = len(shapes.domain_indices("test", "target")[:count])
+    n_s = len(shapes.domain_indices("test", "source")[:count])
+    print(f"\nimages: {n_t} target-domain, {n_s} source-domain test images")
+
+
+def _shipped(name, tag=None):
+    try:
+        card = zoo.info(name)
+    except ValueError:
+        return False
+    tags = [tag] if tag else list(card["weights"])
+    return all(registry.weights_status(name, t) == "shipped" for t in tags)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--count", type=int, help="only the first N images of each selection (default: all)")
+    parser.add_argument("--only", choices=("deconvnet", "decouplednet", "transfernet"), action="append")
+    args = parser.parse_args()
+    parts = args.only or ("deconvnet", "decouplednet", "transfernet")
+    checks = {"deconvnet": (("deconvnet-small", "fcn8s-small"), deconvnet_vs_fcn),
+              "decouplednet": (("decouplednet-small",), decouplednet_budgets),
+              "transfernet": (("transfernet-small",), transfer_vs_weak)}
+    for part in parts:
+        needed, run = checks[part]
+        missing = [n for n in needed if not _shipped(n)]
+        if missing:
+            print(f"\n## {part}: not measured: {', '.join(missing)} not shipped (see docs_drafts/training.md)")
+            continue
+        run(args.count)
+
+
+if __name__ == "__main__":
+    main()

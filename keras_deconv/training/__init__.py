@@ -1,0 +1,48 @@
+"""Training recipes for the DeconvNet family (``keras-deconv train RECIPE``).
+
+* :mod:`~keras_deconv.training.recipes`: DeconvNet (two stages, BN folded),
+  FCN-8s, DecoupledNet (classification, then one segmentation network per
+  annotation budget), TransferNet (encoder, attention, segmentation).
+* :mod:`~keras_deconv.training.augmentation`: joint image/label-map
+  augmentation with ``tf.image`` (scale, crop, flip, windows).
+* :mod:`~keras_deconv.training.data`: the data layers of the official
+  training, on the synthetic ``shapes`` dataset.
+* :func:`fold_batch_norm`: trainable BN -> the inference-mode affine (§1.5).
+* :func:`train`: runs a recipe with checkpoints, resume, CSV/TensorBoard logs
+  and an optional ``tf.distribute`` strategy.
+
+Example (a few steps; the shipped small models use the defaults):
+
+>>> from keras_deconv import training
+>>> recipe = training.get_recipe("deconvnet")(hparams={"batch_size": 4})
+>>> recipe.set_steps(2)
+>>> run = training.train(recipe, "/tmp/kd-run", epochs=1, verbose=0, export=False)  # doctest: +SKIP
+"""
+
+from keras_deconv.training.bn_folding import fold_batch_norm, recompute_statistics
+from keras_deconv.training.recipes import (
+    RECIPES,
+    DecoupledNetRecipe,
+    DeconvNetRecipe,
+    FCN8sRecipe,
+    Recipe,
+    TransferNetRecipe,
+    get_recipe,
+    step_schedule,
+)
+from keras_deconv.training.runner import make_strategy, train
+
+__all__ = [
+    "RECIPES",
+    "DecoupledNetRecipe",
+    "DeconvNetRecipe",
+    "FCN8sRecipe",
+    "Recipe",
+    "TransferNetRecipe",
+    "fold_batch_norm",
+    "get_recipe",
+    "make_strategy",
+    "recompute_statistics",
+    "step_schedule",
+    "train",
+]

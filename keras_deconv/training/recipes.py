@@ -1,0 +1,594 @@
+"""Training recipes of the DeconvNet family, on the built-in ``shapes`` data.
+
+One recipe = an ordered list of stages (each an ordinary ``model.fit`` with
+its own optimizer, data and frozen layers) plus an export step that turns
+the trained networks into the zoo's inference architecture. The same code
+runs the small configurations (64x64, width 1/16, minutes on a CPU) and the
+full ones (``--image-size 224 --config width=1 ...``); only the numbers
+change. ``docs_drafts/training.md`` lists every deviation from the papers.
+"""
+
+import dataclasses
+import math
+
+import keras
+import numpy as np
+
+from keras_deconv import models
+from keras_deconv.datasets import shapes
+from keras_deconv.metrics import StreamingMeanIoU
+from keras_deconv.training import data as train_data
+from keras_deconv.training.bn_folding import fold_batch_norm
+from keras_deconv.training.callbacks import copy_weights_by_name
+
+IGNORE = 255
+
+
+def step_schedule(base_lr, steps, stepsize_fraction, gamma=0.1):
+    """Caffe's ``lr_policy: "step"`` scaled to a run of ``steps``: ``base * gamma^floor(it / stepsize)``.
+
+    ``stepsize = round(stepsize_fraction * steps)`` keeps the official
+    solver's shape (e.g. DeconvNet stage 1: stepsize 9000 of max_iter 20000
+    -> fraction 0.45, one drop at 45% and one at 90%).
+    """
+    stepsize = max(1, int(round(stepsize_fraction * steps)))
+    # PiecewiseConstantDecay switches after a boundary: step k*stepsize already has the next rate, as Caffe.
+    boundaries = [b - 1 for b in range(stepsize, steps, stepsize)]
+    if not boundaries:
+        return float(base_lr)
+    values = [float(base_lr * gamma**i) for i in range(len(boundaries) + 1)]
+    return keras.optimizers.schedules.PiecewiseConstantDecay(boundaries, values)
+
+
+def caffe_sgd(lr, steps, stepsize_fraction, momentum=0.9, weight_decay=5e-4):
+    """SGD with momentum, step schedule and weight decay on kernels only (Caffe: bias decay 0)."""
+    optimizer = keras.optimizers.SGD(step_schedule(lr, steps, stepsize_fraction), momentum=momentum,
+                                     weight_decay=weight_decay or None)
+    if weight_decay:
+        optimizer.exclude_from_weight_decay(var_names=["bias", "gamma", "beta", "scale", "shift"])
+    return optimizer
+
+
+def make_optimizer(kind, lr, steps, stepsize_fraction, momentum=0.9, weight_decay=5e-4):
+    """``"sgd"``: :func:`caffe_sgd` (the papers' solver); ``"adam"``: Adam with the same step schedule.
+
+    The shipped small models use Adam (measured: SGD at lr 0.01-0.1 sat on
+    the predict-background plateau for the whole CPU budget; see
+    docs_drafts/training.md); the full configurations default to SGD.
+    """
+    if kind == "sgd":
+        return caffe_sgd(lr, steps, stepsize_fraction, momentum, weight_decay)
+    if kind == "adam":
+        return keras.optimizers.Adam(step_schedule(lr, steps, stepsize_fraction))
+    raise ValueError(f"Expected optimizer 'sgd' or 'adam'. Received {kind!r}.")
+
+
+def seg_loss():
+    return keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=IGNORE)
+
+
+@dataclasses.dataclass
+class Stage:
+    """One training stage.
+
+    Attributes:
+        name: stage name (its folder in the run directory).
+        owner: key of ``recipe.models`` whose weights the stage changes
+            (saved when it ends, loaded when a resumed run skips it).
+        steps: optimizer steps.
+        prepare: ``callable()`` run before the stage (and when it is
+            skipped), inside the strategy scope: builds/initialises models.
+        build: ``callable() -> (fit_model, loss, loss_weights, optimizer,
+            metrics)``, inside the strategy scope.
+        dataset: ``callable() -> tf.data.Dataset`` of training batches.
+    """
+
+    name: str
+    owner: str
+    steps: int
+    build: object
+    dataset: object
+    prepare: object = None
+
+
+class Recipe:
+    """Base class: hyperparameters, builder config, models and stages."""
+
+    name = None
+    #: Hyperparameters of the small configuration (``--hparam KEY=VALUE`` overrides).
+    defaults = {}
+
+    def __init__(self, image_size=64, config=None, hparams=None, init_vgg16=None, seed=0):
+        self.image_size = int(image_size)
+        self.size = (self.image_size, self.image_size)
+        self.input_shape = (self.image_size, self.image_size, 3)
+        self.hp = dict(self.defaults)
+        unknown = sorted(set(hparams or {}) - set(self.defaults))
+        if unknown:
+            raise ValueError(f"Unknown hyperparameter(s) {', '.join(unknown)} for recipe {self.name!r}. "
+                             f"Known: {', '.join(sorted(self.defaults))}.")
+        self.hp.update(hparams or {})
+        self.config = dict(self.default_config())
+        self.config.update(config or {})
+        for reserved in ("num_classes", "input_shape", "batch_norm", "weights"):
+            if reserved in (config or {}):
+                raise ValueError(f"--config {reserved}=... is set by the recipe.")
+        self.init_vgg16 = init_vgg16
+        self.seed = int(seed)
+        self.models = {}
+
+    # ------------------------------------------------------------------ to override
+    def default_config(self):
+        return {}
+
+    def stages(self):
+        raise NotImplementedError
+
+    def export(self, calibration_batches=None):
+        """``{tag: inference model}`` in the zoo's architecture (folded BN)."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ helpers
+    def set_steps(self, steps):
+        """``--steps N``: every stage runs N steps."""
+        for key in self.hp:
+            if key.endswith("_steps"):
+                self.hp[key] = int(steps)
+
+    def train_arrays(self, indices=None):
+        return train_data.arrays("train", self.image_size, indices)
+
+    def load_vgg16(self, model):
+        if not self.init_vgg16:
+            return None
+        try:
+            from keras_deconv.caffe.convert import load_vgg16_weights
+        except ImportError as error:  # pragma: no cover - depends on the caffe package state
+            raise RuntimeError("--init-vgg16 needs keras_deconv.caffe.convert.load_vgg16_weights") from error
+        return load_vgg16_weights(model, self.init_vgg16)
+
+    def init_batch(self, count=32):
+        """A fixed batch of train images for data-dependent initialisation."""
+        return np.asarray(self.train_arrays()["image"][:count], "float32")
+
+    def describe(self):
+        return {"recipe": self.name, "image_size": self.image_size, "config": self.config, "hparams": self.hp,
+                "init_vgg16": self.init_vgg16, "seed": self.seed}
+
+
+def unit_variance_init(model, images, layer_names=None, tolerance=0.1, max_iterations=3):
+    """Data-dependent init of a network without BN (LSUV, Mishkin & Matas 2016), layer by layer.
+
+    VGG-16 without batch normalisation does not train from a random
+    initialisation on 0-255 Caffe inputs in our CPU budget (the loss sits at
+    the label prior: measured). The papers start from ImageNet VGG-16; with no
+    such weights (no ``--init-vgg16``) each convolution/dense layer's kernel
+    is rescaled, in graph order, so that its pre-activation output has unit
+    standard deviation on ``images``, and its bias is zeroed.
+
+    Args:
+        model: a functional model.
+        images: a batch accepted by ``model.inputs[0]``.
+        layer_names: the layers to rescale (default: every trainable
+            Conv2D/Dense); layers that also depend on another input are skipped.
+        tolerance: stop when ``|std - 1| < tolerance``.
+        max_iterations: rescaling passes per layer.
+
+    Returns:
+        ``{layer name: final std}``.
+    """
+    result = {}
+    names = layer_names or [layer.name for layer in model.layers
+                            if isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense)) and layer.trainable]
+    for name in names:
+        layer = model.get_layer(name)
+        if not layer.weights:
+            continue
+        try:
+            probe = keras.Model(model.inputs[0], layer.output)
+        except ValueError:
+            continue  # depends on another input (e.g. a query): left as it is
+        weights = layer.get_weights()
+        if len(weights) > 1:
+            weights[1] = np.zeros_like(weights[1])
+            layer.set_weights(weights)
+        for _ in range(max_iterations):
+            std = float(np.std(np.asarray(probe(images, training=False))))
+            if not np.isfinite(std) or std == 0 or abs(std - 1) < tolerance:
+                break
+            weights = layer.get_weights()
+            weights[0] = weights[0] / std
+            layer.set_weights(weights)
+        result[name] = std
+    return result
+
+
+def _fc_kernel(image_size, offset=0):
+    """fc6 kernel for an input size: official 7 at pool5 = 7 (224) or 10 (320); ``pool5 - offset`` when smaller."""
+    pool5 = -(-image_size // 32)
+    return int(max(1, min(7, pool5 - offset)))
+
+
+def export_folded(trained, builder, calibration=None, steps=None, check_inputs=None):
+    """Folds BN of ``trained`` and copies every weight into ``builder()`` (the zoo architecture)."""
+    folded = fold_batch_norm(trained, calibration=calibration, steps=steps)
+    target = builder()
+    copy_weights_by_name(folded, target)
+    if check_inputs is not None:
+        a, b = folded(check_inputs, training=False), target(check_inputs, training=False)
+        a = a["seg-score"] if isinstance(a, dict) else a
+        b = b["seg-score"] if isinstance(b, dict) else b
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-4)
+    return target
+
+
+# ============================================================================ DeconvNet
+class DeconvNetRecipe(Recipe):
+    """DeconvNet (§2.4): stage 1 on object-centred crops, stage 2 on windows, BN folded for inference."""
+
+    name = "deconvnet"
+    defaults = {
+        "batch_size": 16, "stage1_steps": 800, "stage2_steps": 1600, "lr": 0.01, "momentum": 0.9,
+        "weight_decay": 5e-4, "stage1_stepsize": 9000 / 20000, "stage2_stepsize": 10000 / 40000,
+        "calibration_batches": 50, "optimizer": "sgd",
+    }
+
+    def default_config(self):
+        return {"width": 1 / 16, "fc_units": 64, "fc_kernel_size": _fc_kernel(self.image_size)}
+
+    def _build_model(self, batch_norm="trainable"):
+        return models.DeconvNet(shapes.NUM_CLASSES, self.input_shape, batch_norm=batch_norm, **self.config)
+
+    def prepare(self):
+        if "deconvnet" not in self.models:
+            self.models["deconvnet"] = self._build_model()
+            self.load_vgg16(self.models["deconvnet"])
+
+    def _stage(self, key, dataset):
+        steps = self.hp[f"{key}_steps"]
+
+        def build():
+            model = self.models["deconvnet"]
+            optimizer = make_optimizer(self.hp["optimizer"], self.hp["lr"], steps, self.hp[f"{key}_stepsize"],
+                                       self.hp["momentum"], self.hp["weight_decay"])
+            return model, seg_loss(), None, optimizer, [StreamingMeanIoU(shapes.NUM_CLASSES)]
+
+        return Stage(key, "deconvnet", steps, build, dataset, self.prepare)
+
+    def stages(self):
+        bs = self.hp["batch_size"]
+        return [
+            self._stage("stage1", lambda: train_data.object_crops(self.train_arrays(), bs, self.size, seed=self.seed)),
+            self._stage("stage2", lambda: train_data.windows(self.train_arrays(), bs, self.size, seed=self.seed + 1)),
+        ]
+
+    def calibration(self):
+        """Stage-2 training windows (images only), as the official folding script."""
+        ds = train_data.windows(self.train_arrays(), self.hp["batch_size"], self.size, seed=self.seed + 7)
+        return (images for images, _ in ds.as_numpy_iterator())
+
+    def export(self, calibration_batches=None):
+        n = self.hp["calibration_batches"] if calibration_batches is None else calibration_batches
+        model = export_folded(self.models["deconvnet"], lambda: self._build_model("folded"),
+                              self.calibration() if n else None, n)
+        return {"shapes": model}
+
+
+# ============================================================================ FCN-8s
+class FCN8sRecipe(Recipe):
+    """FCN-8s baseline: whole images with scale/crop/flip augmentation, one stage."""
+
+    name = "fcn8s"
+    defaults = {"batch_size": 16, "train_steps": 1200, "lr": 0.01, "momentum": 0.9, "weight_decay": 5e-4,
+                "train_stepsize": 0.5, "optimizer": "sgd"}
+
+    def default_config(self):
+        return {"width": 1 / 16, "fc_units": 64}
+
+    def _build_model(self):
+        return models.FCN8s(shapes.NUM_CLASSES, self.input_shape, **self.config)
+
+    def prepare(self):
+        if "fcn8s" not in self.models:
+            self.models["fcn8s"] = self._build_model()
+            if not self.load_vgg16(self.models["fcn8s"]):
+                unit_variance_init(self.models["fcn8s"], self.init_batch(),
+                                   [layer.name for layer in self.models["fcn8s"].layers
+                                    if layer.name.startswith(("conv", "fc"))])
+
+    def stages(self):
+        steps = self.hp["train_steps"]
+
+        def build():
+            optimizer = make_optimizer(self.hp["optimizer"], self.hp["lr"], steps, self.hp["train_stepsize"],
+                                       self.hp["momentum"], self.hp["weight_decay"])
+            return self.models["fcn8s"], seg_loss(), None, optimizer, [StreamingMeanIoU(shapes.NUM_CLASSES)]
+
+        def dataset():
+            return train_data.whole_images(self.train_arrays(), self.hp["batch_size"], self.size, seed=self.seed)
+
+        return [Stage("train", "fcn8s", steps, build, dataset, self.prepare)]
+
+    def export(self, calibration_batches=None):
+        model = self._build_model()
+        copy_weights_by_name(self.models["fcn8s"], model)
+        return {"shapes": model}
+
+
+# ============================================================================ DecoupledNet
+#: Official (max_iter, stepsize) per annotation budget (§3.3).
+DECOUPLEDNET_SOLVERS = {"all": (17500, 10000), 25: (15000, 10000), 10: (7500, 10000), 5: (5500, 4000)}
+CLASSIFICATION_LAYERS = ("fc6", "fc7", "cls-score-voc")
+
+
+def _is_classification_layer(name):
+    return name.startswith("conv") or name in CLASSIFICATION_LAYERS
+
+
+def parse_budget(value):
+    value = str(value).strip().lower()
+    if value in ("all", "full"):
+        return "all"
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f"Expected an annotation budget: 5, 10, 25 (any positive int) or 'all'. Received {value!r}.")
+    return int(value)
+
+
+class DecoupledNetRecipe(Recipe):
+    """DecoupledNet (§3.3): a multi-label classifier, then one figure-ground network per annotation budget.
+
+    The classification network trains on the image-level labels of every
+    train image (sigmoid cross-entropy on the average-pooled class scores);
+    then, per budget, a segmentation network (classification layers and
+    bridging frozen, bridging fed with ``sigmoid(maxpool(cls-score)) *
+    label``) trains on the strong images only, one example per (image, class)
+    with a figure-ground target.
+    """
+
+    name = "decouplednet"
+    defaults = {
+        "batch_size": 16, "classification_steps": 1500, "classification_lr": 1e-3,
+        "segmentation_steps": 1200, "lr": 0.01, "momentum": 0.9, "weight_decay": 5e-4,
+        "calibration_batches": 30, "budgets": "all,25,10,5", "optimizer": "sgd",
+    }
+
+    def __init__(self, *args, budgets=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        if budgets is not None:
+            self.hp["budgets"] = ",".join(str(b) for b in budgets)
+        self.budgets = [parse_budget(b) for b in str(self.hp["budgets"]).split(",") if b.strip()]
+
+    def default_config(self):
+        return {"width": 1 / 16, "fc_units": 64, "seg_fc_units": 32, "fc_kernel_size": _fc_kernel(self.image_size, 3)}
+
+    def _build_model(self, batch_norm="trainable"):
+        return models.DecoupledNet(shapes.NUM_OBJECT_CLASSES, self.input_shape, batch_norm=batch_norm, **self.config)
+
+    def budget_steps(self, budget):
+        """Segmentation steps per budget: the official max_iter ratios (17500 : 15000 : 7500 : 5500)."""
+        full = DECOUPLEDNET_SOLVERS["all"][0]
+        max_iter, _ = DECOUPLEDNET_SOLVERS.get(budget, DECOUPLEDNET_SOLVERS["all"])
+        return max(1, int(round(self.hp["segmentation_steps"] * max_iter / full)))
+
+    def prepare_classification(self):
+        if "classification" not in self.models:
+            model = self._build_model()
+            if not self.load_vgg16(model):
+                unit_variance_init(model, self.init_batch(),
+                                   [layer.name for layer in model.layers if _is_classification_layer(layer.name)])
+                models.sync_bridging_weights(model)
+            self.models["classification"] = model
+
+    def stages(self):
+        bs = self.hp["batch_size"]
+        steps = self.hp["classification_steps"]
+
+        def build_classification():
+            model = self.models["classification"]
+            fit_model = keras.Model(model.inputs[0], model.get_layer("cls-score-avg-pooled").output,
+                                    name="classification")
+            optimizer = keras.optimizers.Adam(self.hp["classification_lr"])
+            return (fit_model, keras.losses.BinaryCrossentropy(from_logits=True), None, optimizer,
+                    [keras.metrics.BinaryAccuracy(threshold=0.0)])
+
+        stages = [Stage("classification", "classification", steps, build_classification,
+                        lambda: train_data.image_labels(self.train_arrays(), bs, self.size, seed=self.seed),
+                        self.prepare_classification)]
+        for budget in self.budgets:
+            stages.append(self._segmentation_stage(budget))
+        return stages
+
+    def _segmentation_stage(self, budget):
+        key = f"seg-{budget}"
+        steps = self.budget_steps(budget)
+        max_iter, stepsize = DECOUPLEDNET_SOLVERS.get(budget, DECOUPLEDNET_SOLVERS["all"])
+
+        def prepare():
+            self.prepare_classification()
+            if key in self.models:
+                return
+            model = self._build_model()
+            classifier = self.models["classification"]
+            for layer in model.layers:
+                if layer.weights and _is_classification_layer(layer.name):
+                    layer.set_weights(classifier.get_layer(layer.name).get_weights())
+                    layer.trainable = False  # Caffe blobs_lr: 0
+            models.sync_bridging_weights(model)
+            self.models[key] = model
+
+        def build():
+            fit_model = self.segmentation_graph(self.models[key])
+            optimizer = make_optimizer(self.hp["optimizer"], self.hp["lr"], steps, stepsize / max_iter,
+                                       self.hp["momentum"], self.hp["weight_decay"])
+            return fit_model, seg_loss(), None, optimizer, [StreamingMeanIoU(2)]
+
+        def dataset():
+            arrays = self.train_arrays(shapes.strong_indices(budget))
+            return train_data.class_pairs(arrays, self.hp["batch_size"], self.size, seed=self.seed + 3)
+
+        return Stage(f"segmentation-{budget}", key, steps, build, dataset, prepare)
+
+    def query_encoder(self, model):
+        """``image -> cls-score-sigmoid`` (the max-pooled class scores) of a DecoupledNet."""
+        return keras.Model(model.inputs[0], model.get_layer("cls-score-sigmoid").output)
+
+    def segmentation_graph(self, model):
+        """Training graph ``{data, cls-label} -> seg-score`` with the query ``sigmoid(maxpool(cls-score)) * label``.
+
+        The Caffe training nets compute ``cls-score-masked`` with an ELTWISE
+        PROD layer (``cls-score-mask``) from the frozen classifier's scores
+        and the 20-d label of the selected class.
+        """
+        image = keras.Input(self.input_shape, name="data")
+        label = keras.Input((shapes.NUM_OBJECT_CLASSES,), name="cls-label")
+        scores = self.query_encoder(model)(image)
+        query = keras.layers.Multiply(name="cls-score-mask")([scores, label])
+        seg = model([image, query])["seg-score"]
+        return keras.Model({"data": image, "cls-label": label}, seg, name="decouplednet_segmentation")
+
+    def calibration(self, model, budget):
+        encoder = self.query_encoder(model)
+        arrays = self.train_arrays(shapes.strong_indices(budget))
+        ds = train_data.class_pairs(arrays, 16, self.size, seed=self.seed + 9)
+        for inputs, _ in ds.as_numpy_iterator():
+            query = np.asarray(encoder(inputs["data"], training=False)) * inputs["cls-label"]
+            yield [inputs["data"], query]
+
+    def export(self, calibration_batches=None):
+        n = self.hp["calibration_batches"] if calibration_batches is None else calibration_batches
+        out = {}
+        for budget in self.budgets:
+            model = self.models[f"seg-{budget}"]
+            out[str(budget)] = export_folded(model, lambda: self._build_model("folded"),
+                                             self.calibration(model, budget) if n else None, n)
+        return out
+
+
+# ============================================================================ TransferNet
+def build_cam_classifier(num_classes, input_shape, width=1 / 16, encoder_model=None):
+    """VGG-16 conv1_1...conv5_3 (TransferNet's encoder: 4 pools) + global average pooling + a linear classifier.
+
+    With ``encoder_model`` (a TransferNet) the encoder layers are shared
+    with it; otherwise a stand-alone classifier is built (for loading the
+    shipped CAM-baseline weights). The class-activation map of class ``c``
+    is ``conv5_3 . W[:, c]`` (:mod:`keras_deconv.training.cam`).
+    """
+    if encoder_model is None:
+        from keras_deconv.models import _blocks
+        from keras_deconv.models.vgg16_encoder import vgg16_encoder
+
+        inputs, x = _blocks.image_input(input_shape, True)
+        features = vgg16_encoder(x, width=width, num_pools=4)["conv5_3"]
+    else:
+        inputs, features = encoder_model.inputs[0], encoder_model.get_layer("relu5_3").output
+    pooled = keras.layers.GlobalAveragePooling2D(name="cam_pool")(features)
+    logits = keras.layers.Dense(num_classes, name="cam_classifier")(pooled)
+    return keras.Model(inputs, logits, name="cam_classifier_net")
+
+
+class TransferNetRecipe(Recipe):
+    """TransferNet (§4.4): encoder frozen; attention + classification on image labels of both domains;
+    decoder + attention on source-domain masks only; source and target batches alternate; Adam.
+
+    Deviation: no ImageNet VGG-16 here, so a stage ``encoder`` first trains the
+    VGG-16 encoder as a multi-label classifier (global average pooling +
+    linear layer) on the image-level labels of every train image, both
+    domains (weak labels only; target masks are never used). That classifier
+    is also the weakly supervised baseline (class-activation maps).
+    """
+
+    name = "transfernet"
+    defaults = {
+        "batch_size": 16, "encoder_steps": 1500, "encoder_lr": 1e-3, "attention_steps": 800, "attention_lr": 1e-3,
+        "segmentation_steps": 1200, "segmentation_lr": 5e-4, "seg_loss_weight": 2.0,
+    }
+
+    def default_config(self):
+        return {"width": 1 / 16}
+
+    def _build_model(self, include_classifier=True):
+        return models.TransferNet(shapes.NUM_OBJECT_CLASSES, self.input_shape, include_classifier=include_classifier,
+                                  **self.config)
+
+    def prepare(self):
+        if "transfernet" not in self.models:
+            model = self._build_model()
+            if not self.load_vgg16(model):
+                unit_variance_init(model, self.init_batch(),
+                                   [layer.name for layer in model.layers if layer.name.startswith("conv") and layer.weights])
+            self.models["transfernet"] = model
+            self.models["cam"] = build_cam_classifier(shapes.NUM_OBJECT_CLASSES, self.input_shape,
+                                                      encoder_model=model)
+
+    def _freeze_encoder(self):
+        for layer in self.models["transfernet"].layers:
+            if layer.name.startswith("conv") and layer.weights:
+                layer.trainable = False
+
+    def _domain_pairs(self, target):
+        bs, size = self.hp["batch_size"], self.size
+        source = self.train_arrays(shapes.domain_indices("train", "source"))
+        tgt = self.train_arrays(shapes.domain_indices("train", "target"))
+        return train_data.alternate(
+            train_data.class_pairs(tgt, bs, size, masks=False, target=target, seed=self.seed + 5),
+            train_data.class_pairs(source, bs, size, masks=True, target=target, seed=self.seed + 6),
+        )
+
+    def stages(self):
+        bs = self.hp["batch_size"]
+
+        def build_encoder():
+            optimizer = keras.optimizers.Adam(self.hp["encoder_lr"])
+            return (self.models["cam"], keras.losses.BinaryCrossentropy(from_logits=True), None, optimizer,
+                    [keras.metrics.BinaryAccuracy(threshold=0.0)])
+
+        def build_attention():
+            self._freeze_encoder()
+            model = self.models["transfernet"]
+            fit_model = keras.Model(model.inputs, model.output["cls-score-voc-att"], name="attention")
+            loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+            return (fit_model, loss, None, keras.optimizers.Adam(self.hp["attention_lr"]),
+                    [keras.metrics.SparseCategoricalAccuracy()])
+
+        def build_segmentation():
+            self._freeze_encoder()
+            model = self.models["transfernet"]
+            fit_model = keras.Model(model.inputs, {"seg-score": model.output["seg-score"],
+                                                   "cls-score-voc-att": model.output["cls-score-voc-att"]})
+            losses = {"seg-score": seg_loss(),
+                      "cls-score-voc-att": keras.losses.SparseCategoricalCrossentropy(from_logits=True)}
+            weights = {"seg-score": self.hp["seg_loss_weight"], "cls-score-voc-att": 1.0}
+            return fit_model, losses, weights, keras.optimizers.Adam(self.hp["segmentation_lr"]), None
+
+        return [
+            Stage("encoder", "cam", self.hp["encoder_steps"], build_encoder,
+                  lambda: train_data.image_labels(self.train_arrays(), bs, self.size, seed=self.seed), self.prepare),
+            Stage("attention", "transfernet", self.hp["attention_steps"], build_attention,
+                  lambda: self._domain_pairs("class"), self.prepare),
+            Stage("segmentation", "transfernet", self.hp["segmentation_steps"], build_segmentation,
+                  lambda: self._domain_pairs("both"), self.prepare),
+        ]
+
+    def export(self, calibration_batches=None):
+        deploy = self._build_model(include_classifier=False)
+        copy_weights_by_name(self.models["transfernet"], deploy)
+        cam = build_cam_classifier(shapes.NUM_OBJECT_CLASSES, self.input_shape, width=self.config.get("width", 1 / 16))
+        copy_weights_by_name(self.models["cam"], cam)
+        return {"shapes": deploy, "cam-baseline": cam}
+
+
+RECIPES = {cls.name: cls for cls in (DeconvNetRecipe, FCN8sRecipe, DecoupledNetRecipe, TransferNetRecipe)}
+
+
+def get_recipe(name):
+    if name not in RECIPES:
+        raise ValueError(f"Unknown recipe {name!r}. Recipes: {', '.join(RECIPES)}.")
+    return RECIPES[name]
+
+
+def total_steps(recipe):
+    return sum(stage.steps for stage in recipe.stages())
+
+
+def ceil_div(a, b):
+    return int(math.ceil(a / b))

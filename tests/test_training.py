@@ -1,0 +1,204 @@
+"""Training recipes: loss decreases, checkpoint/resume, BN folding, mirrored strategy, shipped models' metrics."""
+
+import csv
+import json
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_deconv import training, zoo
+from keras_deconv.training import augmentation, evaluate, recipes
+from keras_deconv.training.bn_folding import batch_norm_layers, fold_batch_norm, recompute_statistics
+from keras_deconv.training.callbacks import copy_weights_by_name, read_json
+
+TINY = {"batch_size": 4}
+
+
+# ---------------------------------------------------------------- schedule and augmentation
+def test_step_schedule_keeps_the_official_shape():
+    schedule = recipes.step_schedule(0.01, 200, 9000 / 20000)  # DeconvNet stage 1: drops at 45% and 90%
+    assert [round(float(schedule(s)), 6) for s in (0, 89, 90, 179, 180, 199)] == [0.01, 0.01, 0.001, 0.001, 0.0001, 0.0001]
+    assert recipes.step_schedule(0.01, 100, 1.5) == 0.01  # stepsize beyond the run: constant (DecoupledNet-10)
+
+
+def test_augmentation_moves_image_and_labels_together():
+    tf.random.set_seed(0)
+    blocks = np.random.default_rng(0).integers(0, 13, (8, 8))
+    label = np.kron(blocks, np.ones((8, 8))).astype("int32")  # 8x8 blocks: bilinear = nearest inside them
+    image = np.stack([label * 10.0, label * 5.0, np.zeros_like(label, "float64")], -1).astype("float32")
+    for _ in range(5):
+        out_image, out_label = augmentation.random_scale_crop_flip(image, label, (48, 48), (1, 1))
+        out_image, out_label = out_image.numpy(), out_label.numpy()
+        np.testing.assert_array_equal(out_image[..., 0], out_label * 10.0)
+    # with rescaling (labels nearest, image bilinear) the maps agree away from block edges
+    out_image, out_label = augmentation.random_scale_crop_flip(image, label, (64, 64), (1.2, 1.2))
+    valid = out_label.numpy() != 255
+    agree = np.abs(out_image.numpy()[..., 0] - out_label.numpy() * 10.0)[valid] < 1e-3
+    assert agree.mean() > 0.5
+    # the identity window is pixel exact; outside the image: black image, void labels
+    crop, lab = augmentation.crop_window(image, label, [0.0, 0.0, 1.0, 1.0], (64, 64))
+    np.testing.assert_allclose(crop.numpy(), image, atol=1e-3)
+    np.testing.assert_array_equal(lab.numpy(), label)
+    crop, lab = augmentation.crop_window(image, label, [-0.5, -0.5, 0.5, 0.5], (64, 64))
+    assert (lab.numpy()[:30, :30] == 255).all() and (crop.numpy()[:30, :30] == 0).all()
+
+
+# ---------------------------------------------------------------- every recipe learns on a fixed batch
+def _stage_losses(recipe, stage, steps=4):
+    stage.prepare()
+    fit_model, loss, loss_weights, optimizer, _ = stage.build()
+    fit_model.compile(optimizer=optimizer, loss=loss, loss_weights=loss_weights, run_eagerly=True)  # no tracing: faster here
+    x, y = next(iter(stage.dataset()))
+    return [float(np.ravel(fit_model.train_on_batch(x, y))[0]) for _ in range(steps)]
+
+
+def _recipe_stages():
+    cases = []
+    for name in ("deconvnet", "fcn8s", "decouplednet", "transfernet"):
+        kwargs = {"budgets": [5]} if name == "decouplednet" else {}
+        cases.append((name, kwargs))
+    return cases
+
+
+@pytest.mark.parametrize("name, kwargs", _recipe_stages())
+def test_a_few_steps_of_every_stage_decrease_the_loss(name, kwargs):
+    keras.utils.set_random_seed(0)
+    hp = dict(TINY)
+    if name == "deconvnet":
+        hp["lr"] = 0.05
+    recipe = training.get_recipe(name)(hparams=hp, **kwargs)
+    recipe.set_steps(1000)  # keeps the lr schedule flat over the few steps
+    stages = recipe.stages()
+    if name == "deconvnet":
+        stages = stages[:1]  # stage 2 trains the same model with the same solver, only the data differ
+    for stage in stages:
+        losses = _stage_losses(recipe, stage)
+        assert losses[-1] < losses[0], (name, stage.name, losses)
+
+
+# ---------------------------------------------------------------- checkpoints and resume
+def test_checkpoint_and_resume_continue_the_stage(tmp_path):
+    output = str(tmp_path / "run")
+    recipe = training.get_recipe("fcn8s")(hparams={"batch_size": 2})
+    recipe.set_steps(3)
+    first = training.train(recipe, output, epochs=3, verbose=0, export=False, stop_after_epochs=1, jit_compile=False)
+    assert not os.path.exists(os.path.join(output, "train", "done.json"))
+    assert os.path.exists(os.path.join(output, "train", "checkpoint.weights.h5"))
+    assert first["stages"]["train"]["steps"] == 3
+    with pytest.raises(FileExistsError, match="resume"):
+        training.train(recipe, output, epochs=3, verbose=0, export=False, jit_compile=False)
+
+    resumed = training.get_recipe("fcn8s")(hparams={"batch_size": 2})
+    resumed.set_steps(3)
+    run = training.train(resumed, output, epochs=3, verbose=0, resume=True, jit_compile=False)
+    with open(os.path.join(output, "train", "log.csv")) as f:
+        epochs = [int(row["epoch"]) for row in csv.DictReader(f)]
+    assert epochs == [0, 1, 2]  # epoch 0 before the interruption, 1-2 after it
+    assert read_json(os.path.join(output, "train", "done.json"))["steps"] == 3
+    assert os.path.exists(run["export"]["files"]["shapes"])
+
+    # a resumed run with every stage done only reloads and exports
+    again = training.get_recipe("fcn8s")(hparams={"batch_size": 2})
+    training.train(again, output, epochs=3, verbose=0, resume=True, export=False)
+    for a, b in zip(again.models["fcn8s"].weights, resumed.models["fcn8s"].weights):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+# ---------------------------------------------------------------- BN folding
+def _randomise_batch_norm(model, seed=0):
+    rng = np.random.default_rng(seed)
+    for layer in batch_norm_layers(model):
+        c = layer.gamma.shape[0]
+        layer.set_weights([rng.uniform(0.5, 2, c), rng.normal(0, 1, c), rng.normal(0, 1, c), rng.uniform(0.5, 2, c)])
+
+
+@pytest.mark.parametrize("name", ["deconvnet", "decouplednet"])
+def test_folded_batch_norm_matches_the_trainable_model_in_inference_mode(name):
+    keras.utils.set_random_seed(1)
+    recipe = training.get_recipe(name)(**({"budgets": [5]} if name == "decouplednet" else {}))
+    trained = recipe._build_model("trainable")
+    _randomise_batch_norm(trained)
+    rng = np.random.default_rng(0)
+    images = rng.uniform(0, 255, (2, 64, 64, 3)).astype("float32")
+    inputs = images if name == "deconvnet" else [images, rng.uniform(0, 1, (2, 12)).astype("float32")]
+    folded = fold_batch_norm(trained)
+    zoo_arch = recipe._build_model("folded")  # the builder's inference architecture (ChannelAffine)
+    copy_weights_by_name(folded, zoo_arch)
+
+    def seg(out):
+        return np.asarray(out["seg-score"] if isinstance(out, dict) else out)
+
+    expected = seg(trained(inputs, training=False))
+    np.testing.assert_allclose(seg(folded(inputs, training=False)), expected, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(seg(zoo_arch(inputs, training=False)), expected, rtol=1e-4, atol=1e-5)
+
+
+def test_recompute_statistics_is_the_caffe_procedure():
+    keras.utils.set_random_seed(2)
+    model = recipes.DeconvNetRecipe()._build_model("trainable")
+    batches = [np.random.default_rng(i).uniform(0, 255, (3, 64, 64, 3)).astype("float32") for i in range(2)]
+    recompute_statistics(model, batches)
+    probe = keras.Model(model.inputs, model.get_layer("bn1_1").input)
+    values = [np.asarray(probe(b, training=True), "float64") for b in batches]  # bn1_1 is the first BN: no earlier BN
+    m = 3 * 64 * 64
+    mean = np.mean([v.mean(axis=(0, 1, 2)) for v in values], axis=0)
+    var = np.mean([v.var(axis=(0, 1, 2)) for v in values], axis=0) * m / (m - 1)
+    layer = model.get_layer("bn1_1")
+    np.testing.assert_allclose(np.asarray(layer.moving_mean), mean, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(np.asarray(layer.moving_variance), var, rtol=1e-4, atol=1e-4)
+
+
+# ---------------------------------------------------------------- tf.distribute
+def test_mirrored_strategy_on_two_logical_cpus(tmp_path):
+    output = tmp_path / "mirrored"
+    command = [sys.executable, "-m", "keras_deconv.cli.main", "train", "fcn8s", "-o", str(output), "--steps", "2",
+               "--epochs", "1", "--strategy", "mirrored", "--logical-cpus", "2", "--hparam", "batch_size=4", "--quiet"]
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    run = json.loads((output / "run.json").read_text())
+    assert run["strategy"] == "MirroredStrategy" and run["replicas"] == 2
+    assert set(run["stages"]) == {"train"} and run["stages"]["train"]["steps"] == 2
+    assert (output / "export" / "shapes.weights.h5").exists()
+
+
+# ---------------------------------------------------------------- CLI
+def test_cli_train_usage_errors():
+    from click.testing import CliRunner
+
+    from keras_deconv.cli.main import cli
+
+    runner = CliRunner()
+    result = runner.invoke(cli, ["train", "fcn8s", "-o", "x", "--budget", "5"])
+    assert result.exit_code == 2 and "decouplednet" in result.output
+    result = runner.invoke(cli, ["train", "fcn8s", "-o", "x", "--hparam", "nonsense=1"])
+    assert result.exit_code == 2 and "Unknown hyperparameter" in result.output
+
+
+# ---------------------------------------------------------------- shipped models reproduce their cards
+def _shipped():
+    cases = []
+    for name in zoo.list():
+        card = zoo.info(name)
+        for tag, spec in card["weights"].items():
+            if spec.get("origin") == "keras-deconv" and spec.get("shipped_file"):
+                for metric in spec["metrics"]:
+                    if metric.get("subset") == f"first {evaluate.CI_SUBSET}":
+                        cases.append(pytest.param(name, tag, metric, id=f"{name}:{tag}"))
+    return cases
+
+
+@pytest.mark.parametrize("name, tag, metric", _shipped())
+def test_shipped_models_reproduce_the_card_metric(name, tag, metric):
+    """Re-evaluates each shipped model on the fixed test subset; the card stores that subset's value.
+
+    Tolerance 0.2 mIoU points: the stored value was computed the same way, so
+    only float noise (a few pixels flipping between CPUs) may differ.
+    """
+    matrix = evaluate.score_zoo_model(f"{name}.{tag}", "test", count=evaluate.CI_SUBSET)
+    assert abs(100 * matrix.mean_iou - metric["value"]) <= 0.2, (name, tag, 100 * matrix.mean_iou, metric["value"])
