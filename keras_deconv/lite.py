@@ -174,21 +174,9 @@ class LiteDecoupledNet(_LiteTwoPart):
         height, width = image.shape[:2]
         encoded = self._encode(image)
         scores = encoded["cls_score_avg_sigmoid"][0]
-        detected = np.flatnonzero(scores > self.threshold)
-        queries = np.zeros((1 + len(detected), len(scores)), "float32")
-        queries[0] = scores * (scores > self.threshold)
-        queries[1 + np.arange(len(detected)), detected] = scores[detected]
+        detected, queries = pipelines.decouplednet_queries(scores, self.threshold)
         seg = pipelines._softmax(self._decode(encoded, queries))
-        maps = np.zeros(self.size + (len(scores) + 1,), "float32")
-        maps[..., 0] = seg[0, ..., 0]
-        maps[..., detected + 1] = np.moveaxis(seg[1:, ..., 1], 0, -1)
-        empty = maps.sum(-1) <= 0
-        maps[empty, 0] += 1
-        for j in detected:
-            maps[empty, j + 1] += 1
-        maps /= maps.sum(-1, keepdims=True)
-        probabilities = pipelines._back_to_image(maps, height, width)
-        return pipelines.Segmentation(probabilities.argmax(-1).astype("int32"), scores.astype("float32"), probabilities)
+        return pipelines.combine_decouplednet(seg, scores, detected, height, width)
 
 
 class LiteTransferNet(_LiteTwoPart):
@@ -214,15 +202,9 @@ class LiteTransferNet(_LiteTwoPart):
         results = []
         for index, image in enumerate(images):
             if labels is not None:
-                ids = np.unique(np.asarray(list(labels[index]), dtype="int64"))
-                if ids.size and (ids.min() < 1 or ids.max() > self.num_classes):
-                    raise ValueError(f"Class ids must be in 1..{self.num_classes}. Received: {ids.tolist()}")
-                scores = np.zeros(self.num_classes, "float32")
-                scores[ids - 1] = 1.0
+                ids, scores = pipelines.transfernet_class_ids(self.num_classes, self.threshold, ids=labels[index])
             else:
-                scores = np.asarray(class_scores[index], "float32").reshape(-1)
-                ids = np.flatnonzero(scores >= self.threshold) + 1
-                ids = ids if ids.size else np.array([int(scores.argmax()) + 1])
+                ids, scores = pipelines.transfernet_class_ids(self.num_classes, self.threshold, scores=class_scores[index])
             results.append(self._one(image, ids, scores))
         return results
 
@@ -234,14 +216,9 @@ class LiteTransferNet(_LiteTwoPart):
         if ids.size:
             encoded = self._encode(image)
             seg = self._decode(encoded, np.eye(self.num_classes, dtype="float32")[ids - 1])
-            p = np.exp(seg - seg.max(-1, keepdims=True))
-            p[..., 0] *= self.background_weight
-            p /= p.sum(-1, keepdims=True)
+            p = pipelines.transfernet_pass_probabilities(seg, self.background_weight)
             for k, class_id in enumerate(ids):
                 binary = pipelines._back_to_image(p[k], height, width)
                 foreground = binary.argmax(-1) == 1
                 class_maps[..., class_id - 1] = np.where(foreground, binary[..., 1], 0.0)
-        best = class_maps.max(-1)
-        labels = np.where(best > 0, class_maps.argmax(-1) + 1, 0).astype("int32")
-        probabilities = np.concatenate([(1 - best)[..., None], class_maps], axis=-1)
-        return pipelines.Segmentation(labels, scores, probabilities)
+        return pipelines.combine_transfernet(class_maps, scores)

@@ -332,6 +332,33 @@ def split_decouplednet(model):
     return encoder, decoder, list(cut)
 
 
+def decouplednet_queries(scores, threshold):
+    """§3.4 passes: background query ``s * [s > t]``, then ``e_j * s_j`` per detected class ``j``."""
+    detected = np.flatnonzero(scores > threshold)
+    queries = np.zeros((1 + len(detected), len(scores)), "float32")
+    queries[0] = scores * (scores > threshold)
+    queries[1 + np.arange(len(detected)), detected] = scores[detected]
+    return detected, queries
+
+
+def combine_decouplednet(seg_probabilities, scores, detected, height, width):
+    """§3.4 steps 5-6: background + class maps, fill empty pixels, normalise, back to the image, argmax.
+
+    ``seg_probabilities``: softmax of the passes' ``seg-score`` (background pass first).
+    """
+    size = tuple(seg_probabilities.shape[1:3])
+    maps = np.zeros(size + (len(scores) + 1,), "float32")
+    maps[..., 0] = seg_probabilities[0, ..., 0]
+    maps[..., detected + 1] = np.moveaxis(seg_probabilities[1:, ..., 1], 0, -1)
+    empty = maps.sum(-1) <= 0
+    maps[empty, 0] += 1
+    for j in detected:
+        maps[empty, j + 1] += 1
+    maps /= maps.sum(-1, keepdims=True)
+    probabilities = _back_to_image(maps, height, width)
+    return Segmentation(probabilities.argmax(-1).astype("int32"), scores.astype("float32"), probabilities)
+
+
 class DecoupledNetPipeline(_Pipeline):
     """DecoupledNet's multi-pass inference (§3.4 of the spec; no CRF, as in the official code).
 
@@ -372,22 +399,10 @@ class DecoupledNetPipeline(_Pipeline):
         height, width = image.shape[:2]
         encoded = self._encode(tf.constant(_pad_square_and_resize(image, self.size)[None]))
         scores = np.asarray(encoded["cls-score-avg-sigmoid"])[0]
-        detected = np.flatnonzero(scores > self.threshold)
-        queries = np.zeros((1 + len(detected), len(scores)), "float32")
-        queries[0] = scores * (scores > self.threshold)
-        queries[1 + np.arange(len(detected)), detected] = scores[detected]
+        detected, queries = decouplednet_queries(scores, self.threshold)
         repeated = [tf.repeat(encoded[name], len(queries), axis=0) for name in self._cut]
         seg = _softmax(np.asarray(self._decode(tf.constant(queries), *repeated)))
-        maps = np.zeros(self.size + (len(scores) + 1,), "float32")
-        maps[..., 0] = seg[0, ..., 0]
-        maps[..., detected + 1] = np.moveaxis(seg[1:, ..., 1], 0, -1)
-        empty = maps.sum(-1) <= 0
-        maps[empty, 0] += 1
-        for j in detected:
-            maps[empty, j + 1] += 1
-        maps /= maps.sum(-1, keepdims=True)
-        probabilities = _back_to_image(maps, height, width)
-        return Segmentation(probabilities.argmax(-1).astype("int32"), scores.astype("float32"), probabilities)
+        return combine_decouplednet(seg, scores, detected, height, width)
 
 
 # ----------------------------------------------------------------------------- TransferNet
@@ -407,6 +422,35 @@ def split_transfernet(model):
     outputs = {"seg-score": layer("seg-score").output, "att": layer("att-reshape").output}
     decoder = keras.Model([model.inputs[1], *cut.values()], outputs)
     return encoder, decoder, list(cut)
+
+
+def transfernet_class_ids(num_classes, threshold, ids=None, scores=None):
+    """``(ids, scores)``: user ids (1-based, validated) or classifier scores (>= threshold, else the best)."""
+    if ids is not None:
+        ids = np.unique(np.asarray(list(ids), dtype="int64"))
+        if ids.size and (ids.min() < 1 or ids.max() > num_classes):
+            raise ValueError(f"Class ids must be in 1..{num_classes}. Received: {ids.tolist()}")
+        scores = np.zeros(num_classes, "float32")
+        scores[ids - 1] = 1.0
+        return ids, scores
+    scores = np.asarray(scores, "float32").reshape(-1)
+    ids = np.flatnonzero(scores >= threshold) + 1
+    return (ids if ids.size else np.array([int(scores.argmax()) + 1])), scores
+
+
+def transfernet_pass_probabilities(seg_scores, background_weight):
+    """§4.5: ``p = exp(seg)``, background channel weighted (official 1/2), normalised."""
+    p = np.exp(seg_scores - seg_scores.max(-1, keepdims=True))
+    p[..., 0] *= background_weight
+    return p / p.sum(-1, keepdims=True)
+
+
+def combine_transfernet(class_maps, scores, attention=None):
+    """Argmax over the per-class foreground maps; background where every map is 0."""
+    best = class_maps.max(-1)
+    labels = np.where(best > 0, class_maps.argmax(-1) + 1, 0).astype("int32")
+    probabilities = np.concatenate([(1 - best)[..., None], class_maps], axis=-1)
+    return Segmentation(labels, scores, probabilities, attention)
 
 
 class TransferNetPipeline(_Pipeline):
@@ -457,15 +501,8 @@ class TransferNetPipeline(_Pipeline):
 
     def _class_ids(self, image, ids):
         if ids is not None:
-            ids = np.unique(np.asarray(list(ids), dtype="int64"))
-            if ids.size and (ids.min() < 1 or ids.max() > self.num_classes):
-                raise ValueError(f"Class ids must be in 1..{self.num_classes}. Received: {ids.tolist()}")
-            scores = np.zeros(self.num_classes, "float32")
-            scores[ids - 1] = 1.0
-            return ids, scores
-        scores = np.asarray(self.classifier(image), "float32").reshape(-1)
-        ids = np.flatnonzero(scores >= self.threshold) + 1
-        return (ids if ids.size else np.array([int(scores.argmax()) + 1])), scores
+            return transfernet_class_ids(self.num_classes, self.threshold, ids=ids)
+        return transfernet_class_ids(self.num_classes, self.threshold, scores=self.classifier(image))
 
     def _one(self, image, ids):
         height, width = image.shape[:2]
@@ -477,10 +514,8 @@ class TransferNetPipeline(_Pipeline):
             queries = np.eye(self.num_classes, dtype="float32")[ids - 1]
             repeated = [tf.repeat(encoded[name], len(ids), axis=0) for name in self._cut]
             decoded = self._decode(tf.constant(queries), *repeated)
-            seg, att = np.asarray(decoded["seg-score"]), np.asarray(decoded["att"])
-            p = np.exp(seg - seg.max(-1, keepdims=True))
-            p[..., 0] *= self.background_weight
-            p /= p.sum(-1, keepdims=True)
+            p = transfernet_pass_probabilities(np.asarray(decoded["seg-score"]), self.background_weight)
+            att = np.asarray(decoded["att"])
             for k, class_id in enumerate(ids):
                 binary = _back_to_image(p[k], height, width)
                 if self.crf is not None:
@@ -488,10 +523,7 @@ class TransferNetPipeline(_Pipeline):
                 foreground = binary.argmax(-1) == 1
                 class_maps[..., class_id - 1] = np.where(foreground, binary[..., 1], 0.0)
                 attention[int(class_id)] = _back_to_image(att[k], height, width)[..., 0]
-        best = class_maps.max(-1)
-        labels = np.where(best > 0, class_maps.argmax(-1) + 1, 0).astype("int32")
-        probabilities = np.concatenate([(1 - best)[..., None], class_maps], axis=-1)
-        return Segmentation(labels, scores, probabilities, attention)
+        return combine_transfernet(class_maps, scores, attention)
 
 
 # ----------------------------------------------------------------------------- FCN-8s / EDeconvNet
