@@ -91,7 +91,8 @@ class MaxPoolingWithArgmax2D(keras.layers.Layer):
     ``tf.nn.max_pool_with_argmax``), so switches match the original Caffe
     models bit for bit.
 
-    The layer is built from strided slices, comparisons and selects only: it
+    The layer is built from strided slices, maximum, comparisons and float
+    arithmetic only: it
     runs in graph mode, under XLA (``jit_compile=True``) and converts to TFLite
     with builtin ops only (``tf.nn.max_pool_with_argmax`` does neither).
 
