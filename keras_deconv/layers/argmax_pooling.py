@@ -92,9 +92,9 @@ class MaxPoolingWithArgmax2D(keras.layers.Layer):
     models bit for bit.
 
     The layer is built from strided slices, maximum, comparisons and float
-    arithmetic only: it
-    runs in graph mode, under XLA (``jit_compile=True``) and converts to TFLite
-    with builtin ops only (``tf.nn.max_pool_with_argmax`` does neither).
+    arithmetic only: it runs in graph mode, under XLA (``jit_compile=True``)
+    and converts to TFLite with builtin ops only (``tf.nn.max_pool_with_argmax``
+    does neither).
 
     Output size per spatial axis (``L`` input, ``k`` pool, ``s`` stride):
     ``"valid"``: ``floor((L - k) / s) + 1``; ``"same"``: Caffe's ceil mode,
