@@ -20,10 +20,7 @@ from keras_deconv import caffe
 from keras_deconv.caffe import CaffeModelError, read_caffemodel, write_caffemodel
 from keras_deconv.caffe import reader as reader_module
 
-SPEC_DIR = os.environ.get(
-    "KERAS_DECONV_SPEC_DIR",
-    os.path.join(os.path.dirname(__file__), "..", "..", "shared", "spec", "nets"),
-)
+from shared_spec import SPEC_DIR  # noqa: E402
 _SCRATCH = tempfile.mkdtemp(prefix="caffe_reader_test_")
 atexit.register(shutil.rmtree, _SCRATCH, ignore_errors=True)
 

@@ -9,8 +9,7 @@ import pytest
 import caffe_reference as ref
 from keras_deconv.caffe import synthetic_layers_from_spec
 
-SPEC_DIR = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "spec", "nets")
-SPEC_DIR = os.environ.get("KERAS_DECONV_SPEC_DIR", SPEC_DIR)
+from shared_spec import SPEC_DIR  # noqa: E402
 
 
 def _spec(name):

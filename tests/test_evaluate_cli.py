@@ -2,7 +2,6 @@
 
 import json
 import os
-import urllib.error
 
 import numpy as np
 import pytest
@@ -18,14 +17,7 @@ SMALL = ["--weights", "none", "--num-classes", "13", "--config", "width=0.0625",
 LIMIT = 8
 
 
-def _no_network(*args, **kwargs):
-    raise urllib.error.URLError("network disabled in tests")
-
-
-@pytest.fixture(autouse=True)
-def isolated(tmp_path, monkeypatch):
-    monkeypatch.setenv("KERAS_DECONV_HOME", str(tmp_path / "cache"))
-    monkeypatch.setattr("urllib.request.urlopen", _no_network)
+pytestmark = pytest.mark.usefixtures("offline_cache")
 
 
 @pytest.fixture(scope="module")

@@ -38,8 +38,7 @@ from keras_deconv.models import (
 )
 from keras_deconv.preprocessing import CAFFE_MEAN_BGR, CaffePreprocessing, preprocess_input
 
-SPEC_DIR = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "spec", "nets")
-SPEC_DIR = os.environ.get("KERAS_DECONV_SPEC_DIR", SPEC_DIR)
+from shared_spec import SPEC_DIR  # noqa: E402
 SMALL = 1 / 16
 
 

@@ -15,8 +15,7 @@ from keras_deconv.models import DeconvNet, DecoupledNet, FCN8s, TransferNet, caf
 
 pytestmark = pytest.mark.slow
 
-SPEC_DIR = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "spec", "nets")
-SPEC_DIR = os.environ.get("KERAS_DECONV_SPEC_DIR", SPEC_DIR)
+from shared_spec import SPEC_DIR  # noqa: E402
 
 # name: (builder, official parameter count, spec file or None, official input (H, W)).
 FULL_SIZE = {

@@ -1,7 +1,6 @@
 """`keras-deconv predict` in-process (CliRunner) with tiny random models on images made in tmp_path."""
 
 import json
-import urllib.error
 
 import numpy as np
 import pytest
@@ -15,14 +14,7 @@ from keras_deconv.datasets import shapes
 SMALL = ["--weights", "none", "--num-classes", "13", "--config", "width=0.0625", "--config", "fc_units=32"]
 
 
-def _no_network(*args, **kwargs):
-    raise urllib.error.URLError("network disabled in tests")
-
-
-@pytest.fixture(autouse=True)
-def isolated(tmp_path, monkeypatch):
-    monkeypatch.setenv("KERAS_DECONV_HOME", str(tmp_path / "cache"))
-    monkeypatch.setattr("urllib.request.urlopen", _no_network)
+pytestmark = pytest.mark.usefixtures("offline_cache")
 
 
 @pytest.fixture(scope="module")

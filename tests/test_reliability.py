@@ -43,6 +43,7 @@ PACKAGE_DIRS = [Path(__file__).resolve().parents[1] / d for d in ("keras_deconv"
 
 @pytest.fixture(autouse=True)
 def isolated_cache(tmp_path, monkeypatch):
+    # Not `offline_cache`: the loopback-server tests need the real urlopen.
     monkeypatch.setenv("KERAS_DECONV_HOME", str(tmp_path / "cache"))
 
 

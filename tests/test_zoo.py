@@ -3,7 +3,6 @@
 import json
 import multiprocessing
 import os
-import urllib.error
 from pathlib import Path
 
 import numpy as np
@@ -11,22 +10,15 @@ import pytest
 from click.testing import CliRunner
 
 from keras_deconv import zoo
+from shared_spec import SPEC_DIR
 from keras_deconv.cli.main import cli
 from keras_deconv.zoo import cache, registry
 
-SPEC_NETS = Path(__file__).resolve().parents[1].parent / "shared" / "spec" / "nets"
+SPEC_NETS = Path(SPEC_DIR)
 SMALL = {"width": 1 / 16, "fc_units": 32}
 
 
-@pytest.fixture(autouse=True)
-def isolated_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("KERAS_DECONV_HOME", str(tmp_path / "cache"))
-    monkeypatch.setattr("urllib.request.urlopen", _no_network)
-    return tmp_path / "cache"
-
-
-def _no_network(*args, **kwargs):
-    raise urllib.error.URLError("network disabled in tests")
+pytestmark = pytest.mark.usefixtures("offline_cache")
 
 
 # ---------------------------------------------------------------- cards
@@ -185,9 +177,9 @@ def _store_slowly(home, marker):
     process_cache.store("deconvnet", "voc2012", write)
 
 
-def test_two_processes_storing_the_same_weights_end_valid(isolated_cache):
+def test_two_processes_storing_the_same_weights_end_valid(offline_cache):
     context = multiprocessing.get_context("spawn")
-    workers = [context.Process(target=_store_slowly, args=(str(isolated_cache), marker)) for marker in (b"a", b"b")]
+    workers = [context.Process(target=_store_slowly, args=(str(offline_cache), marker)) for marker in (b"a", b"b")]
     for worker in workers:
         worker.start()
     for worker in workers:
