@@ -61,6 +61,10 @@ def _recipe_stages():
     cases = []
     for name in ("deconvnet", "fcn8s", "decouplednet", "transfernet"):
         kwargs = {"budgets": [5]} if name == "decouplednet" else {}
+        if name == "fcn8s":
+            # Dropout 0.5 makes each step's loss a random draw: a 4-step
+            # comparison would test the dropout masks, not the learning.
+            kwargs = {"config": {"dropout": 0.0}}
         cases.append((name, kwargs))
     return cases
 
@@ -71,6 +75,8 @@ def test_a_few_steps_of_every_stage_decrease_the_loss(name, kwargs):
     hp = dict(TINY)
     if name == "deconvnet":
         hp["lr"] = 0.05
+    if name == "fcn8s":
+        hp["lr"] = 0.001  # 0.01 overshoots on the first of 4 steps (2.8 -> 8.9) on a batch of 4
     recipe = training.get_recipe(name)(hparams=hp, **kwargs)
     recipe.set_steps(1000)  # keeps the lr schedule flat over the few steps
     stages = recipe.stages()
