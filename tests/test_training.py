@@ -48,6 +48,26 @@ def test_augmentation_moves_image_and_labels_together():
     assert (lab.numpy()[:30, :30] == 255).all() and (crop.numpy()[:30, :30] == 0).all()
 
 
+def test_shape_invariances_keep_labels_on_their_pixels():
+    tf.random.set_seed(1)
+    label = np.kron(np.random.default_rng(1).integers(0, 13, (4, 4)), np.ones((4, 4))).astype("int32")
+    label[0, 0] = 255
+    # channel c holds 10 * label + c, so any permutation/inversion still identifies the label
+    image = np.stack([label * 1.0 * (label != 255) + 20.0 * c for c in range(3)], -1).astype("float32")
+    seen_turns, seen_inverted, seen_orders = set(), set(), set()
+    for _ in range(40):
+        out_image, out_label = (t.numpy() for t in augmentation.random_shape_invariances(image, label))
+        inverted = bool(out_image.max() > 100)
+        plain = 255.0 - out_image if inverted else out_image
+        order = tuple(int(round(plain[..., c].min() / 20.0)) for c in range(3))
+        assert sorted(order) == [0, 1, 2]
+        recovered = plain[..., 0] - 20.0 * order[0]
+        np.testing.assert_array_equal(recovered, out_label * (out_label != 255))
+        turns = next(k for k in range(4) if np.array_equal(np.rot90(label, k), out_label))
+        seen_turns.add(turns), seen_inverted.add(inverted), seen_orders.add(order)
+    assert seen_turns == {0, 1, 2, 3} and seen_inverted == {False, True} and len(seen_orders) == 6
+
+
 # ---------------------------------------------------------------- every recipe learns on a fixed batch
 def _stage_losses(recipe, stage, steps=4):
     stage.prepare()

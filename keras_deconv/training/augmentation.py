@@ -12,6 +12,12 @@ run inside ``tf.data`` pipelines, on any device and under
 * :func:`crop_window`: a window ``[ymin, xmin, ymax, xmax]`` (normalised,
   may extend past the image) cropped and resized, the outside black for the
   image and 255 for the labels, as ``WINDOW_SEG_DATA``.
+* :func:`random_shape_invariances`: a random rotation by a multiple of 90
+  degrees (image and labels together), a random permutation of the colour
+  channels and a random colour inversion (image only). Not in the papers:
+  ``shapes`` classes are defined by shape alone, so these keep every label
+  and stop a small network from memorising colours and textures (measured
+  in ``bench/learnability_check.py``).
 * :func:`object_centred_box` and :func:`window_around_object`: the boxes of
   DeconvNet's stage 1 (object-centred crops from the ground truth) and
   stage 2 (windows overlapping the ground truth).
@@ -73,6 +79,32 @@ def random_scale_crop_flip(image, label, size, scale_range=(0.8, 1.25), flip=Tru
         label = tf.cast(tf.image.resize(label[..., None], new, method="nearest")[..., 0], tf.int32)
     image, label = pad_to_at_least(image, label, size)
     return _joint_crop_flip(image, label, size, flip)
+
+
+def random_shape_invariances(image, label):
+    """Random rot90 (image and labels), colour-channel permutation and colour inversion (image).
+
+    For data whose classes depend on shape only (``shapes``): none of these
+    changes a label, and together they leave 4 x 6 x 2 = 48 colour/orientation
+    variants of every training image (x2 with a mirror), so memorising an
+    image's colours no longer fits the training set. Images are float32 RGB
+    in 0-255 and must be square (rot90 would change a non-square size).
+
+    Example:
+
+    >>> import numpy as np
+    >>> image, label = random_shape_invariances(np.zeros((8, 8, 3), "float32"), np.zeros((8, 8), "int32"))
+    >>> tuple(image.shape), tuple(label.shape)
+    ((8, 8, 3), (8, 8))
+    """
+    image = tf.cast(image, tf.float32)
+    label = tf.cast(label, tf.int32)
+    turns = tf.random.uniform((), 0, 4, dtype=tf.int32)
+    image = tf.image.rot90(image, turns)
+    label = tf.image.rot90(label[..., None], turns)[..., 0]
+    image = tf.gather(image, tf.random.shuffle(tf.range(3)), axis=-1)
+    image = tf.where(tf.random.uniform(()) < 0.5, 255.0 - image, image)
+    return image, label
 
 
 def crop_window(image, label, box, size):

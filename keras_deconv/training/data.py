@@ -20,6 +20,12 @@ stands in for them here:
   the label map rewritten to figure-ground for that class.
 * Whole images with scale/crop/flip augmentation (FCN-8s): :func:`whole_images`.
 * Image-level multi-hot labels (classification stages): :func:`image_labels`.
+
+Every function takes ``invariances=True`` to add
+:func:`~keras_deconv.training.augmentation.random_shape_invariances` (rot90,
+colour permutation and inversion) after the crop; the recipes turn it on for
+``shapes`` (hyperparameter ``invariances``), where it is what lets a small
+network generalise instead of memorising colours.
 """
 
 import functools
@@ -65,13 +71,22 @@ def _base(data, keys):
     return tf.data.Dataset.from_tensor_slices({k: np.asarray(data[k]) for k in keys})
 
 
-def whole_images(data, batch_size, size, *, scale_range=(0.8, 1.25), flip=True, shuffle=True, seed=0, repeat=True):
+def _augment(image, label, size, scale_range, flip, invariances):
+    """Joint scale/crop/mirror, then (``invariances``) rot90 + colour permutation/inversion."""
+    image, label = augmentation.random_scale_crop_flip(image, label, size, scale_range, flip)
+    if invariances:
+        image, label = augmentation.random_shape_invariances(image, label)
+    return image, label
+
+
+def whole_images(data, batch_size, size, *, scale_range=(0.8, 1.25), flip=True, shuffle=True, seed=0, repeat=True,
+                 invariances=False):
     """``(image, label)`` batches of whole images with joint scale/crop/flip augmentation."""
 
     def prepare(ex):
         if scale_range is None:
             return tf.cast(ex["image"], tf.float32), tf.cast(ex["label"], tf.int32)
-        return augmentation.random_scale_crop_flip(ex["image"], ex["label"], size, scale_range, flip)
+        return _augment(ex["image"], ex["label"], size, scale_range, flip, invariances)
 
     ds = _finish(_base(data, ("image", "label")), shuffle, seed, repeat)
     return _batch(ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE), batch_size)
@@ -83,7 +98,7 @@ def _object_table(data):
     return np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
 
 
-def object_crops(data, batch_size, size, *, context=(1.2, 1.6), shuffle=True, seed=0):
+def object_crops(data, batch_size, size, *, context=(1.2, 1.6), shuffle=True, seed=0, invariances=False):
     """DeconvNet stage 1: object-centred crops, only the central object labelled.
 
     Each crop is a square ``U(context)`` times the object's longer side,
@@ -103,13 +118,14 @@ def object_crops(data, batch_size, size, *, context=(1.2, 1.6), shuffle=True, se
         lab = tf.where(inst == tf.cast(k, tf.int32) + 1, cls, tf.where(inst == 255, 255, 0))
         box = augmentation.object_centred_box(boxes[i, k], context)
         image, lab = augmentation.crop_window(images[i], lab, box, big)
-        return augmentation.random_scale_crop_flip(image, lab, size, (1, 1), True)
+        return _augment(image, lab, size, (1, 1), True, invariances)
 
     ds = _finish(tf.data.Dataset.from_tensor_slices(table), shuffle, seed)
     return _batch(ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE), batch_size)
 
 
-def windows(data, batch_size, size, *, scale=(1.0, 3.0), whole_image_probability=0.25, shuffle=True, seed=0):
+def windows(data, batch_size, size, *, scale=(1.0, 3.0), whole_image_probability=0.25, shuffle=True, seed=0,
+            invariances=False):
     """DeconvNet stage 2: windows overlapping the ground truth, all objects labelled.
 
     With probability ``whole_image_probability`` the window is the whole
@@ -129,13 +145,14 @@ def windows(data, batch_size, size, *, scale=(1.0, 3.0), whole_image_probability
         whole = tf.constant([0.0, 0.0, 1.0, 1.0])
         box = tf.where(tf.random.uniform(()) < whole_image_probability, whole, around)
         image, lab = augmentation.crop_window(images[i], labels[i], box, big)
-        return augmentation.random_scale_crop_flip(image, lab, size, (1, 1), True)
+        return _augment(image, lab, size, (1, 1), True, invariances)
 
     ds = _finish(tf.data.Dataset.range(len(data["image"])), shuffle, seed)
     return _batch(ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE), batch_size)
 
 
-def image_labels(data, batch_size, size, *, scale_range=(0.9, 1.15), shuffle=True, seed=0, classes=None):
+def image_labels(data, batch_size, size, *, scale_range=(0.9, 1.15), shuffle=True, seed=0, classes=None,
+                 invariances=False):
     """``(image, multi-hot float32)`` batches for the multi-label classification stages.
 
     ``classes``: optional 1-based class ids to keep as label columns (all 12 by default).
@@ -143,7 +160,7 @@ def image_labels(data, batch_size, size, *, scale_range=(0.9, 1.15), shuffle=Tru
     columns = np.arange(shapes.NUM_OBJECT_CLASSES) if classes is None else np.asarray(classes) - 1
 
     def prepare(ex):
-        image, _ = augmentation.random_scale_crop_flip(ex["image"], ex["label"], size, scale_range, True)
+        image, _ = _augment(ex["image"], ex["label"], size, scale_range, True, invariances)
         return image, tf.gather(tf.cast(ex["image_labels"], tf.float32), columns)
 
     ds = _finish(_base(data, ("image", "label", "image_labels")), shuffle, seed)
@@ -159,7 +176,8 @@ def _pair_table(data):
 
 
 def class_pairs(data, batch_size, size, *, num_classes=shapes.NUM_OBJECT_CLASSES, masks=True,
-                scale_range=(0.8, 1.25), shuffle=True, seed=0, query_key="cls-label", target="binary"):
+                scale_range=(0.8, 1.25), shuffle=True, seed=0, query_key="cls-label", target="binary",
+                invariances=False):
     """One example per (image, class present): figure-ground targets (``SELECT_SEG_BINARY``).
 
     Yields ``({"data": image, query_key: one-hot of the class}, y)``. The
@@ -179,7 +197,7 @@ def class_pairs(data, batch_size, size, *, num_classes=shapes.NUM_OBJECT_CLASSES
         binary = tf.where(lab == 255, 255, tf.cast(lab == c, tf.int32))
         if not masks:
             binary = tf.fill(tf.shape(lab), 255)
-        image, binary = augmentation.random_scale_crop_flip(images[i], binary, size, scale_range, True)
+        image, binary = _augment(images[i], binary, size, scale_range, True, invariances)
         inputs = {"data": image, query_key: tf.one_hot(c - 1, num_classes)}
         if target == "class":
             return inputs, c - 1

@@ -147,6 +147,15 @@ class Recipe:
             raise RuntimeError("--init-vgg16 needs keras_deconv.caffe.convert.load_vgg16_weights") from error
         return load_vgg16_weights(model, self.init_vgg16)
 
+    @property
+    def invariances(self):
+        """``--hparam invariances=1`` (default): rot90 + colour permutation/inversion on training data.
+
+        Not in the papers; right for ``shapes``, whose classes are shapes
+        only. ``0`` keeps the papers' scale/crop/mirror augmentation alone.
+        """
+        return bool(int(self.hp.get("invariances", 0)))
+
     def init_batch(self, count=32):
         """A fixed batch of train images for data-dependent initialisation."""
         return np.asarray(self.train_arrays()["image"][:count], "float32")
@@ -230,7 +239,7 @@ class DeconvNetRecipe(Recipe):
     defaults = {
         "batch_size": 16, "stage1_steps": 800, "stage2_steps": 1600, "lr": 0.01, "momentum": 0.9,
         "weight_decay": 5e-4, "stage1_stepsize": 9000 / 20000, "stage2_stepsize": 10000 / 40000,
-        "calibration_batches": 50, "optimizer": "sgd",
+        "calibration_batches": 50, "optimizer": "sgd", "invariances": 1,
     }
 
     def default_config(self):
@@ -258,8 +267,10 @@ class DeconvNetRecipe(Recipe):
     def stages(self):
         bs = self.hp["batch_size"]
         return [
-            self._stage("stage1", lambda: train_data.object_crops(self.train_arrays(), bs, self.size, seed=self.seed)),
-            self._stage("stage2", lambda: train_data.windows(self.train_arrays(), bs, self.size, seed=self.seed + 1)),
+            self._stage("stage1", lambda: train_data.object_crops(self.train_arrays(), bs, self.size, seed=self.seed,
+                                                                              invariances=self.invariances)),
+            self._stage("stage2", lambda: train_data.windows(self.train_arrays(), bs, self.size, seed=self.seed + 1,
+                                                                         invariances=self.invariances)),
         ]
 
     def calibration(self):
@@ -280,7 +291,7 @@ class FCN8sRecipe(Recipe):
 
     name = "fcn8s"
     defaults = {"batch_size": 16, "train_steps": 1200, "lr": 0.01, "momentum": 0.9, "weight_decay": 5e-4,
-                "train_stepsize": 0.5, "optimizer": "sgd"}
+                "train_stepsize": 0.5, "optimizer": "sgd", "invariances": 1}
 
     def default_config(self):
         return {"width": 1 / 16, "fc_units": 64}
@@ -305,7 +316,8 @@ class FCN8sRecipe(Recipe):
             return self.models["fcn8s"], seg_loss(), None, optimizer, [StreamingMeanIoU(shapes.NUM_CLASSES)]
 
         def dataset():
-            return train_data.whole_images(self.train_arrays(), self.hp["batch_size"], self.size, seed=self.seed)
+            return train_data.whole_images(self.train_arrays(), self.hp["batch_size"], self.size, seed=self.seed,
+                                           invariances=self.invariances)
 
         return [Stage("train", "fcn8s", steps, build, dataset, self.prepare)]
 
@@ -349,7 +361,7 @@ class DecoupledNetRecipe(Recipe):
     defaults = {
         "batch_size": 16, "classification_steps": 1500, "classification_lr": 1e-3,
         "segmentation_steps": 1200, "lr": 0.01, "momentum": 0.9, "weight_decay": 5e-4,
-        "calibration_batches": 30, "budgets": "all,25,10,5", "optimizer": "sgd",
+        "calibration_batches": 30, "budgets": "all,25,10,5", "optimizer": "sgd", "invariances": 1,
     }
 
     def __init__(self, *args, budgets=None, **kwargs):
@@ -392,7 +404,8 @@ class DecoupledNetRecipe(Recipe):
                     [keras.metrics.BinaryAccuracy(threshold=0.0)])
 
         stages = [Stage("classification", "classification", steps, build_classification,
-                        lambda: train_data.image_labels(self.train_arrays(), bs, self.size, seed=self.seed),
+                        lambda: train_data.image_labels(self.train_arrays(), bs, self.size, seed=self.seed,
+                                                          invariances=self.invariances),
                         self.prepare_classification)]
         for budget in self.budgets:
             stages.append(self._segmentation_stage(budget))
@@ -424,7 +437,8 @@ class DecoupledNetRecipe(Recipe):
 
         def dataset():
             arrays = self.train_arrays(shapes.strong_indices(budget))
-            return train_data.class_pairs(arrays, self.hp["batch_size"], self.size, seed=self.seed + 3)
+            return train_data.class_pairs(arrays, self.hp["batch_size"], self.size, seed=self.seed + 3,
+                                          invariances=self.invariances)
 
         return Stage(f"segmentation-{budget}", key, steps, build, dataset, prepare)
 
@@ -500,7 +514,7 @@ class TransferNetRecipe(Recipe):
     name = "transfernet"
     defaults = {
         "batch_size": 16, "encoder_steps": 1500, "encoder_lr": 1e-3, "attention_steps": 800, "attention_lr": 1e-3,
-        "segmentation_steps": 1200, "segmentation_lr": 5e-4, "seg_loss_weight": 2.0,
+        "segmentation_steps": 1200, "segmentation_lr": 5e-4, "seg_loss_weight": 2.0, "invariances": 1,
     }
 
     def default_config(self):
@@ -530,8 +544,10 @@ class TransferNetRecipe(Recipe):
         source = self.train_arrays(shapes.domain_indices("train", "source"))
         tgt = self.train_arrays(shapes.domain_indices("train", "target"))
         return train_data.alternate(
-            train_data.class_pairs(tgt, bs, size, masks=False, target=target, seed=self.seed + 5),
-            train_data.class_pairs(source, bs, size, masks=True, target=target, seed=self.seed + 6),
+            train_data.class_pairs(tgt, bs, size, masks=False, target=target, seed=self.seed + 5,
+                                   invariances=self.invariances),
+            train_data.class_pairs(source, bs, size, masks=True, target=target, seed=self.seed + 6,
+                                   invariances=self.invariances),
         )
 
     def stages(self):
@@ -562,7 +578,8 @@ class TransferNetRecipe(Recipe):
 
         return [
             Stage("encoder", "cam", self.hp["encoder_steps"], build_encoder,
-                  lambda: train_data.image_labels(self.train_arrays(), bs, self.size, seed=self.seed), self.prepare),
+                  lambda: train_data.image_labels(self.train_arrays(), bs, self.size, seed=self.seed,
+                                                          invariances=self.invariances), self.prepare),
             Stage("attention", "transfernet", self.hp["attention_steps"], build_attention,
                   lambda: self._domain_pairs("class"), self.prepare),
             Stage("segmentation", "transfernet", self.hp["segmentation_steps"], build_segmentation,
