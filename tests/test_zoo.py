@@ -10,6 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from keras_deconv import zoo
+from keras_deconv.zoo import registry
 from shared_spec import SPEC_DIR
 from keras_deconv.cli.main import cli
 from keras_deconv.zoo import cache, registry
@@ -85,7 +86,13 @@ def test_published_numbers_are_copied_exactly():
 
 def test_list_filters_and_unknown_names():
     assert zoo.list("*net") == ["deconvnet", "decouplednet", "edeconvnet", "transfernet"]
-    assert zoo.list(weights_available=True) == []
+    # nothing converted into the cache here: only the models shipped inside the package are available
+    shipped = sorted(name for name in zoo.list()
+                     if any(spec.get("shipped_file") and (registry.SHIPPED_WEIGHTS_DIR / spec["shipped_file"]).exists()
+                            for spec in zoo.info(name)["weights"].values()))
+    assert zoo.list(weights_available=True) == shipped
+    assert all(not spec.get("shipped_file") for name in ("deconvnet", "transfernet")
+               for spec in zoo.info(name)["weights"].values())  # the authors' weights are never shipped
     with pytest.raises(ValueError, match="Did you mean 'transfernet'"):
         zoo.info("transfernt")
     with pytest.raises(ValueError, match="no weights tagged '7'"):
