@@ -50,7 +50,6 @@ def fit_one_batch(learning_rate, steps):
 
 def classifier_generalisation(steps, invariances, min_size=0.3):
     import keras
-    import numpy as np
     import tensorflow as tf
 
     from keras_deconv.datasets import shapes

@@ -182,7 +182,10 @@ def main():
     print(f"\nStride-1 3x3 64->64 on [1,224,224,64] (max|diff| {diff:.1e}), ms:")
     for (label, jit), ms in pairs.items():
         print(f"  {label:18s} {'xla' if jit else 'graph':5s} {ms:8.2f}")
-    print(f"\nmatmul 2048^2 float32 (tf.function): {matmul:.0f} GFLOP/s; tf {tf.__version__}; {os.cpu_count()} CPUs")
+    from keras_deconv._platform import describe_cpu
+
+    print(f"\n{describe_cpu()}")
+    print(f"matmul 2048^2 float32 (tf.function): {matmul:.0f} GFLOP/s; tf {tf.__version__}; {os.cpu_count()} CPUs")
     print(f"{'model':32s} {'runtime':26s} {'batch':>5s} {'median ms':>10s} {'img/s':>8s} {'GFLOP/s':>8s} {'% matmul':>8s} {'peak RSS MB':>11s}")
     for model, runtime, batch, ms, ips, gflops, rss in rows:
         print(f"{model:32s} {runtime:26s} {batch:5d} {ms:10.1f} {ips:8.2f} {gflops:8.1f} {100 * gflops / matmul:7.0f}% {rss:11.0f}")

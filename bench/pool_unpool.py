@@ -144,6 +144,9 @@ def main():
         have_torch = False
         print("torch not installed: PyTorch rows skipped (pip install -e '.[bench]').")
 
+    from keras_deconv._platform import describe_cpu
+
+    print(describe_cpu())
     bandwidth = copy_bandwidth_gbs(args.repeats)
     print(f"copy bandwidth (read+write): {bandwidth:.1f} GB/s; {args.threads} threads; median of {args.repeats} runs\n")
     for shape in SHAPES:

@@ -714,7 +714,8 @@ def export_model(model, path, format="saved_model", *, quantize="none", weights=
     elif kind in ("deconvnet", "fcn8s"):
         input_size = _official_input_size(name, model)
     path = os.fspath(path)
-    log(f"Exporting {kind} as {format}{'' if quantize == 'none' else ' (' + quantize + ')'} to {path}...")
+    what = kind if name is None or name == kind else f"{name} ({kind} architecture)"
+    log(f"Exporting {what} as {format}{'' if quantize == 'none' else ' (' + quantize + ')'} to {path}...")
     if format == "saved_model":
         to_saved_model(model, path, **settings)
     elif format == "tflite":

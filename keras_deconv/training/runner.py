@@ -22,6 +22,8 @@ import time
 
 import keras
 
+from keras_deconv._platform import describe_cpu
+
 from keras_deconv.metrics import StreamingMeanIoU
 from keras_deconv.training import recipes as recipes_lib
 from keras_deconv.training.callbacks import StageTimer, read_json, write_json
@@ -106,7 +108,8 @@ def train(recipe, output, *, epochs=10, resume=False, strategy=None, verbose=Non
     run = read_json(run_path) if (resume and os.path.exists(run_path)) else {}
     run.update(recipe.describe())
     run.update({"command": command, "strategy": type(strategy).__name__ if strategy else None,
-                "replicas": strategy.num_replicas_in_sync if strategy else 1, "epochs": epochs})
+                "replicas": strategy.num_replicas_in_sync if strategy else 1, "epochs": epochs,
+                "machine": describe_cpu()})
     run.setdefault("stages", {})
     if verbose is None:
         verbose = 1 if sys.stderr.isatty() else 2
