@@ -1,4 +1,4 @@
-"""The papers' claims, in miniature: every number of docs_drafts/training.md's table, printed from the shipped models.
+"""The papers' claims, in miniature: the README's table (Training), printed from the shipped small models.
 
     python bench/claims.py [--count N] [--markdown]
 
@@ -155,7 +155,7 @@ def main():
         needed, run = checks[part]
         missing = [n for n in needed if not _shipped(n)]
         if missing:
-            print(f"\n## {part}: not measured: {', '.join(missing)} not shipped (see docs_drafts/training.md)")
+            print(f"\n## {part}: not measured: {', '.join(missing)} not shipped (see the README, 'Our own small models')")
             continue
         run(args.count)
 

@@ -5,7 +5,7 @@ its own optimizer, data and frozen layers) plus an export step that turns
 the trained networks into the zoo's inference architecture. The same code
 runs the small configurations (64x64, width 1/16, minutes on a CPU) and the
 full ones (``--image-size 224 --config width=1 ...``); only the numbers
-change. ``docs_drafts/training.md`` lists every deviation from the papers.
+change. The README (Training) lists every deviation from the papers.
 """
 
 import dataclasses
@@ -52,9 +52,9 @@ def caffe_sgd(lr, steps, stepsize_fraction, momentum=0.9, weight_decay=5e-4):
 def make_optimizer(kind, lr, steps, stepsize_fraction, momentum=0.9, weight_decay=5e-4):
     """``"sgd"``: :func:`caffe_sgd` (the papers' solver); ``"adam"``: Adam with the same step schedule.
 
-    The shipped small models use Adam (measured: SGD at lr 0.01-0.1 sat on
-    the predict-background plateau for the whole CPU budget; see
-    docs_drafts/training.md); the full configurations default to SGD.
+    The shipped small models use Adam (in the earlier CPU runs SGD at lr
+    0.01-0.1 sat on the predict-background plateau for the whole budget);
+    the full configurations default to SGD.
     """
     if kind == "sgd":
         return caffe_sgd(lr, steps, stepsize_fraction, momentum, weight_decay)
