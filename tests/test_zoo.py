@@ -205,7 +205,7 @@ def run(*args):
 def test_cli_list_and_info():
     result = run("list")
     assert result.exit_code == 0 and "deconvnet" in result.output and "251,805,653" in result.output
-    assert [row["name"] for row in json.loads(run("list", "fcn*", "--json").output)] == ["fcn8s"]
+    assert [row["name"] for row in json.loads(run("list", "fcn*", "--json").output)] == ["fcn8s", "fcn8s-small"]
     info = run("info", "decouplednet")
     assert info.exit_code == 0 and "66.6" in info.output and "cvlab.postech.ac.kr" in info.output
     card = json.loads(run("info", "transfernet", "--json").output)

@@ -2,7 +2,7 @@
 
 >>> from keras_deconv import zoo
 >>> zoo.list()[:3]
-['deconvnet', 'decouplednet', 'edeconvnet']
+['deconvnet', 'deconvnet-small', 'decouplednet']
 >>> zoo.info("deconvnet")["architecture"]["parameter_count"]
 251805653
 >>> model = zoo.create_model("deconvnet", weights=None, width=1 / 16, fc_units=64)  # doctest: +SKIP
