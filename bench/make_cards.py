@@ -12,7 +12,6 @@ images) and on the CI subset (the first 64), and both values are stored in
 the card. tests/test_training.py re-computes the subset value.
 """
 
-import hashlib
 import json
 import sys
 import time
@@ -25,6 +24,7 @@ from keras_deconv import zoo  # noqa: E402
 from keras_deconv.datasets import shapes  # noqa: E402
 from keras_deconv.training import evaluate  # noqa: E402
 from keras_deconv.zoo import registry  # noqa: E402
+from keras_deconv.zoo.cache import sha256_file  # noqa: E402
 
 LICENSE = "MIT (the keras-deconv project licence); trained by the keras-deconv developers on synthetic data."
 PREPROCESSING = {
@@ -79,14 +79,6 @@ MODELS = {
 }
 
 
-def _sha256(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _run(name):
     path = ROOT / "runs" / name / "run.json"
     return json.loads(path.read_text()) if path.exists() else {}
@@ -116,7 +108,7 @@ def skeleton(name):
             "license": LICENSE,
             "redistributable": True,
             "shipped_file": file_name,
-            "sha256": _sha256(path) if path.exists() else None,
+            "sha256": sha256_file(path) if path.exists() else None,
             "size": path.stat().st_size if path.exists() else None,
             "trained_on": f"{SHAPES}: {trained_on}",
             "training": {

@@ -231,27 +231,18 @@ def split_model(model):
     """
     import keras
 
+    from keras_deconv.pipelines import decoder_inputs
+
     kind = model_kind(model)
     layer = model.get_layer
     if kind == "decouplednet":
-        cut = {
-            "fc7": layer("relu7").output[0],
-            "relu7-mask": layer("relu7").output[1],
-            "relu6-mask": layer("relu6").output[1],
-            "score-pool-mask": layer("cls-score-pooled").output[1],
-            "pool5": layer("pool5").output[0],
-        }
-        levels, extra = range(1, 6), {"cls-score-avg-sigmoid": layer("cls-score-avg-sigmoid").output}
+        extra = {"cls-score-avg-sigmoid": layer("cls-score-avg-sigmoid").output}
         seg = layer("seg-score-voc").output
     elif kind == "transfernet":
-        cut = {"conv5_3_scaled": layer("conv5_3_scaled").output}
-        levels, extra = range(1, 5), {}
-        seg = layer("seg-score").output
+        extra, seg = {}, layer("seg-score").output
     else:
         raise ValueError(f"split_model needs a DecoupledNet or TransferNet. Received a {kind} model.")
-    for level in levels:
-        cut[f"pool{level}_mask"] = layer(f"pool{level}").output[1]
-        cut[f"pool{level}_input"] = layer(f"pool{level}").input
+    cut = decoder_inputs(model, kind)
     encoder = keras.Model(model.inputs[0], {**cut, **extra})
     decoder = keras.Model([model.inputs[1], *cut.values()], seg)
     return encoder, decoder, list(cut)

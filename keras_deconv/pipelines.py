@@ -306,6 +306,35 @@ def _crop_padded(image, box):
     return crop
 
 
+# ----------------------------------------------------------------------------- encoder/decoder split
+def decoder_inputs(model, kind):
+    """The encoder tensors the decoder of a DecoupledNet or TransferNet reads, in its input order.
+
+    ``kind``: ``"decouplednet"`` (fc7 and the ReLU masks, the score-pool
+    switches, pool5, pool1-pool5) or ``"transfernet"`` (scaled conv5_3,
+    pool1-pool4). Per pooling: its switches (``pool{N}_mask``) and its input
+    (``pool{N}_input``, only the unpooling's size reference).
+    """
+    layer = model.get_layer
+    if kind == "decouplednet":
+        cut = {
+            "fc7": layer("relu7").output[0],
+            "relu7-mask": layer("relu7").output[1],
+            "relu6-mask": layer("relu6").output[1],
+            "score-pool-mask": layer("cls-score-pooled").output[1],
+            "pool5": layer("pool5").output[0],
+        }
+        levels = range(1, 6)
+    elif kind == "transfernet":
+        cut, levels = {"conv5_3_scaled": layer("conv5_3_scaled").output}, range(1, 5)
+    else:
+        raise ValueError(f"Expected kind 'decouplednet' or 'transfernet'. Received {kind!r}.")
+    for level in levels:
+        cut[f"pool{level}_mask"] = layer(f"pool{level}").output[1]
+        cut[f"pool{level}_input"] = layer(f"pool{level}").input
+    return cut
+
+
 # ----------------------------------------------------------------------------- DecoupledNet
 def split_decouplednet(model):
     """(encoder, decoder) sub-models of a DecoupledNet sharing its layers and weights.
@@ -316,17 +345,7 @@ def split_decouplednet(model):
     *those tensors in order])`` returns ``seg-score``. The decoder recomputes
     only the 1x1 ``cls-score-voc`` (the argmax-unpooling size reference).
     """
-    layer = model.get_layer
-    cut = {
-        "fc7": layer("relu7").output[0],
-        "relu7-mask": layer("relu7").output[1],
-        "relu6-mask": layer("relu6").output[1],
-        "score-pool-mask": layer("cls-score-pooled").output[1],
-        "pool5": layer("pool5").output[0],
-    }
-    for level in range(1, 6):
-        cut[f"pool{level}_mask"] = layer(f"pool{level}").output[1]
-        cut[f"pool{level}_input"] = layer(f"pool{level}").input
+    cut = decoder_inputs(model, "decouplednet")
     encoder = keras.Model(model.inputs[0], {**cut, "cls-score-avg-sigmoid": model.output["cls-score-avg-sigmoid"]})
     decoder = keras.Model([model.inputs[1], *cut.values()], model.output["seg-score"])
     return encoder, decoder, list(cut)
@@ -413,10 +432,7 @@ def split_transfernet(model):
     ``decoder([cls_label, *tensors])``: attention + decoder -> ``seg-score``.
     """
     layer = model.get_layer
-    cut = {"conv5_3_scaled": layer("conv5_3_scaled").output}
-    for level in range(1, 5):
-        cut[f"pool{level}_mask"] = layer(f"pool{level}").output[1]
-        cut[f"pool{level}_input"] = layer(f"pool{level}").input
+    cut = decoder_inputs(model, "transfernet")
     encoder = keras.Model(model.inputs[0], cut)
     # The decoder also returns the attention map (for pictures of what it attends to).
     outputs = {"seg-score": layer("seg-score").output, "att": layer("att-reshape").output}

@@ -348,14 +348,6 @@ def _identify_network(names):
     return best if best_fraction >= 0.5 else None
 
 
-def _sha256_file(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(8 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 # --------------------------------------------------------------------------
 # load_caffemodel
 # --------------------------------------------------------------------------
