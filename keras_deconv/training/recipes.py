@@ -18,6 +18,7 @@ from keras_deconv import models
 from keras_deconv.datasets import shapes
 from keras_deconv.metrics import StreamingMeanIoU
 from keras_deconv.training import data as train_data
+from keras_deconv.training import pretraining
 from keras_deconv.training.bn_folding import fold_batch_norm
 from keras_deconv.training.callbacks import copy_weights_by_name
 
@@ -155,6 +156,44 @@ class Recipe:
         only. ``0`` keeps the papers' scale/crop/mirror augmentation alone.
         """
         return bool(int(self.hp.get("invariances", 0)))
+
+    def pretrain_stages(self):
+        """``[Stage("pretrain")]``: the encoder on source-domain masks (:mod:`~keras_deconv.training.pretraining`).
+
+        Empty with ``--init-vgg16`` (the papers' ImageNet start) or
+        ``--hparam pretrain_steps=0``.
+        """
+        steps = int(self.hp.get("pretrain_steps", 0))
+        if self.init_vgg16 or steps <= 0:
+            return []
+
+        def prepare():
+            if "pretrain" not in self.models:
+                model = pretraining.source_segmentation_net(self.input_shape, self.config.get("width", 1 / 16))
+                unit_variance_init(model, self.init_batch(),
+                                   [layer.name for layer in model.layers if layer.name.startswith(("conv", "fc"))])
+                self.models["pretrain"] = model
+
+        def build():
+            optimizer = make_optimizer("adam", self.hp["pretrain_lr"], steps, 0.75)
+            return (self.models["pretrain"], seg_loss(), None, optimizer,
+                    [StreamingMeanIoU(pretraining.NUM_SOURCE_LABELS)])
+
+        def dataset():
+            arrays = self.train_arrays(shapes.domain_indices("train", "source"))
+            return train_data.whole_images(arrays, self.hp["batch_size"], self.size, seed=self.seed + 11,
+                                           invariances=self.invariances)
+
+        return [Stage("pretrain", "pretrain", steps, build, dataset, prepare)]
+
+    def init_encoder(self, model):
+        """conv1_1 ... conv5_3 of ``model`` from ``--init-vgg16`` or the pretrain stage; False if neither."""
+        if self.load_vgg16(model):
+            return True
+        if "pretrain" in self.models:
+            pretraining.copy_encoder(self.models["pretrain"], model)
+            return True
+        return False
 
     def init_batch(self, count=32):
         """A fixed batch of train images for data-dependent initialisation."""
@@ -349,7 +388,10 @@ def parse_budget(value):
 class DecoupledNetRecipe(Recipe):
     """DecoupledNet (§3.3): a multi-label classifier, then one figure-ground network per annotation budget.
 
-    The classification network trains on the image-level labels of every
+    Without ``--init-vgg16`` a stage ``pretrain`` first trains the encoder on
+    source-domain masks (:mod:`~keras_deconv.training.pretraining`; a
+    deviation: the source classes' masks are seen there). The classification
+    network trains on the image-level labels of every
     train image (sigmoid cross-entropy on the average-pooled class scores);
     then, per budget, a segmentation network (classification layers and
     bridging frozen, bridging fed with ``sigmoid(maxpool(cls-score)) *
@@ -362,6 +404,7 @@ class DecoupledNetRecipe(Recipe):
         "batch_size": 16, "classification_steps": 1500, "classification_lr": 1e-3,
         "segmentation_steps": 1200, "lr": 0.01, "momentum": 0.9, "weight_decay": 5e-4,
         "calibration_batches": 30, "budgets": "all,25,10,5", "optimizer": "sgd", "invariances": 1,
+        "pretrain_steps": 1500, "pretrain_lr": 3e-3,
     }
 
     def __init__(self, *args, budgets=None, **kwargs):
@@ -385,10 +428,12 @@ class DecoupledNetRecipe(Recipe):
     def prepare_classification(self):
         if "classification" not in self.models:
             model = self._build_model()
-            if not self.load_vgg16(model):
-                unit_variance_init(model, self.init_batch(),
-                                   [layer.name for layer in model.layers if _is_classification_layer(layer.name)])
-                models.sync_bridging_weights(model)
+            pretrained = self.init_encoder(model)
+            unit_variance_init(model, self.init_batch(),
+                               [layer.name for layer in model.layers
+                                if _is_classification_layer(layer.name)
+                                and not (pretrained and layer.name.startswith("conv"))])
+            models.sync_bridging_weights(model)
             self.models["classification"] = model
 
     def stages(self):
@@ -403,7 +448,7 @@ class DecoupledNetRecipe(Recipe):
             return (fit_model, keras.losses.BinaryCrossentropy(from_logits=True), None, optimizer,
                     [keras.metrics.BinaryAccuracy(threshold=0.0)])
 
-        stages = [Stage("classification", "classification", steps, build_classification,
+        stages = self.pretrain_stages() + [Stage("classification", "classification", steps, build_classification,
                         lambda: train_data.image_labels(self.train_arrays(), bs, self.size, seed=self.seed,
                                                           invariances=self.invariances),
                         self.prepare_classification)]
@@ -504,17 +549,19 @@ class TransferNetRecipe(Recipe):
     """TransferNet (§4.4): encoder frozen; attention + classification on image labels of both domains;
     decoder + attention on source-domain masks only; source and target batches alternate; Adam.
 
-    Deviation: no ImageNet VGG-16 here, so a stage ``encoder`` first trains the
-    VGG-16 encoder as a multi-label classifier (global average pooling +
-    linear layer) on the image-level labels of every train image, both
-    domains (weak labels only; target masks are never used). That classifier
-    is also the weakly supervised baseline (class-activation maps).
+    Deviation: no ImageNet VGG-16 here. Stage ``pretrain`` trains the encoder
+    on source-domain masks (:mod:`~keras_deconv.training.pretraining`), then
+    stage ``encoder`` fine-tunes it as a multi-label classifier (global
+    average pooling + linear layer) on the image-level labels of every train
+    image, both domains. Target masks are never used. That classifier is also
+    the weakly supervised baseline (class-activation maps).
     """
 
     name = "transfernet"
     defaults = {
         "batch_size": 16, "encoder_steps": 1500, "encoder_lr": 1e-3, "attention_steps": 800, "attention_lr": 1e-3,
         "segmentation_steps": 1200, "segmentation_lr": 5e-4, "seg_loss_weight": 2.0, "invariances": 1,
+        "pretrain_steps": 1500, "pretrain_lr": 3e-3,
     }
 
     def default_config(self):
@@ -527,7 +574,7 @@ class TransferNetRecipe(Recipe):
     def prepare(self):
         if "transfernet" not in self.models:
             model = self._build_model()
-            if not self.load_vgg16(model):
+            if not self.init_encoder(model):
                 unit_variance_init(model, self.init_batch(),
                                    [layer.name for layer in model.layers if layer.name.startswith("conv") and layer.weights])
             self.models["transfernet"] = model
@@ -576,7 +623,7 @@ class TransferNetRecipe(Recipe):
             weights = {"seg-score": self.hp["seg_loss_weight"], "cls-score-voc-att": 1.0}
             return fit_model, losses, weights, keras.optimizers.Adam(self.hp["segmentation_lr"]), None
 
-        return [
+        return self.pretrain_stages() + [
             Stage("encoder", "cam", self.hp["encoder_steps"], build_encoder,
                   lambda: train_data.image_labels(self.train_arrays(), bs, self.size, seed=self.seed,
                                                           invariances=self.invariances), self.prepare),
