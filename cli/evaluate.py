@@ -82,10 +82,13 @@ def load_segmenter_or_fail(name, weights, num_classes, config, pipeline_options,
               help="Also write every prediction as a VOC-style palette PNG <image id>.png into this folder.")
 @click.option("--predictions", "predictions_dir", type=click.Path(file_okay=False),
               help="Score a folder of predicted label PNGs (<image id>.png, palette or grayscale indices) instead of running a model.")
+@click.option("--oracle-labels", is_flag=True,
+              help="Give the model the ground-truth image-level labels (DecoupledNet: instead of its classifier's; "
+                   "TransferNet always gets them). Measures the segmentation apart from the classification.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress line.")
 def evaluate_command(name, data, split, data_dir, image_size, batch_size, limit, weights, num_classes, config,
                      pipeline_options, seed, crf, json_path, save_examples, examples_dir, save_predictions,
-                     predictions_dir, quiet):
+                     predictions_dir, oracle_labels, quiet):
     """Evaluate NAME (a zoo model) on a dataset split: VOC mean IoU and a per-class table.
 
     One confusion matrix is accumulated over the whole split (PASCAL VOC
@@ -120,8 +123,8 @@ def evaluate_command(name, data, split, data_dir, image_size, batch_size, limit,
         raise click.UsageError("Give either NAME (run a model) or --predictions DIR (score files), not both.")
     if not predictions_dir and not name:
         raise click.UsageError("Missing argument 'NAME' (a zoo model, see `keras-deconv list`), or use --predictions DIR.")
-    if predictions_dir and (crf or save_predictions):
-        raise click.UsageError("--crf and --save-predictions need a model; they do not apply to --predictions.")
+    if predictions_dir and (crf or save_predictions or oracle_labels):
+        raise click.UsageError("--crf, --save-predictions and --oracle-labels need a model; they do not apply to --predictions.")
     if data != "voc2012" and data_dir:
         raise click.UsageError("--data-dir applies to --data voc2012 only.")
     config = parse_key_values(config, "--config")
@@ -163,7 +166,10 @@ def evaluate_command(name, data, split, data_dir, image_size, batch_size, limit,
             click.echo(f"note: {note}", err=True)
         if segmenter.is_random:
             click.echo("warning: weights: none (random initialisation): these figures measure an UNTRAINED model.", err=True)
-        oracle = segmenter.needs_image_labels
+        if oracle_labels and not segmenter.accepts_image_labels:
+            raise click.UsageError(f"--oracle-labels: {segmenter.name} ({segmenter.family}) does not take image-level "
+                                   "labels; only DecoupledNet and TransferNet models do.")
+        oracle = segmenter.needs_image_labels or oracle_labels
         if oracle:
             click.echo(f"note: {segmenter.name} takes image-level labels from outside; using {source.image_labels_source}. "
                        "This is an ORACLE-LABEL evaluation (an upper bound for the model with a real classifier).", err=True)

@@ -266,6 +266,11 @@ class Segmenter:
         self.pipeline_options = dict(pipeline_options or {})
 
     @property
+    def accepts_image_labels(self):
+        """True when ``predict`` can take known class ids (TransferNet, DecoupledNet: oracle evaluation)."""
+        return self.family in ("TransferNet", "DecoupledNet")
+
+    @property
     def is_random(self):
         """True if the weights are a random initialisation."""
         return bool(self.weights_info.get("random"))
@@ -300,14 +305,15 @@ class Segmenter:
         images = [np.asarray(image) for image in images]
         if not images:
             return []
-        if self.family == "TransferNet":
-            if image_labels is None and self.needs_image_labels:
-                raise ValueError(
-                    f"{self.name} needs image-level labels (class ids per image): the authors' "
-                    "classifier was not released."
-                )
-            labels = None if image_labels is None else [[int(i) for i in ids] for ids in image_labels]
-            results = self.pipeline(images, labels=labels)
+        if image_labels is None and self.needs_image_labels:
+            raise ValueError(
+                f"{self.name} needs image-level labels (class ids per image): the authors' "
+                "classifier was not released."
+            )
+        if image_labels is not None and not self.accepts_image_labels:
+            raise ValueError(f"{self.name} ({self.family}) does not take image-level labels.")
+        if image_labels is not None:
+            results = self.pipeline(images, labels=[[int(i) for i in ids] for ids in image_labels])
         else:
             results = self.pipeline(images)
         out = []
@@ -316,7 +322,7 @@ class Segmenter:
             if labels.size and (labels.min() < 0 or labels.max() > 255):
                 raise ValueError(f"{self.name} returned labels outside 0..255 (min {labels.min()}, max {labels.max()}).")
             class_ids = None
-            if self.family == "TransferNet" and image_labels is not None:
+            if image_labels is not None:
                 class_ids = sorted({int(i) for i in image_labels[k]})
             elif self.family == "DecoupledNet" and getattr(result, "scores", None) is not None:
                 threshold = getattr(self.pipeline, "threshold", 0.5)

@@ -351,11 +351,22 @@ def split_decouplednet(model):
     return encoder, decoder, list(cut)
 
 
-def decouplednet_queries(scores, threshold):
-    """§3.4 passes: background query ``s * [s > t]``, then ``e_j * s_j`` per detected class ``j``."""
-    detected = np.flatnonzero(scores > threshold)
+def decouplednet_queries(scores, threshold, ids=None):
+    """§3.4 passes: background query ``s * [s > t]``, then ``e_j * s_j`` per detected class ``j``.
+
+    ``ids``: known 1-based class ids instead of ``s > t`` (oracle labels).
+    """
+    if ids is None:
+        selected = scores > threshold
+    else:
+        ids = np.unique(np.asarray(list(ids), dtype="int64"))
+        if ids.size and (ids.min() < 1 or ids.max() > len(scores)):
+            raise ValueError(f"Class ids must be in 1..{len(scores)}. Received: {ids.tolist()}")
+        selected = np.zeros(len(scores), bool)
+        selected[ids - 1] = True
+    detected = np.flatnonzero(selected)
     queries = np.zeros((1 + len(detected), len(scores)), "float32")
-    queries[0] = scores * (scores > threshold)
+    queries[0] = scores * selected
     queries[1 + np.arange(len(detected)), detected] = scores[detected]
     return detected, queries
 
@@ -395,6 +406,11 @@ class DecoupledNetPipeline(_Pipeline):
     ``scores`` is ``s`` (the image-level class sigmoid scores); labels are
     ``0`` (background) and ``j + 1`` for class index ``j``.
 
+    ``pipeline(images, labels=[[ids], ...])`` replaces step 1's detection by
+    known class ids (1-based, as TransferNetPipeline): the passes and their
+    query values ``s_j`` are the same, only the set of classes is given. Use
+    it to measure the segmentation network apart from the classifier.
+
     Example:
 
     >>> import numpy as np
@@ -411,14 +427,17 @@ class DecoupledNetPipeline(_Pipeline):
         self.encoder, self.decoder, self._cut = split_decouplednet(model)
         self._encode, self._decode = compiled(self.encoder, jit_compile), compiled(self.decoder, jit_compile)
 
-    def __call__(self, images):
-        return [self._one(image) for image in _as_images(images)]
+    def __call__(self, images, labels=None):
+        images = _as_images(images)
+        if labels is not None and len(labels) != len(images):
+            raise ValueError(f"Expected one label list per image. Received {len(labels)} for {len(images)} images.")
+        return [self._one(image, None if labels is None else labels[i]) for i, image in enumerate(images)]
 
-    def _one(self, image):
+    def _one(self, image, ids=None):
         height, width = image.shape[:2]
         encoded = self._encode(tf.constant(_pad_square_and_resize(image, self.size)[None]))
         scores = np.asarray(encoded["cls-score-avg-sigmoid"])[0]
-        detected, queries = decouplednet_queries(scores, self.threshold)
+        detected, queries = decouplednet_queries(scores, self.threshold, ids)
         repeated = [tf.repeat(encoded[name], len(queries), axis=0) for name in self._cut]
         seg = _softmax(np.asarray(self._decode(tf.constant(queries), *repeated)))
         return combine_decouplednet(seg, scores, detected, height, width)

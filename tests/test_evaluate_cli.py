@@ -159,6 +159,29 @@ def test_transfernet_is_an_oracle_label_evaluation(tmp_path):
     report = json.loads((tmp_path / "t.json").read_text())
     assert report["oracle_image_labels"] is True and report["count"] == 2
 
+def test_decouplednet_with_oracle_labels_segments_only_the_given_classes(tmp_path):
+    args = ["evaluate", "decouplednet", "--data", "shapes", "--split", "test", "--limit", "3", "--weights", "none",
+            "--num-classes", "13", "--config", "width=0.0625", "--config", "input_shape=(64,64,3)",
+            "--config", "fc_kernel_size=1", "--pipeline-option", "jit_compile=False", "--oracle-labels",
+            "--save-predictions", str(tmp_path / "pred"), "--json", str(tmp_path / "d.json"), "-q"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "d.json").read_text())["oracle_image_labels"] is True
+    for index in range(3):
+        example = shapes.generate_example("test", index)
+        predicted = np.asarray(Image.open(tmp_path / "pred" / f"test_{index:05d}.png"))
+        allowed = {0} | {int(i) + 1 for i in np.flatnonzero(example["image_labels"])}
+        assert set(np.unique(predicted).tolist()) <= allowed
+        assert len(set(np.unique(predicted).tolist()) - {0}) >= 1  # random weights: some given class shows up
+
+
+def test_oracle_labels_are_refused_for_a_model_that_takes_none():
+    args = ["evaluate", "deconvnet", "--data", "shapes", "--limit", "1", "--weights", "none", "--num-classes", "13",
+            "--config", "width=0.0625", "--config", "fc_units=16", "--oracle-labels", "-q"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 2 and "does not take image-level labels" in result.output
+
+
 
 def test_voc_folder_is_read_and_scored(tmp_path):
     """A two-image VOCdevkit made here: palette ground truth with a 255 band, predictions scored in the devkit way."""

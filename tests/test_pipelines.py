@@ -81,6 +81,24 @@ def test_decouplednet_pipeline_and_split_reuse_the_encoder():
     assert (DecoupledNetPipeline(model, threshold=1.0)(images[:1])[0].labels == 0).all()
 
 
+def test_decouplednet_pipeline_with_known_labels_equals_the_detection_that_picks_them():
+    model = DecoupledNet(num_classes=4, input_shape=(64, 64, 3), width=SMALL, fc_kernel_size=1)
+    pipeline = DecoupledNetPipeline(model)
+    image = _images([(50, 70)], seed=3)[0]
+    scores = pipeline([image])[0].scores
+    threshold = float(np.sort(scores)[1])  # the two best classes pass "s > threshold"
+    ids = (np.flatnonzero(scores > threshold) + 1).tolist()
+    expected = DecoupledNetPipeline(model, threshold=threshold)([image])[0]
+    given = pipeline([image], labels=[ids[::-1]])[0]
+    np.testing.assert_array_equal(given.labels, expected.labels)
+    np.testing.assert_allclose(given.probabilities, expected.probabilities, rtol=1e-5, atol=1e-6)
+    assert (pipeline([image], labels=[[]])[0].labels == 0).all()
+    with pytest.raises(ValueError, match=r"Class ids must be in 1\.\.4"):
+        pipeline([image], labels=[[5]])
+    with pytest.raises(ValueError, match="one label list per image"):
+        pipeline([image], labels=[[1], [2]])
+
+
 def test_transfernet_pipeline_with_labels_or_a_classifier():
     model = TransferNet(num_classes=5, input_shape=(64, 64, 3), width=SMALL, return_attention=True)
     encoder, decoder, names = split_transfernet(model)

@@ -64,10 +64,15 @@ def needs_oracle_labels(name):
     return zoo.info(name)["pipeline"]["class"] == "TransferNetPipeline"
 
 
-def score_zoo_model(name, split="test", count=None, indices=None, image_size=64):
-    """``zoo.load(name)`` (name may carry a tag, ``"decouplednet-small.5"``) scored on shapes."""
+def score_zoo_model(name, split="test", count=None, indices=None, image_size=64, oracle_labels=None):
+    """``zoo.load(name)`` (name may carry a tag, ``"decouplednet-small.5"``) scored on shapes.
+
+    ``oracle_labels``: default :func:`needs_oracle_labels`; ``True`` also for
+    DecoupledNet (its pipeline then takes the ground-truth class ids instead
+    of its classifier's).
+    """
     from keras_deconv import zoo
 
     pipeline = zoo.load(name)
-    return score(pipeline, split, count=count, indices=indices, image_size=image_size,
-                 oracle_labels=needs_oracle_labels(name))
+    oracle = needs_oracle_labels(name) if oracle_labels is None else bool(oracle_labels)
+    return score(pipeline, split, count=count, indices=indices, image_size=image_size, oracle_labels=oracle)
