@@ -17,6 +17,8 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
@@ -55,14 +57,15 @@ MODELS = {
     "decouplednet-small": {
         "base": "decouplednet", "title": "DecoupledNet (small, shapes)", "builder": "DecoupledNet", "num_classes": 12,
         "pipeline": {"class": "DecoupledNetPipeline", "config": {"threshold": 0.5}},
-        "summary": "A 1/16-width DecoupledNet trained from scratch on shapes: one classification network on the "
-                   "image-level labels of all train images, and one figure-ground network per annotation budget "
-                   "(5, 10, 25 strong images per class, or all). One tag per budget.",
+        "summary": "A 1/16-width DecoupledNet trained on shapes: encoder pretrained as an FCN-8s on source-domain "
+                   "masks (classes 1-7), one classification network on the image-level labels of all train images, "
+                   "and one figure-ground network per annotation budget (5, 10, 25 strong images per class, or "
+                   "all). One tag per budget.",
         "tags": {
-            "all": "image-level labels of all 4000 train images; pixel masks of all 4000",
-            "25": "image-level labels of all 4000 train images; pixel masks of shapes.strong_indices(25) only",
-            "10": "image-level labels of all 4000 train images; pixel masks of shapes.strong_indices(10) only",
-            "5": "image-level labels of all 4000 train images; pixel masks of shapes.strong_indices(5) only",
+            "all": "image-level labels of all 4000 train images; pixel masks of all 4000 (pretraining: masks of the source-domain train images)",
+            "25": "image-level labels of all 4000 train images; pixel masks of shapes.strong_indices(25) only (pretraining: masks of the source-domain train images, classes 1-7)",
+            "10": "image-level labels of all 4000 train images; pixel masks of shapes.strong_indices(10) only (pretraining: masks of the source-domain train images, classes 1-7)",
+            "5": "image-level labels of all 4000 train images; pixel masks of shapes.strong_indices(5) only (pretraining: masks of the source-domain train images, classes 1-7)",
         },
         "default": "all",
     },
@@ -74,7 +77,11 @@ MODELS = {
                    "with zero target masks. Needs image-level labels (class ids) at inference.",
         "tags": {"shapes": "source-domain train images (classes 1-7) with masks; target-domain train images "
                            "(classes 8-12) with image-level labels only (shapes domain rules); encoder "
-                           "pre-trained on the image-level labels of all train images"},
+                           "pretrained as an FCN-8s on the source-domain masks, then fine-tuned as a classifier on "
+                           "the image-level labels of all train images"},
+        "side_files": {"transfernet-small.cam-baseline.weights.h5":
+                       "the weakly supervised CAM baseline of bench/claims.py: "
+                       "keras_deconv.training.recipes.build_cam_classifier, trained in the recipe's encoder stage"},
     },
 }
 
@@ -135,7 +142,7 @@ def skeleton(name):
             "parameter_count_source": "counted from the built model (folded BN)",
             "num_classes": spec["num_classes"],
         },
-        "pipeline": spec["pipeline"],
+        "pipeline": json.loads(json.dumps(spec["pipeline"])),  # a copy: tuning edits it
         "categories": None,
         "category_names": list(shapes.CLASS_NAMES),
         "palette": "voc",
@@ -155,23 +162,72 @@ def write(name, card):
     registry._cards.cache_clear()
 
 
+ORACLE = "oracle image-level labels (ground-truth class ids)"
+
+
 def metrics_for(name, tag):
-    oracle = evaluate.needs_oracle_labels(name)
-    setting = "oracle image-level labels (ground-truth class ids)" if oracle else "no CRF"
+    """The card metrics: the pipeline as users run it; DecoupledNet also with oracle labels."""
+    settings = [evaluate.needs_oracle_labels(name)]
+    if MODELS[name]["builder"] == "DecoupledNet":
+        settings.append(True)
     out = []
-    for count, subset in ((None, "all 500"), (evaluate.CI_SUBSET, f"first {evaluate.CI_SUBSET}")):
-        start = time.perf_counter()
-        matrix = evaluate.score_zoo_model(f"{name}.{tag}", "test", count=count)
-        out.append({
-            "dataset": "shapes", "split": "test", "subset": subset, "metric": "mIoU",
-            "value": round(100 * matrix.mean_iou, 2), "pixel_accuracy": round(100 * matrix.pixel_accuracy, 2),
-            "setting": setting,
-            "command": f"keras-deconv evaluate {name}:{tag} --data shapes --split test"
-                       + (f" --limit {count}" if count else ""),
-            "source": f"bench/make_cards.py (keras_deconv.training.evaluate.score_zoo_model; zoo.load + ConfusionMatrix), {time.perf_counter() - start:.0f} s",
-            "verified": False,
-        })
+    for oracle in settings:
+        for count, subset in ((None, "all 500"), (evaluate.CI_SUBSET, f"first {evaluate.CI_SUBSET}")):
+            out.append(_metric(name, tag, count, subset, oracle))
     return out
+
+
+def _metric(name, tag, count, subset, oracle):
+    start = time.perf_counter()
+    matrix = evaluate.score_zoo_model(f"{name}.{tag}", "test", count=count, oracle_labels=oracle)
+    setting = ORACLE if oracle else "no CRF"
+    command = f"keras-deconv evaluate {name}:{tag} --data shapes --split test" + (f" --limit {count}" if count else "")
+    if oracle and not evaluate.needs_oracle_labels(name):
+        setting, command = ORACLE + " instead of the classifier's", command + " --oracle-labels"
+    return {
+        "dataset": "shapes", "split": "test", "subset": subset, "metric": "mIoU",
+        "value": round(100 * matrix.mean_iou, 2), "pixel_accuracy": round(100 * matrix.pixel_accuracy, 2),
+        "setting": setting, "oracle_labels": bool(oracle),
+        "command": command,
+        "source": f"bench/make_cards.py (keras_deconv.training.evaluate.score_zoo_model; zoo.load + ConfusionMatrix), {time.perf_counter() - start:.0f} s",
+        "verified": False,
+    }
+
+
+#: Pipeline settings chosen per model on shapes *val* images, never on the test split: TransferNet's
+#: background weight by mIoU on source-domain images (masks its supervision allows, never target
+#: masks); DecoupledNet's detection threshold by the F1 of the detected classes against the
+#: image-level labels (no masks, whatever the budget).
+TUNING = {
+    "transfernet-small": ("background_weight", (0.5, 0.3, 0.2, 0.1, 0.05), "source-domain mIoU"),
+    "decouplednet-small": ("threshold", (0.5, 0.4, 0.3, 0.25, 0.2, 0.15, 0.1), "image-label F1"),
+}
+TUNING_IMAGES = 100
+
+
+def _label_f1(scores, labels, threshold):
+    detected, truth = scores > threshold, labels > 0
+    hits = (detected & truth).sum(1)
+    return float(np.mean(2 * hits / np.maximum(detected.sum(1) + truth.sum(1), 1)))
+
+
+def tune_pipeline(name, tag):
+    """``(key, best value, {value: val score})`` for the model's tuned pipeline setting."""
+    key, grid, criterion = TUNING[name]
+    scores = {}
+    if criterion == "image-label F1":
+        data = shapes.as_numpy("val", count=TUNING_IMAGES)
+        pipeline = zoo.load(f"{name}.{tag}", threshold=1.0)  # scores only: no class pass
+        class_scores = np.stack([r.scores for r in pipeline(list(data["image"]))])
+        for value in grid:
+            scores[value] = round(100 * _label_f1(class_scores, np.asarray(data["image_labels"]), value), 2)
+    else:
+        indices = shapes.domain_indices("val", "source")[:TUNING_IMAGES]
+        for value in grid:
+            pipeline = zoo.load(f"{name}.{tag}", **{key: value})
+            matrix = evaluate.score(pipeline, "val", indices=indices, oracle_labels=evaluate.needs_oracle_labels(name))
+            scores[value] = round(100 * matrix.mean_iou, 2)
+    return key, max(scores, key=scores.get), scores
 
 
 def background_only_miou():
@@ -188,12 +244,25 @@ def main(names):
         write(name, card)
         model = zoo.create_model(name, weights=None)
         card["architecture"]["parameter_count"] = int(model.count_params())
+        if name in TUNING:
+            key, best, scores = tune_pipeline(name, card["default_weights"])
+            card["pipeline"]["config"][key] = best
+            criterion = TUNING[name][2]
+            card["notes"].append(
+                f"Pipeline {key}={best}: the best of {sorted(scores)} by {criterion} on shapes val images "
+                f"(the first {TUNING_IMAGES} of that selection; bench/make_cards.py tune_pipeline: {scores}).")
+            print(name, key, best, scores)
+            write(name, card)
         for tag in card["weights"]:
             if card["weights"][tag]["sha256"] is None:
                 print(f"{name}:{tag}: no shipped file yet, metrics left empty", file=sys.stderr)
                 continue
             card["weights"][tag]["metrics"] = metrics_for(name, tag)
             print(name, tag, [(m["subset"], m["value"]) for m in card["weights"][tag]["metrics"]])
+        for file_name, what in MODELS[name].get("side_files", {}).items():
+            path = registry.SHIPPED_WEIGHTS_DIR / file_name
+            if path.exists():
+                card["notes"].append(f"Also shipped: {file_name} ({what}; sha256 {sha256_file(path)}).")
         floor = background_only_miou()
         scores = ", ".join(f"{tag} {w['metrics'][0]['value']}" for tag, w in card["weights"].items() if w["metrics"])
         if scores:
