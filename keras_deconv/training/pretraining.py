@@ -3,9 +3,8 @@
 DecoupledNet and TransferNet start from an ImageNet-trained VGG-16 whose
 encoder they keep (TransferNet freezes it). Without those weights the
 encoder has to learn on ``shapes`` itself, and from image-level labels alone
-it does not: a width-1/4 VGG-16 encoder (with or without batch
-normalisation, average or max pooling, Adam 1e-3 or 3e-3) stayed at the
-label prior (loss 0.417, val mAP 0.16, chance 0.15) for 1000-2500 steps.
+it does not in our CPU budget: the multi-label loss stays at the label prior
+(``bench/encoder_check.py`` prints it).
 
 So the recipes first train the encoder on the **source-domain** images of
 the train split (classes 1-7; the target classes 8-12 never appear in
@@ -15,9 +14,9 @@ being trained (same layer names and shapes). This is the supervision
 TransferNet has anyway (source masks); for DecoupledNet it is a deviation:
 the source classes' masks are seen during pretraining, so its annotation
 budgets are strict only for the target classes (the README reports both).
-A pretraining network with batch normalisation (folded into the kernels by
-:func:`folded_conv_weights`) was tried first: at width 1/4, 2000 Adam steps
-(lr 3e-3) it still labelled every pixel background.
+:func:`folded_conv_weights` folds batch normalisation into the kernels, for
+donors trained with BN (a DeconvNet-style BN donor was tried first and, in
+the same budget, did not leave the all-background plateau).
 
 Example:
 
