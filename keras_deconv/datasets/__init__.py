@@ -1,4 +1,4 @@
-"""Datasets: the built-in synthetic ``shapes`` and a PASCAL VOC 2012 + SBD builder.
+"""Datasets: the built-in synthetic ``shapes``, a PASCAL VOC 2012 + SBD builder and a COCO reader.
 
 Submodules load lazily so that ``import keras_deconv.datasets`` stays cheap:
 
@@ -6,6 +6,8 @@ Submodules load lazily so that ``import keras_deconv.datasets`` stays cheap:
   data generated on the fly (NumPy; TensorFlow only for ``shapes.load``).
 * :mod:`keras_deconv.datasets.voc`: the ``voc2012_seg`` TFDS builder (imports
   ``tensorflow_datasets``), reading VOC 2012 and SBD from a manual directory.
+* :mod:`keras_deconv.datasets.coco`: TransferNet's source domain (the 60
+  non-VOC COCO classes) read from a COCO instances file and its images.
 
 >>> from keras_deconv import datasets
 >>> datasets.shapes.NUM_CLASSES
@@ -14,7 +16,7 @@ Submodules load lazily so that ``import keras_deconv.datasets`` stays cheap:
 
 import importlib
 
-_SUBMODULES = ("shapes", "voc")
+_SUBMODULES = ("shapes", "voc", "coco")
 
 __all__ = list(_SUBMODULES)
 

@@ -1,0 +1,211 @@
+"""TransferNet's source domain from COCO files the user has: the 60 COCO classes that are not in VOC.
+
+TransferNet learns segmentation from COCO masks of the 60 categories that
+PASCAL VOC does not have, and applies it to the 20 VOC classes (``networks.md``
+§4.4). This module reads a COCO *instances* annotation file
+(``instances_train2017.json`` or ``instances_train2014.json``) and its image
+folder, nothing is downloaded, and yields TransferNet's training examples:
+
+* **Label space** (``TRANSFERNET_CLASS_NAMES``): 0 background, 1-20 the VOC
+  classes, 21-80 the 60 non-VOC COCO categories in COCO category order (the
+  official data README assigns COCO to 21-80; the order is not documented,
+  COCO's is assumed, as in the ``transfernet`` card).
+* **Images** (``exclusive=True``, the default): those whose annotations are all
+  non-VOC categories ("images containing categories exclusive to PASCAL VOC",
+  official data README), so no VOC object is silently labelled background.
+* **Masks**: polygons rasterised with PIL, RLE (compressed or not) decoded
+  here (pycocotools is not needed); crowd regions (``iscrowd: 1``) become void
+  (255), as VOC's unlabelled regions. Later annotations are drawn over earlier
+  ones.
+
+Example (with a tiny annotation file written on the spot):
+
+>>> import json, os, tempfile
+>>> from PIL import Image
+>>> folder = tempfile.mkdtemp()
+>>> Image.new("RGB", (8, 6)).save(os.path.join(folder, "a.jpg"))
+>>> spec = {"images": [{"id": 1, "file_name": "a.jpg", "height": 6, "width": 8}],
+...         "categories": [{"id": 34, "name": "frisbee"}],
+...         "annotations": [{"id": 1, "image_id": 1, "category_id": 34, "iscrowd": 0,
+...                          "segmentation": [[1, 1, 4, 1, 4, 3, 1, 3]]}]}
+>>> with open(os.path.join(folder, "instances.json"), "w") as f:
+...     json.dump(spec, f)
+>>> source = CocoTransferSource(os.path.join(folder, "instances.json"), folder)
+>>> ex = source.example(1)
+>>> ex["label"].shape, int(ex["label"].max()), TRANSFERNET_CLASS_NAMES[int(ex["label"].max())]
+((6, 8), 36, 'frisbee')
+"""
+
+import json
+import os
+
+import numpy as np
+
+__all__ = ["CocoTransferSource", "COCO_CLASS_NAMES", "VOC_IN_COCO", "SOURCE_CLASS_NAMES",
+           "TRANSFERNET_CLASS_NAMES", "rle_decode", "rle_string_to_counts", "polygons_to_mask"]
+
+#: The 80 COCO instance categories, in COCO category-id order.
+COCO_CLASS_NAMES = (
+    "person", "bicycle", "car", "motorcycle", "airplane", "bus", "train", "truck", "boat", "traffic light",
+    "fire hydrant", "stop sign", "parking meter", "bench", "bird", "cat", "dog", "horse", "sheep", "cow",
+    "elephant", "bear", "zebra", "giraffe", "backpack", "umbrella", "handbag", "tie", "suitcase", "frisbee",
+    "skis", "snowboard", "sports ball", "kite", "baseball bat", "baseball glove", "skateboard", "surfboard",
+    "tennis racket", "bottle", "wine glass", "cup", "fork", "knife", "spoon", "bowl", "banana", "apple",
+    "sandwich", "orange", "broccoli", "carrot", "hot dog", "pizza", "donut", "cake", "chair", "couch",
+    "potted plant", "bed", "dining table", "toilet", "tv", "laptop", "mouse", "remote", "keyboard",
+    "cell phone", "microwave", "oven", "toaster", "sink", "refrigerator", "book", "clock", "vase",
+    "scissors", "teddy bear", "hair drier", "toothbrush",
+)
+
+#: VOC class name -> its COCO category name (the 20 shared categories).
+VOC_IN_COCO = {
+    "aeroplane": "airplane", "bicycle": "bicycle", "bird": "bird", "boat": "boat", "bottle": "bottle",
+    "bus": "bus", "car": "car", "cat": "cat", "chair": "chair", "cow": "cow", "diningtable": "dining table",
+    "dog": "dog", "horse": "horse", "motorbike": "motorcycle", "person": "person",
+    "pottedplant": "potted plant", "sheep": "sheep", "sofa": "couch", "train": "train", "tvmonitor": "tv",
+}
+
+#: The 60 COCO categories not in VOC (TransferNet's source classes), COCO order.
+SOURCE_CLASS_NAMES = tuple(n for n in COCO_CLASS_NAMES if n not in set(VOC_IN_COCO.values()))
+
+_VOC_NAMES = ("aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
+              "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train",
+              "tvmonitor")
+
+#: TransferNet's 81 labels: background, VOC 1-20, the 60 source classes 21-80.
+TRANSFERNET_CLASS_NAMES = ("background",) + _VOC_NAMES + SOURCE_CLASS_NAMES
+
+VOID_LABEL = 255
+
+
+def rle_string_to_counts(text):
+    """COCO's compressed RLE string -> run lengths (the LEB128-like code of ``maskApi.c``)."""
+    counts, position = [], 0
+    data = text.encode("ascii") if isinstance(text, str) else bytes(text)
+    while position < len(data):
+        value, shift, more = 0, 0, True
+        while more:
+            c = data[position] - 48
+            if c < 0 or c > 63:
+                raise ValueError(f"Corrupt COCO RLE string: byte {data[position]!r} at {position}.")
+            value |= (c & 0x1F) << (5 * shift)
+            more = bool(c & 0x20)
+            position, shift = position + 1, shift + 1
+            if not more and (c & 0x10):
+                value |= -1 << (5 * shift)
+            if more and position >= len(data):
+                raise ValueError("Corrupt COCO RLE string: it ends inside a number.")
+        if len(counts) > 2:
+            value += counts[-2]
+        counts.append(value)
+    return counts
+
+
+def rle_decode(rle, height, width):
+    """``{"counts": list or str, "size": [h, w]}`` -> ``(h, w)`` uint8 mask (runs are column-major, 0s first)."""
+    size = tuple(int(v) for v in rle.get("size", (height, width)))
+    if size != (height, width):
+        raise ValueError(f"RLE size {list(size)} differs from the image size {[height, width]}.")
+    counts = rle["counts"]
+    counts = rle_string_to_counts(counts) if isinstance(counts, (str, bytes)) else [int(c) for c in counts]
+    if any(c < 0 for c in counts) or sum(counts) != height * width:
+        raise ValueError(f"Corrupt COCO RLE: runs sum to {sum(counts)}, expected {height * width} pixels.")
+    values = np.zeros(len(counts), np.uint8)
+    values[1::2] = 1
+    return np.repeat(values, counts).reshape(width, height).T.copy()
+
+
+def polygons_to_mask(polygons, height, width):
+    """COCO polygons ``[[x1, y1, x2, y2, ...], ...]`` -> ``(h, w)`` uint8 mask (PIL's polygon fill)."""
+    from PIL import Image, ImageDraw
+
+    canvas = Image.new("L", (width, height), 0)
+    draw = ImageDraw.Draw(canvas)
+    for polygon in polygons:
+        if len(polygon) < 6 or len(polygon) % 2:
+            raise ValueError(f"A COCO polygon needs x, y pairs for at least 3 points; got {len(polygon)} numbers.")
+        draw.polygon([(float(polygon[i]), float(polygon[i + 1])) for i in range(0, len(polygon), 2)], fill=1)
+    return np.asarray(canvas, np.uint8)
+
+
+class CocoTransferSource:
+    """TransferNet's source-domain examples from a COCO instances file and its image folder.
+
+    Args:
+        annotation_file: ``instances_*.json``.
+        image_dir: folder holding the images named by ``file_name``.
+        exclusive: keep only images whose annotations are all non-VOC categories.
+    """
+
+    def __init__(self, annotation_file, image_dir, exclusive=True):
+        if not os.path.isfile(annotation_file):
+            raise FileNotFoundError(f"COCO annotation file not found: {annotation_file!r} (e.g. "
+                                    "annotations/instances_train2017.json from cocodataset.org).")
+        if not os.path.isdir(image_dir):
+            raise FileNotFoundError(f"COCO image folder not found: {image_dir!r}.")
+        try:
+            with open(annotation_file, encoding="utf-8") as f:
+                data = json.load(f)
+            images = {int(im["id"]): im for im in data["images"]}
+            categories = {int(c["id"]): c["name"] for c in data["categories"]}
+            annotations = data["annotations"]
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            raise ValueError(f"{annotation_file} is not valid JSON ({error}); re-download the annotations.") from None
+        except (KeyError, TypeError) as error:
+            raise ValueError(f"{annotation_file} is not a COCO instances file: missing {error}.") from None
+        unknown = sorted(set(categories.values()) - set(COCO_CLASS_NAMES))
+        if unknown:
+            raise ValueError(f"{annotation_file}: categories {unknown} are not COCO's 80 instance categories.")
+        self.annotation_file, self.image_dir = annotation_file, image_dir
+        self._images = images
+        self._label_of = {cid: TRANSFERNET_CLASS_NAMES.index(name) if name in SOURCE_CLASS_NAMES else None
+                          for cid, name in categories.items()}
+        self._by_image = {}
+        for ann in annotations:
+            self._by_image.setdefault(int(ann["image_id"]), []).append(ann)
+        self.image_ids = sorted(
+            i for i in images
+            if i in self._by_image and (not exclusive or all(self._label_of[int(a["category_id"])] is not None
+                                                             for a in self._by_image[i])))
+
+    def __len__(self):
+        return len(self.image_ids)
+
+    def __iter__(self):
+        for image_id in self.image_ids:
+            yield self.example(image_id)
+
+    def example(self, image_id):
+        """``{"image", "label", "image_labels", "image_id"}`` in TransferNet's 81-label space.
+
+        ``image_labels`` is the 80-d multi-hot query vector (index ``label - 1``).
+        """
+        from PIL import Image
+
+        info = self._images[int(image_id)]
+        height, width = int(info["height"]), int(info["width"])
+        path = os.path.join(self.image_dir, info["file_name"])
+        try:
+            with Image.open(path) as im:
+                image = np.asarray(im.convert("RGB"))
+        except FileNotFoundError:
+            raise FileNotFoundError(f"COCO image {path!r} (id {image_id}) is missing.") from None
+        except OSError as error:
+            raise ValueError(f"COCO image {path!r} (id {image_id}) cannot be read: {error}.") from None
+        if image.shape[:2] != (height, width):
+            raise ValueError(f"{path}: image is {image.shape[1]}x{image.shape[0]}, the annotation says {width}x{height}.")
+        label = np.zeros((height, width), np.uint8)
+        present = np.zeros(len(TRANSFERNET_CLASS_NAMES) - 1, np.float32)
+        for ann in self._by_image.get(int(image_id), []):
+            segmentation = ann["segmentation"]
+            if isinstance(segmentation, dict):
+                mask = rle_decode(segmentation, height, width)
+            else:
+                mask = polygons_to_mask(segmentation, height, width)
+            cls = self._label_of[int(ann["category_id"])]
+            if ann.get("iscrowd"):
+                label[mask > 0] = VOID_LABEL
+            elif cls is not None:
+                label[mask > 0] = cls
+                present[cls - 1] = 1.0
+        return {"image": image, "label": label, "image_labels": present, "image_id": int(image_id)}
