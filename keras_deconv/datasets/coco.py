@@ -41,39 +41,18 @@ import os
 
 import numpy as np
 
-__all__ = ["CocoTransferSource", "COCO_CLASS_NAMES", "VOC_IN_COCO", "SOURCE_CLASS_NAMES",
+from keras_deconv.zoo import categories
+
+__all__ = ["CocoTransferSource", "COCO_CLASS_NAMES", "SOURCE_CLASS_NAMES",
            "TRANSFERNET_CLASS_NAMES", "rle_decode", "rle_string_to_counts", "polygons_to_mask"]
 
-#: The 80 COCO instance categories, in COCO category-id order.
-COCO_CLASS_NAMES = (
-    "person", "bicycle", "car", "motorcycle", "airplane", "bus", "train", "truck", "boat", "traffic light",
-    "fire hydrant", "stop sign", "parking meter", "bench", "bird", "cat", "dog", "horse", "sheep", "cow",
-    "elephant", "bear", "zebra", "giraffe", "backpack", "umbrella", "handbag", "tie", "suitcase", "frisbee",
-    "skis", "snowboard", "sports ball", "kite", "baseball bat", "baseball glove", "skateboard", "surfboard",
-    "tennis racket", "bottle", "wine glass", "cup", "fork", "knife", "spoon", "bowl", "banana", "apple",
-    "sandwich", "orange", "broccoli", "carrot", "hot dog", "pizza", "donut", "cake", "chair", "couch",
-    "potted plant", "bed", "dining table", "toilet", "tv", "laptop", "mouse", "remote", "keyboard",
-    "cell phone", "microwave", "oven", "toaster", "sink", "refrigerator", "book", "clock", "vase",
-    "scissors", "teddy bear", "hair drier", "toothbrush",
-)
-
-#: VOC class name -> its COCO category name (the 20 shared categories).
-VOC_IN_COCO = {
-    "aeroplane": "airplane", "bicycle": "bicycle", "bird": "bird", "boat": "boat", "bottle": "bottle",
-    "bus": "bus", "car": "car", "cat": "cat", "chair": "chair", "cow": "cow", "diningtable": "dining table",
-    "dog": "dog", "horse": "horse", "motorbike": "motorcycle", "person": "person",
-    "pottedplant": "potted plant", "sheep": "sheep", "sofa": "couch", "train": "train", "tvmonitor": "tv",
-}
-
-#: The 60 COCO categories not in VOC (TransferNet's source classes), COCO order.
-SOURCE_CLASS_NAMES = tuple(n for n in COCO_CLASS_NAMES if n not in set(VOC_IN_COCO.values()))
-
-_VOC_NAMES = ("aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
-              "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train",
-              "tvmonitor")
+#: The 80 COCO instance categories (COCO category-id order) and the 60 not in VOC (TransferNet's
+#: source classes): one definition, shared with the model cards.
+COCO_CLASS_NAMES = categories.COCO_CLASSES
+SOURCE_CLASS_NAMES = categories.COCO_EXCLUSIVE_CLASSES
 
 #: TransferNet's 81 labels: background, VOC 1-20, the 60 source classes 21-80.
-TRANSFERNET_CLASS_NAMES = ("background",) + _VOC_NAMES + SOURCE_CLASS_NAMES
+TRANSFERNET_CLASS_NAMES = ("background",) + categories.TRANSFERNET_LABELS
 
 VOID_LABEL = 255
 
