@@ -33,6 +33,7 @@ import numpy as np
 from keras_deconv import models
 from keras_deconv.datasets import shapes
 from keras_deconv.models import _blocks
+from keras_deconv.training.bn_folding import folded_parameters
 
 #: Background + the source classes (ids 1-7 stay as they are).
 NUM_SOURCE_LABELS = 1 + len(shapes.SOURCE_CLASSES)
@@ -47,9 +48,9 @@ def source_segmentation_net(input_shape, width=1 / 16):
 def folded_conv_weights(model):
     """``{conv name: [kernel, bias]}`` of every ``Conv2D``; where a BN follows it, with the BN folded in.
 
-    ``BN(conv(x)) = conv'(x)`` with ``kernel' = kernel * s`` and ``bias' =
-    (bias - mean) * s + beta``, ``s = gamma / sqrt(var + eps)`` per output
-    channel (the Keras moving statistics).
+    ``BN(conv(x)) = conv'(x)`` with ``kernel' = kernel * scale`` and ``bias' =
+    bias * scale + shift``, ``(scale, shift)`` the BN folded with its moving
+    statistics (:func:`~keras_deconv.training.bn_folding.folded_parameters`).
     """
     out = {}
     for layer in model.layers:
@@ -59,11 +60,8 @@ def folded_conv_weights(model):
         bns = [u for u in users if isinstance(u, keras.layers.BatchNormalization)]
         kernel, bias = (np.asarray(w, "float64") for w in layer.get_weights())
         if bns:
-            bn = bns[0]
-            mean, var = np.asarray(bn.moving_mean, "float64"), np.asarray(bn.moving_variance, "float64")
-            scale = np.asarray(bn.gamma, "float64") / np.sqrt(var + bn.epsilon)
-            kernel = kernel * scale
-            bias = (bias - mean) * scale + np.asarray(bn.beta, "float64")
+            scale, shift = (np.asarray(v, "float64") for v in folded_parameters(bns[0]))
+            kernel, bias = kernel * scale, bias * scale + shift
         out[layer.name] = [kernel.astype("float32"), bias.astype("float32")]
     return out
 

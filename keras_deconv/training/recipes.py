@@ -448,13 +448,12 @@ class DecoupledNetRecipe(Recipe):
             return (fit_model, keras.losses.BinaryCrossentropy(from_logits=True), None, optimizer,
                     [keras.metrics.BinaryAccuracy(threshold=0.0)])
 
-        stages = self.pretrain_stages() + [Stage("classification", "classification", steps, build_classification,
-                        lambda: train_data.image_labels(self.train_arrays(), bs, self.size, seed=self.seed,
-                                                          invariances=self.invariances),
-                        self.prepare_classification)]
-        for budget in self.budgets:
-            stages.append(self._segmentation_stage(budget))
-        return stages
+        classification = Stage("classification", "classification", steps, build_classification,
+                               lambda: train_data.image_labels(self.train_arrays(), bs, self.size, seed=self.seed,
+                                                               invariances=self.invariances),
+                               self.prepare_classification)
+        return (self.pretrain_stages() + [classification]
+                + [self._segmentation_stage(budget) for budget in self.budgets])
 
     def _segmentation_stage(self, budget):
         key = f"seg-{budget}"
