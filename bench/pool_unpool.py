@@ -5,6 +5,8 @@ pool+unpool forward and forward+backward for
 
 * ours (MaxPoolingWithArgmax2D + MaxUnpooling2D) in graph mode and under XLA,
 * ours converted to TFLite and run in LiteRT with XNNPACK (forward only),
+  with the XNNPACK-delegated ops that ``export.to_tflite`` uses for float
+  exports and, for comparison, with the Keras layers' default ops,
 * the SegNet-style pair ``tf.nn.max_pool_with_argmax`` + ``tf.scatter_nd``,
 * PyTorch ``max_pool2d(return_indices=True)`` + ``max_unpool2d`` in NCHW and
   channels_last, when torch is installed (``pip install -e ".[bench]"``),
@@ -13,6 +15,13 @@ and the memory-bandwidth floor measured in the same run: the bytes that a
 fused pool+unpool must move (read input, write pooled values and int8
 switches, read them back, write the output) divided by the measured copy
 bandwidth. All rows run in one process on the same machine.
+
+Every row times the computation up to a result in the framework's own
+tensor type, as PyTorch's rows do: TensorFlow's eager calls on the CPU return
+once the result is computed, and ``.numpy()`` would add a copy of the output
+that the PyTorch and LiteRT rows do not pay (shown separately as "ours, XLA
++ .numpy() copy": earlier versions of this script timed every TensorFlow row
+that way).
 
     python bench/pool_unpool.py [--repeats 30] [--threads 2]
 """
@@ -86,13 +95,13 @@ def segnet_fns(shape):
     return forward, forward_backward
 
 
-def litert_fn(shape, threads):
+def litert_fn(shape, threads, pooling="auto"):
     import keras
 
     inputs = keras.Input(shape[1:], batch_size=shape[0])
     pooled, switches = MaxPoolingWithArgmax2D()(inputs)
     model = keras.Model(inputs, MaxUnpooling2D()([pooled, switches, inputs]))
-    flatbuffer = export.to_tflite(model)
+    flatbuffer = export.to_tflite(model, pooling=pooling)
     interpreter = export.litert_interpreter(flatbuffer, xnnpack=True, num_threads=threads)
     interpreter.allocate_tensors()
     detail = interpreter.get_input_details()[0]
@@ -162,14 +171,17 @@ def main():
             ("ours, XLA", tf.function(ours_f, jit_compile=True)),
             ("SegNet-style pair, graph", tf.function(seg_f)),
         ):
-            rows[name] = [median_ms(lambda: function(x).numpy(), args.repeats)]
+            rows[name] = [median_ms(lambda: function(x), args.repeats)]
         for name, function in (
             ("ours, graph", tf.function(ours_fb)),
             ("ours, XLA", tf.function(ours_fb, jit_compile=True)),
             ("SegNet-style pair, graph", tf.function(seg_fb)),
         ):
-            rows[name].append(median_ms(lambda: function(x).numpy(), args.repeats))
+            rows[name].append(median_ms(lambda: function(x), args.repeats))
+        xla_forward = tf.function(ours_f, jit_compile=True)
+        rows["ours, XLA + .numpy() copy"] = [median_ms(lambda: xla_forward(x).numpy(), args.repeats), None]
         rows["ours, LiteRT XNNPACK"] = [median_ms(litert_fn(shape, args.threads), args.repeats), None]
+        rows["ours, LiteRT, default ops"] = [median_ms(litert_fn(shape, args.threads, "default"), args.repeats), None]
         if have_torch:
             for name, last in (("PyTorch NCHW", False), ("PyTorch channels_last", True)):
                 forward, forward_backward = torch_fns(shape, last, args.threads)
@@ -190,6 +202,7 @@ def main():
             torch_cl = rows["PyTorch channels_last"][0]
             print(f"    ours XLA / PyTorch channels_last   = {ours_xla / torch_cl:6.2f}x  (target <= 1.0x)")
             print(f"    ours LiteRT / PyTorch channels_last = {rows['ours, LiteRT XNNPACK'][0] / torch_cl:6.2f}x  (target <= 2.0x)")
+            print(f"    ours LiteRT default ops / PyTorch CL = {rows['ours, LiteRT, default ops'][0] / torch_cl:6.2f}x")
             print(f"    ours XLA / PyTorch NCHW            = {ours_xla / rows['PyTorch NCHW'][0]:6.2f}x")
             print("  ratios (forward+backward):")
             print(f"    ours XLA / PyTorch channels_last   = {rows['ours, XLA'][1] / rows['PyTorch channels_last'][1]:6.2f}x")

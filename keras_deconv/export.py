@@ -33,7 +33,10 @@ def _flex_ops(message):
     return sorted(set(re.findall(r"'(tf\.[A-Za-z0-9_]+)' op is neither", message)))
 
 
-def to_tflite(model, path=None, quantize="none", representative_data=None, input_signature=None):
+POOLING_FORMULATIONS = ("auto", "litert", "default")
+
+
+def to_tflite(model, path=None, quantize="none", representative_data=None, input_signature=None, pooling="auto"):
     """Convert a Keras model (or ``tf.function``) to a builtin-only TFLite flatbuffer.
 
     Args:
@@ -46,6 +49,12 @@ def to_tflite(model, path=None, quantize="none", representative_data=None, input
             a list of arrays, one per model input) used to calibrate ranges.
         input_signature: list of ``tf.TensorSpec``; defaults to the model's
             inputs with dynamic batch and spatial dims.
+        pooling: ops for the argmax pooling and unpooling layers:
+            ``"litert"`` (XNNPACK-delegated, about 4x faster in LiteRT, exact
+            for finite inputs), ``"default"`` (the Keras ops: exact for
+            +-inf too, not delegated) or ``"auto"`` (``"litert"`` for float
+            exports, ``"default"`` for int8). See
+            :mod:`keras_deconv.layers.formulation`.
 
     Returns:
         The flatbuffer as bytes.
@@ -55,8 +64,12 @@ def to_tflite(model, path=None, quantize="none", representative_data=None, input
     """
     import tensorflow as tf
 
+    from keras_deconv.layers.formulation import litert_formulation
+
     if quantize not in QUANTIZATIONS:
         raise ValueError(f"Expected `quantize` to be one of {QUANTIZATIONS}. Received: quantize={quantize!r}")
+    if pooling not in POOLING_FORMULATIONS:
+        raise ValueError(f"Expected `pooling` to be one of {POOLING_FORMULATIONS}. Received: pooling={pooling!r}")
     if quantize == "int8" and representative_data is None:
         raise ValueError("int8 quantization needs `representative_data` (a few typical inputs) to calibrate ranges.")
 
@@ -68,10 +81,15 @@ def to_tflite(model, path=None, quantize="none", representative_data=None, input
 
         @tf.autograph.experimental.do_not_convert
         def serve(*args):
-            return keras_model(list(args) if len(args) > 1 else args[0])
+            outputs = keras_model(list(args) if len(args) > 1 else args[0])
+            # The LiteRT formulation carries switches as floats inside the graph.
+            return tf.nest.map_structure(lambda out, declared: tf.cast(out, declared.dtype), outputs, keras_model.output)
 
         function = tf.function(serve, input_signature=input_signature)
-    concrete = function.get_concrete_function()
+    # Float exports trace the pooling layers with XNNPACK-delegated ops; int8
+    # keeps the default ones: their arithmetic would be quantized.
+    with litert_formulation(pooling == "litert" or (pooling == "auto" and quantize != "int8")):
+        concrete = function.get_concrete_function()
     # No trackable: the converter then freezes the captured variables into
     # constants (with one it keeps READ_VARIABLE ops that LiteRT cannot run).
     converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete])
@@ -507,7 +525,8 @@ def _part_functions(model, input_size):
 
     def encode(images):
         encoded = encoder(images, training=False)
-        return {_tflite_name(name): encoded[name] for name in extra + passed}
+        # Switches leave the encoder in their declared dtype (int8) whatever the formulation.
+        return {_tflite_name(name): tf.cast(encoded[name], dtypes.get(name, tf.float32)) for name in extra + passed}
 
     def decode(query, *tensors):
         given = dict(zip(passed, tensors))

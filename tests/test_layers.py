@@ -13,6 +13,7 @@ import pytest
 import tensorflow as tf
 
 from keras_deconv import export
+from keras_deconv.layers import formulation
 from keras_deconv.layers import (
     MaxPoolingWithArgmax2D,
     MaxUnpooling2D,
@@ -344,6 +345,7 @@ def tflite_models():
     calibration = [[make_data("random", (1, 8, 8, 4)) * 10] for _ in range(16)]
     return model, {
         "none": export.to_tflite(model),
+        "none-default-pooling": export.to_tflite(model, pooling="default"),
         "float16": export.to_tflite(model, quantize="float16"),
         "int8": export.to_tflite(model, quantize="int8", representative_data=calibration),
     }
@@ -361,12 +363,15 @@ def _ops_are_builtin(flatbuffer):
     return ops
 
 
-@pytest.mark.parametrize("quantize", ["none", "float16"])
+@pytest.mark.parametrize("quantize", ["none", "float16", "none-default-pooling"])
 @pytest.mark.parametrize("xnnpack", [True, False])
 def test_tflite_float_is_exact(tflite_models, quantize, xnnpack):
     model, flatbuffers = tflite_models
     _ops_are_builtin(flatbuffers[quantize])
-    for shape, kind in (((2, 6, 10, 4), "random"), ((1, 7, 5, 4), "ties"), ((1, 4, 4, 4), "inf")):
+    cases = [((2, 6, 10, 4), "random"), ((1, 7, 5, 4), "ties"), ((1, 6, 6, 4), "equal"), ((2, 5, 4, 4), "signed_zero")]
+    if quantize == "none-default-pooling":  # the LiteRT formulation is exact for finite inputs only
+        cases.append(((1, 4, 4, 4), "inf"))
+    for shape, kind in cases:
         x = make_data(kind, shape)
         outputs = export.run_tflite(flatbuffers[quantize], [x], xnnpack=xnnpack)
         expected = {k: np.asarray(v) for k, v in model(x).items()}
@@ -374,6 +379,50 @@ def test_tflite_float_is_exact(tflite_models, quantize, xnnpack):
             assert any(np.array_equal(o, expected[key]) for o in _by_shape(outputs, expected[key])), key
         switch_outputs = [o for o in outputs if o.dtype == np.int8]
         assert any(np.array_equal(o, expected["switches"]) for o in switch_outputs)
+
+
+# Ops XNNPACK delegates (as used here); EQUAL, SELECT_V2 and CAST are not among them.
+XNNPACK_OPS = {"MAX_POOL_2D", "SUB", "CEIL", "MINIMUM", "MUL", "ADD", "SQUARED_DIFFERENCE", "STRIDED_SLICE",
+               "SLICE", "CONCATENATION", "RESHAPE", "PADV2", "PAD", "MAXIMUM"}
+
+
+@pytest.mark.parametrize("pool_size, strides, padding, shape", [
+    (2, None, "same", (2, 7, 9, 5)), (2, None, "valid", (2, 7, 9, 5)), (3, None, "same", (1, 8, 10, 3)),
+    ((2, 3), None, "same", (1, 9, 10, 4)), (4, 1, "valid", (2, 4, 4, 6)),  # DecoupledNet's 4x4/1 on 4x4
+])
+def test_litert_formulation_is_delegated_and_exact(pool_size, strides, padding, shape):
+    inputs = keras.Input(shape[1:], batch_size=shape[0])
+    pooled, switches = MaxPoolingWithArgmax2D(pool_size, strides, padding)(inputs)
+    model = keras.Model(inputs, MaxUnpooling2D(pool_size, strides)([pooled, switches, inputs]))
+    flatbuffer = export.to_tflite(model)
+    assert set(export.tflite_ops(flatbuffer)) <= XNNPACK_OPS, export.tflite_ops(flatbuffer)
+    interpreter = export.litert_interpreter(flatbuffer, xnnpack=True)
+    interpreter.allocate_tensors()
+    nodes = [detail["op_name"] for detail in interpreter._get_ops_details()]
+    assert nodes.count("DELEGATE") == 1  # one XNNPACK partition (the default ops give several)
+    for kind in ("random", "ties", "equal", "signed_zero"):
+        x = make_data(kind, shape)
+        expected = np.asarray(model(x))
+        with formulation.litert_formulation():
+            pooled_l, switches_l = MaxPoolingWithArgmax2D(pool_size, strides, padding)(x)
+            np.testing.assert_array_equal(MaxUnpooling2D(pool_size, strides)([pooled_l, switches_l, x]), expected)
+        pooled_d, switches_d = MaxPoolingWithArgmax2D(pool_size, strides, padding)(x)
+        np.testing.assert_array_equal(switches_l, switches_d)
+        np.testing.assert_array_equal(pooled_l, pooled_d)
+        for xnnpack in (True, False):
+            np.testing.assert_array_equal(export.run_tflite(flatbuffer, [x], xnnpack=xnnpack)[0], expected)
+
+
+def test_litert_formulation_is_scoped_and_refused_for_int8_by_default():
+    assert not formulation.litert_active()
+    with formulation.litert_formulation():
+        assert formulation.litert_active()
+        with formulation.litert_formulation(False):
+            assert not formulation.litert_active()
+        assert formulation.litert_active()
+    assert not formulation.litert_active()
+    with pytest.raises(ValueError, match="pooling"):
+        export.to_tflite(pool_unpool_model(), pooling="fast")
 
 
 @pytest.mark.parametrize("xnnpack", [True, False])

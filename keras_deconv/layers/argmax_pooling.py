@@ -3,6 +3,7 @@
 import keras
 import tensorflow as tf
 
+from keras_deconv.layers import formulation
 from keras_deconv.layers import switches as sw
 
 
@@ -61,6 +62,37 @@ def first_max(slices, switch_dtype):
     return best, tf.cast(count, switch_dtype)
 
 
+def litert_first_max(x, pool_size, pooled_hw):
+    """:func:`first_max` for non-overlapping windows, with XNNPACK-delegated ops only.
+
+    See :mod:`keras_deconv.layers.formulation`. The windows tile
+    ``x[:, :h*kh, :w*kw]``; a reshape to ``[B*h, kh, w, kw*C]`` turns window
+    position ``(dy, dx)`` into a stride-1 slice. ``d_k = min(ceil(max - x_k),
+    1)`` is 1 where position ``k`` is below the maximum; the number of
+    leading 1s, ``d_0 (1 + d_1 (1 + ...))``, is the first maximum's position.
+    Returns the switches as float window positions.
+    """
+    pool_h, pool_w = pool_size
+    out_h, out_w = pooled_hw
+    if not (isinstance(out_h, int) and isinstance(out_w, int) and tuple(x.shape[1:3]) == (out_h * pool_h, out_w * pool_w)):
+        x = x[:, : out_h * pool_h, : out_w * pool_w, :]
+    channels = x.shape[3] if x.shape[3] is not None else tf.shape(x)[3]
+    best = tf.nn.max_pool2d(x, pool_size, pool_size, "VALID")
+    rows = tf.reshape(x, tf.stack([-1, pool_h, out_w, pool_w * channels]))
+    best_rows = tf.reshape(best, tf.stack([-1, 1, out_w, channels]))
+    below = []
+    for k in range(pool_h * pool_w - 1):
+        dy, dx = divmod(k, pool_w)
+        candidate = rows[:, dy : dy + 1, :, dx * channels : (dx + 1) * channels]
+        below.append(tf.minimum(tf.math.ceil(best_rows - candidate), 1))
+    if not below:  # a 1x1 window
+        return best, tf.zeros_like(best)
+    position = below[-1]
+    for flag in reversed(below[:-1]):
+        position = flag * (position + 1)
+    return best, tf.reshape(position, tf.shape(best))
+
+
 def max_pool_with_switches(x, pool_size=(2, 2), strides=None, padding="valid", index_format="window"):
     """Functional form of :class:`MaxPoolingWithArgmax2D` (NHWC tensors)."""
     pool_size = sw.normalize_pair(pool_size, "pool_size")
@@ -68,12 +100,19 @@ def max_pool_with_switches(x, pool_size=(2, 2), strides=None, padding="valid", i
     shape = tf.shape(x)
     out_h = sw.pooled_length(shape[1], pool_size[0], strides[0], padding)
     out_w = sw.pooled_length(shape[2], pool_size[1], strides[1], padding)
+    static_hw = tuple(
+        None if length is None else sw.pooled_length(length, pool, stride, padding)
+        for length, pool, stride in zip(x.shape[1:3], pool_size, strides)
+    )
+    litert = formulation.litert_active() and index_format == "window" and sw.is_non_overlapping(pool_size, strides, static_hw)
     if padding == "same":
         # Caffe's ceil mode: the last window may run past the bottom/right edge.
         # Padding with -inf never wins: each window's first element is real.
         pad_h = tf.maximum((out_h - 1) * strides[0] + pool_size[0] - shape[1], 0)
         pad_w = tf.maximum((out_w - 1) * strides[1] + pool_size[1] - shape[2], 0)
         x = tf.pad(x, [[0, 0], [0, pad_h], [0, pad_w], [0, 0]], constant_values=float("-inf"))
+    if litert:
+        return litert_first_max(x, pool_size, tuple(s if s is not None else d for s, d in zip(static_hw, (out_h, out_w))))
     slices = window_slices(x, pool_size, strides, (out_h, out_w))
     pooled, window = first_max(slices, sw.window_switch_dtype(pool_size))
     if index_format == "window":

@@ -3,6 +3,7 @@
 import keras
 import tensorflow as tf
 
+from keras_deconv.layers import formulation
 from keras_deconv.layers import switches as sw
 from keras_deconv.layers.argmax_pooling import _check_channels_last
 
@@ -23,6 +24,27 @@ def _interleave(values, window, pool_size):
     grid = tf.stack(rows, axis=2)  # [B, h, kh, w, kw, C]
     shape = tf.shape(values)
     return tf.reshape(grid, [shape[0], shape[1] * pool_h, shape[2] * pool_w, shape[3]])
+
+
+def _litert_interleave(values, window, pool_size):
+    """:func:`_interleave` with XNNPACK-delegated ops only (finite values).
+
+    See :mod:`keras_deconv.layers.formulation`: slice ``k`` is ``values *
+    relu(1 - (window - k)^2)``, i.e. the value where the switch is ``k`` and
+    0 elsewhere; concatenations along channels, then rows, lay out
+    ``[B, h, kh, w, kw, C]``.
+    """
+    pool_h, pool_w = pool_size
+    position = tf.cast(window, values.dtype)
+    parts = [values * tf.nn.relu(1 - tf.math.squared_difference(position, tf.cast(k, values.dtype)))
+             for k in range(pool_h * pool_w)]
+    shape = tf.shape(values)
+    channels = values.shape[3] if values.shape[3] is not None else shape[3]
+    width = values.shape[2] if values.shape[2] is not None else shape[2]
+    rows = [tf.reshape(tf.concat(parts[dy * pool_w : (dy + 1) * pool_w], axis=-1), tf.stack([-1, 1, width, pool_w * channels]))
+            for dy in range(pool_h)]
+    grid = rows[0] if pool_h == 1 else tf.concat(rows, axis=1)  # [B*h, kh, w, kw*C]
+    return tf.reshape(grid, tf.stack([shape[0], shape[1] * pool_h, shape[2] * pool_w, channels]))
 
 
 def _scatter(values, flat_batch_index, output_shape):
@@ -132,7 +154,7 @@ class MaxUnpooling2D(keras.layers.Layer):
         for name, tensor in (("values", values), ("switches", switches), ("pooled_input", reference)):
             if tensor is not None and len(tensor.shape) != 4:
                 raise ValueError(f"MaxUnpooling2D: {name} must be 4-D (batch, height, width, channels). Received shape {tuple(tensor.shape)}.")
-        if not _dtype_is_integer(switches.dtype):
+        if not _dtype_is_integer(switches.dtype) and not formulation.litert_active():
             raise ValueError(f"MaxUnpooling2D: switches must be integers. Received dtype {switches.dtype}.")
         _check_static_match(values.shape, switches.shape, "values", "switches")
         if reference is not None:
@@ -198,7 +220,8 @@ class MaxUnpooling2D(keras.layers.Layer):
             window = switches
             if self.index_format != "window":
                 window = sw.convert_switches(switches, self.index_format, "window", output_shape, self.pool_size, self.strides)
-            out = _interleave(values, window, self.pool_size)
+            litert = formulation.litert_active() and self.index_format == "window"
+            out = (_litert_interleave if litert else _interleave)(values, window, self.pool_size)
             if reference is None or self._fits_exactly(values.shape, reference.shape):
                 return out
             # Odd sizes: "same" windows overhang the input (crop); "valid" ones

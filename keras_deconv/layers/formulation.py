@@ -1,0 +1,58 @@
+"""Which ops the argmax pooling and unpooling layers are traced with.
+
+The default formulation (comparisons and selects) is exact for every input,
+including +-inf and -0.0, and fuses well under XLA. In LiteRT, though,
+XNNPACK delegates none of its comparison and select ops, so they run in
+TFLite's reference kernels, one pass each. :func:`litert_formulation` traces
+the non-overlapping case with ops that XNNPACK delegates (``MAX_POOL_2D``,
+``SUB``, ``CEIL``, ``MINIMUM``, ``MUL``, ``ADD``, ``SQUARED_DIFFERENCE``,
+slices, ``CONCATENATION``, ``RESHAPE``): about 4x faster in LiteRT
+(``python bench/pool_unpool.py``), slower under XLA, and exact for finite
+inputs:
+
+* the switch of window position ``k`` is decided by
+  ``min(ceil(max - x_k), 1)``, which is 0 exactly when ``x_k`` equals the
+  maximum and 1 otherwise (any positive difference rounds up to 1); values
+  closer than the smallest normal float32 (about 1.2e-38) may count as ties
+  where the runtime flushes subnormals to zero;
+* unpooling multiplies each value by a 0/1 mask, so an infinite value would
+  give NaN in the zeroed positions (network activations are finite).
+
+Inside the formulation the switches travel between the two layers as float
+window positions (casting them to int8 and back would cost two
+non-delegated passes); :func:`keras_deconv.export.to_tflite` casts model
+outputs back to their declared dtypes. Full-integer (int8) exports keep the
+default formulation: their arithmetic is quantized.
+
+Example:
+
+>>> import numpy as np, tensorflow as tf
+>>> from keras_deconv.layers import MaxPoolingWithArgmax2D, MaxUnpooling2D
+>>> x = tf.constant(np.arange(16, dtype="float32").reshape(1, 4, 4, 1))
+>>> with litert_formulation():
+...     pooled, switches = MaxPoolingWithArgmax2D()(x)
+...     restored = MaxUnpooling2D()([pooled, switches, x])
+>>> switches.dtype.name, float(restored[0, 1, 1, 0])
+('float32', 5.0)
+"""
+
+import contextlib
+import threading
+
+_state = threading.local()
+
+
+@contextlib.contextmanager
+def litert_formulation(enabled=True):
+    """Within this block, pooling layers trace the XNNPACK-friendly ops."""
+    previous = litert_active()
+    _state.litert = bool(enabled)
+    try:
+        yield
+    finally:
+        _state.litert = previous
+
+
+def litert_active():
+    """True inside :func:`litert_formulation` (in this thread)."""
+    return getattr(_state, "litert", False)
