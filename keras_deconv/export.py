@@ -26,7 +26,14 @@ QUANTIZATIONS = ("none", "float16", "int8")
 
 
 class ExportError(RuntimeError):
-    """A model cannot be exported as asked (e.g. it would need Select-TF ops)."""
+    """A model cannot be exported as asked (e.g. it would need Select-TF ops).
+
+    A failed ``verify`` carries its checks in ``verification`` (else ``None``).
+    """
+
+    def __init__(self, message, verification=None):
+        super().__init__(message)
+        self.verification = verification
 
 
 def _flex_ops(message):
@@ -112,9 +119,56 @@ def to_tflite(model, path=None, quantize="none", representative_data=None, input
         ops = _flex_ops(str(error))
         detail = f" Ops that are not TFLite builtins: {', '.join(ops)}." if ops else ""
         raise ExportError(f"TFLite conversion with builtin ops only failed.{detail} ({type(error).__name__})") from error
+    if quantize == "int8":
+        flatbuffer, widened = widen_empty_ranges(flatbuffer)
+        if widened:
+            import logging
+
+            logging.getLogger(__name__).warning(
+                "int8: %d activation(s) were 0 on every calibration input (e.g. a dead ReLU); their range is widened "
+                "to +-%g so that XNNPACK can run the model: %s", len(widened), EMPTY_RANGE_LIMIT, ", ".join(widened))
     if path is not None:
         write_atomically(path, flatbuffer)
     return flatbuffer
+
+
+#: Range given to int8 activations whose calibration range was empty.
+EMPTY_RANGE_LIMIT = 1.0
+
+
+def widen_empty_ranges(flatbuffer):
+    """Give int8 activations with an empty calibration range a usable scale.
+
+    A tensor that is 0 on every calibration input (a dead ReLU, and what
+    follows it) gets scale ~7.8e-9 from the converter. XNNPACK refuses to
+    create a runtime for a convolution with that output scale (the
+    requantization ratio is out of its range), so the whole model fails
+    to load with XNNPACK, and any non-zero value would saturate. Such
+    tensors get scale ``EMPTY_RANGE_LIMIT / 127`` and zero point 0 instead:
+    0 stays exact, so outputs on the calibration data do not change.
+
+    Returns:
+        ``(flatbuffer, names of the widened tensors)``.
+    """
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.read_model_from_bytearray(bytearray(flatbuffer))
+    int8 = 9  # schema TensorType.INT8
+    widened = []
+    for subgraph in model.subgraphs:
+        for tensor in subgraph.tensors:
+            quantization = tensor.quantization
+            if tensor.type != int8 or quantization is None or quantization.scale is None or len(quantization.scale) != 1:
+                continue
+            if model.buffers[tensor.buffer].data is not None:  # weights, not activations
+                continue
+            if quantization.scale[0] < 1e-7:
+                quantization.scale = [EMPTY_RANGE_LIMIT / 127]
+                quantization.zeroPoint = [0]
+                widened.append(tensor.name.decode().split(";")[0])
+    if not widened:
+        return flatbuffer, []
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(model)), widened
 
 
 def litert_interpreter(flatbuffer, xnnpack=True, num_threads=None):
@@ -168,6 +222,13 @@ KINDS = ("deconvnet", "fcn8s", "decouplednet", "transfernet")
 LABEL_AGREEMENT = {"none": 0.999, "float16": 0.995, "int8": 0.98}
 #: ``max|a - b| / max|b|`` bound on float32 scores.
 SCORE_TOLERANCE = 1e-4
+#: A pixel whose reference gives the exported label a score within this
+#: (relative to ``max(1, |top score|)``) of its top score is a tie that
+#: rounding decides: either label agrees. Exact ties are common (two classes
+#: both at probability 1.0 in float32); 1e-6 is far below any quantization error.
+TIE_TOLERANCE = 1e-6
+#: Number of sample images ``verify`` uses by default.
+VERIFY_IMAGES = 16
 
 #: Names of the encoder tensors a per-class decoder consumes, per kind
 #: (TFLite tensor names use ``_`` instead of ``-``).
@@ -196,6 +257,23 @@ def model_kind(model):
 
 def _tflite_name(name):
     return name.replace("-", "_")
+
+
+def export_settings(model, name=None, pipeline_options=None):
+    """Pipeline settings an export bakes in: the kind's defaults, then the zoo card's, then ``pipeline_options``.
+
+    >>> from keras_deconv import zoo
+    >>> export_settings(zoo.create_model("decouplednet-small", weights=None), "decouplednet-small")
+    {'threshold': 0.1}
+    """
+    settings = _default_settings(model_kind(model), model)
+    if name is not None:  # the card's tuned values, e.g. decouplednet-small's threshold 0.1
+        from keras_deconv.zoo.registry import card
+
+        tuned = card(name)["pipeline"].get("config", {})
+        settings.update({key: tuned[key] for key in ("threshold", "background_weight") if key in tuned})
+    settings.update(pipeline_options or {})
+    return settings
 
 
 def _default_settings(kind, model):
@@ -716,7 +794,7 @@ def export_model(model, path, format="saved_model", *, quantize="none", weights=
         log(f"Building {name} (weights={weights})...")
         model = zoo.create_model(name, weights=weights, **(config or {}))
     kind = model_kind(model)
-    settings = {**_default_settings(kind, model), **(pipeline_options or {})}
+    settings = export_settings(model, name, pipeline_options)
     if input_size is not None:
         input_size = tuple(int(v) for v in input_size)
         if kind in ("deconvnet", "fcn8s"):
@@ -745,7 +823,7 @@ def export_model(model, path, format="saved_model", *, quantize="none", weights=
         failed = [check for check in result["verification"] if not check["passed"]]
         if failed:
             raise ExportError("Verification failed: " + "; ".join(_check_text(check) for check in failed)
-                              + f". The artifact is at {path}.")
+                              + f". The artifact is at {path}.", verification=result["verification"])
     return result
 
 
@@ -757,11 +835,12 @@ def _size(path):
 
 def _check_text(check):
     return (f"{check['runtime']}: labels agree on {100 * check['label_agreement']:.3f}% of pixels "
-            f"(bound {100 * check['label_bound']:.1f}%), score error {check['score_error']:.2e}"
+            f"(identical on {100 * check['strict_label_agreement']:.3f}%; bound {100 * check['label_bound']:.1f}%), "
+            f"score error {check['score_error']:.2e}"
             + (f" (bound {check['score_bound']:.0e})" if check["score_bound"] is not None else ""))
 
 
-def sample_images(size=(64, 64), count=2, seed=0):
+def sample_images(size=(64, 64), count=VERIFY_IMAGES, seed=0):
     """Deterministic test images: synthetic ``shapes`` scenes resized to ``size`` plus a non-square one."""
     import numpy as np
     import tensorflow as tf
@@ -777,12 +856,29 @@ def sample_images(size=(64, 64), count=2, seed=0):
     return [np.ascontiguousarray(image) for image in images]
 
 
-def _agreement(labels, reference_labels, probabilities, reference_probabilities):
+def _agreement_counts(labels, reference_labels, probabilities, reference_probabilities):
+    """(pixels, identical labels, agreeing labels incl. ties, max|a-b|, max|b|) for one array pair."""
     import numpy as np
 
-    agree = float(np.mean(labels == reference_labels))
-    error = float(np.max(np.abs(probabilities - reference_probabilities)) / max(np.max(np.abs(reference_probabilities)), 1e-30))
-    return agree, error
+    identical = labels == reference_labels
+    channels = reference_probabilities.shape[-1]
+    chosen = np.take_along_axis(reference_probabilities, np.clip(labels, 0, channels - 1)[..., None].astype(np.int64), -1)[..., 0]
+    top = np.max(reference_probabilities, axis=-1)
+    tied = (labels >= 0) & (labels < channels) & (chosen >= top - TIE_TOLERANCE * np.maximum(1.0, np.abs(top)))
+    return (identical.size, int(identical.sum()), int((identical | tied).sum()),
+            float(np.max(np.abs(probabilities - reference_probabilities), initial=0.0)),
+            float(np.max(np.abs(reference_probabilities), initial=0.0)))
+
+
+def _agreement(labels, reference_labels, probabilities, reference_probabilities):
+    """``(agreement incl. ties, relative score error, identical-label share)``."""
+    return _combine([_agreement_counts(labels, reference_labels, probabilities, reference_probabilities)])
+
+
+def _combine(counts):
+    pixels = sum(c[0] for c in counts)
+    error = max(c[3] for c in counts) / max(max(c[4] for c in counts), 1e-30)
+    return sum(c[2] for c in counts) / pixels, error, sum(c[1] for c in counts) / pixels
 
 
 def verify_export(model, path, format, quantize="none", *, input_size=None, images=None, **settings):
@@ -796,11 +892,17 @@ def verify_export(model, path, format, quantize="none", *, input_size=None, imag
       :mod:`keras_deconv.lite` against the Keras pipeline, XNNPACK on and off.
     * ONNX: onnxruntime against the Keras model.
 
-    Bounds: labels identical on >= 99.9% of pixels (float16 99.5%, int8
+    Bounds: labels agree on >= 99.9% of pixels (float16 99.5%, int8
     98%); float32 scores within ``1e-4`` relative (``max|a-b| / max|b|``).
+    A label agrees when it is the Keras label, or when Keras scores it
+    within :data:`TIE_TOLERANCE` of its top score (an exact tie, decided by
+    rounding); the share of identical labels is reported too. Images: the
+    given ones, else :data:`VERIFY_IMAGES` deterministic ``shapes`` val
+    scenes (one of them non-square).
 
     Returns:
-        A list of dicts: ``runtime``, ``label_agreement``, ``score_error``,
+        A list of dicts: ``runtime``, ``label_agreement`` (ties count as
+        agreeing), ``strict_label_agreement`` (identical labels), ``score_error``,
         ``label_bound``, ``score_bound`` (None when not checked), ``passed``.
     """
     import numpy as np
@@ -811,10 +913,10 @@ def verify_export(model, path, format, quantize="none", *, input_size=None, imag
     score_bound = SCORE_TOLERANCE if quantize == "none" else None
     checks = []
 
-    def add(runtime, agree, error):
+    def add(runtime, agree, error, identical):
         passed = agree >= label_bound and (score_bound is None or error <= score_bound)
-        checks.append({"runtime": runtime, "label_agreement": agree, "score_error": error,
-                       "label_bound": label_bound, "score_bound": score_bound, "passed": passed})
+        checks.append({"runtime": runtime, "label_agreement": agree, "strict_label_agreement": identical,
+                       "score_error": error, "label_bound": label_bound, "score_bound": score_bound, "passed": passed})
 
     if format == "tflite" and kind in ("deconvnet", "fcn8s"):
         flatbuffer = open(path, "rb").read()
@@ -835,41 +937,41 @@ def verify_export(model, path, format, quantize="none", *, input_size=None, imag
         size = (settings["min_size"], settings["min_size"])
     images = images or sample_images(size)
     pipeline = keras_pipeline(model, **settings)
-    labels = [[1, 2]] * len(images) if kind == "transfernet" else None
-    reference = pipeline(images, labels=labels) if labels else pipeline(images)
+    given = [[1, 2]] * len(images)
+    # TransferNet needs class ids. DecoupledNet runs with its classifier's detections and, so that
+    # the per-class decoder is checked even when the classifier detects nothing, with given ids.
+    label_sets = {"transfernet": [("", given)], "decouplednet": [("", None), (", class ids 1,2", given)]}.get(kind, [("", None)])
     if format == "saved_model":
         import tensorflow as tf
 
         loaded = tf.saved_model.load(path)
         serve = loaded.signatures["serving_default"]
-        for runtime_images, ref in ((images, reference),):
-            results = []
-            for image in runtime_images:
-                kwargs = {"images": tf.constant(image[None])}
-                if kind == "transfernet":
-                    kwargs["class_ids"] = tf.constant([1, 2], tf.int32)
-                out = serve(**kwargs)
-                results.append((out["labels"].numpy()[0], out["probabilities"].numpy()[0]))
-        add("saved_model", *_pooled_agreement(results, reference))
+        results = []
+        for image in images:
+            kwargs = {"images": tf.constant(image[None])}
+            if kind == "transfernet":
+                kwargs["class_ids"] = tf.constant([1, 2], tf.int32)
+            out = serve(**kwargs)
+            results.append((out["labels"].numpy()[0], out["probabilities"].numpy()[0]))
+        labels = label_sets[0][1]
+        add("saved_model", *_pooled_agreement(results, pipeline(images, labels=labels) if labels else pipeline(images)))
         return checks
     from keras_deconv import lite
 
-    for xnnpack in (True, False):
-        lite_pipeline = lite.load(path, xnnpack=xnnpack)
-        outputs = lite_pipeline(images, labels=labels) if labels else lite_pipeline(images)
-        add(f"litert ({'xnnpack' if xnnpack else 'no xnnpack'})",
-            *_pooled_agreement([(o.labels, o.probabilities) for o in outputs], reference))
+    lite_settings = {key: settings[key] for key in ("threshold", "background_weight") if key in settings}
+    for suffix, labels in label_sets:
+        reference = pipeline(images, labels=labels) if labels else pipeline(images)
+        for xnnpack in (True, False):
+            lite_pipeline = lite.load(path, xnnpack=xnnpack, **lite_settings)
+            outputs = lite_pipeline(images, labels=labels) if labels else lite_pipeline(images)
+            add(f"litert ({'xnnpack' if xnnpack else 'no xnnpack'}){suffix}",
+                *_pooled_agreement([(o.labels, o.probabilities) for o in outputs], reference))
     return checks
 
 
 def _pooled_agreement(results, reference):
-    import numpy as np
-
-    labels = np.concatenate([r[0].ravel() for r in results])
-    reference_labels = np.concatenate([r.labels.ravel() for r in reference])
-    probabilities = np.concatenate([r[1].ravel() for r in results])
-    reference_probabilities = np.concatenate([r.probabilities.ravel() for r in reference])
-    return _agreement(labels, reference_labels, probabilities, reference_probabilities)
+    return _combine([_agreement_counts(labels, ref.labels, probabilities, ref.probabilities)
+                     for (labels, probabilities), ref in zip(results, reference)])
 
 
 def _resize_image(image, size):

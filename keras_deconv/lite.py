@@ -163,18 +163,22 @@ class LiteDecoupledNet(_LiteTwoPart):
         super().__init__(folder, xnnpack, num_threads)
         self.threshold = threshold
 
-    def __call__(self, images):
+    def __call__(self, images, labels=None):
+        """Segment ``images``; ``labels`` (1-based class ids per image) replace the classifier's detection."""
         from keras_deconv import pipelines
 
-        return [self._one(image) for image in pipelines._as_images(images)]
+        images = pipelines._as_images(images)
+        if labels is not None and len(labels) != len(images):
+            raise ValueError(f"Expected one label list per image. Received {len(labels)} for {len(images)} images.")
+        return [self._one(image, None if labels is None else labels[i]) for i, image in enumerate(images)]
 
-    def _one(self, image):
+    def _one(self, image, ids=None):
         from keras_deconv import pipelines
 
         height, width = image.shape[:2]
         encoded = self._encode(image)
         scores = encoded["cls_score_avg_sigmoid"][0]
-        detected, queries = pipelines.decouplednet_queries(scores, self.threshold)
+        detected, queries = pipelines.decouplednet_queries(scores, self.threshold, ids)
         seg = pipelines._softmax(self._decode(encoded, queries))
         return pipelines.combine_decouplednet(seg, scores, detected, height, width)
 
