@@ -89,7 +89,9 @@ class CaffePreprocessing(keras.layers.Layer):
             )
         images = keras.ops.cast(inputs, self.compute_dtype)
         mean = keras.ops.convert_to_tensor(np.asarray(self.mean, "float32"), dtype=self.compute_dtype)
-        return keras.ops.flip(images, axis=-1) - mean
+        # RGB -> BGR as a reversed slice, not a flip: TFLite's int8 REVERSE_V2 copies raw bytes, yet the
+        # converter gives its output another scale than its input, which distorted every int8 export's input.
+        return images[..., ::-1] - mean
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape)

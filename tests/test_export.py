@@ -167,6 +167,17 @@ def test_agreement_counts_exact_ties_only():
     assert pooled == (0.5, 0.0, 0.25)
 
 
+def _unrepaired_int8(monkeypatch, model, data):
+    """The converter's own int8 output, without keras-deconv's repairs."""
+    with monkeypatch.context() as patch:
+        patch.setattr(export, "repair_int8_quantization", lambda flatbuffer: (flatbuffer, []))
+        return export.to_tflite(model, quantize="int8", representative_data=data)
+
+
+def _calibration(shape, count=8, high=1.0):
+    return [[np.random.default_rng(i).uniform(0, high, shape).astype("float32")] for i in range(count)]
+
+
 def test_int8_dead_activations_get_a_range_xnnpack_accepts(monkeypatch):
     keras.utils.set_random_seed(4)
     inputs = keras.Input((8, 8, 3), batch_size=1)
@@ -174,18 +185,40 @@ def test_int8_dead_activations_get_a_range_xnnpack_accepts(monkeypatch):
     live = keras.layers.Conv2D(4, 3, padding="same", activation="relu")(inputs)
     outputs = keras.layers.Conv2D(2, 1)(keras.layers.Add()([live, keras.layers.Conv2D(4, 1)(dead)]))
     model = keras.Model(inputs, outputs)
-    data = [[np.random.default_rng(i).uniform(0, 1, (1, 8, 8, 3)).astype("float32")] for i in range(8)]
-    with monkeypatch.context() as patch:  # the converter's own output: XNNPACK cannot run it
-        patch.setattr(export, "widen_empty_ranges", lambda flatbuffer: (flatbuffer, []))
-        raw = export.to_tflite(model, quantize="int8", representative_data=data)
-    with pytest.raises(RuntimeError, match="XNNPACK"):
+    data = _calibration((1, 8, 8, 3))
+    raw = _unrepaired_int8(monkeypatch, model, data)
+    with pytest.raises(RuntimeError, match="XNNPACK"):  # the converter's output cannot run with XNNPACK
         export.litert_interpreter(raw, xnnpack=True).allocate_tensors()
+    assert any("dead ReLU" in repair for repair in export.repair_int8_quantization(raw)[1])
     flatbuffer = export.to_tflite(model, quantize="int8", representative_data=data)
-    assert export.widen_empty_ranges(raw)[1] and export.widen_empty_ranges(flatbuffer)[1] == []
+    assert export.repair_int8_quantization(flatbuffer)[1] == []  # already repaired
     for xnnpack in (True, False):
         out = export.run_tflite(flatbuffer, data[0], xnnpack=xnnpack)[0]
         reference = np.asarray(model(data[0][0]))
         assert np.abs(out - reference).max() <= 0.05 * np.abs(reference).max()
+
+
+def test_int8_copy_ops_keep_their_input_quantization(monkeypatch):
+    """The converter gave an int8 REVERSE_V2 another output scale than its input; its kernel copies bytes."""
+    from keras_deconv.preprocessing import CaffePreprocessing
+
+    keras.utils.set_random_seed(5)
+    inputs = keras.Input((8, 8, 3), batch_size=1)
+    flipped = keras.layers.Lambda(lambda x: keras.ops.flip(x, axis=-1))(inputs)  # REVERSE_V2
+    outputs = keras.layers.Conv2D(2, 3, padding="same")(keras.layers.Rescaling(1.0, offset=-100.0)(flipped))
+    model = keras.Model(inputs, outputs)
+    data = _calibration((1, 8, 8, 3), high=255.0)
+    raw = _unrepaired_int8(monkeypatch, model, data)
+    repairs = export.repair_int8_quantization(raw)[1]
+    assert any(repair.startswith("REVERSE_V2") for repair in repairs), repairs
+    flatbuffer = export.to_tflite(model, quantize="int8", representative_data=data)
+    reference = np.asarray(model(data[0][0]))
+    error = lambda fb: np.abs(export.run_tflite(fb, data[0], xnnpack=False)[0] - reference).max() / np.abs(reference).max()  # noqa: E731
+    assert error(flatbuffer) < 0.05 < error(raw)
+    # Our own preprocessing has no REVERSE_V2 and needs no repair.
+    pre = keras.Model(inputs, keras.layers.Conv2D(2, 3)(CaffePreprocessing()(inputs)))
+    fb = _unrepaired_int8(monkeypatch, pre, data)
+    assert "REVERSE_V2" not in export.tflite_ops(fb) and export.repair_int8_quantization(fb)[1] == []
 
 
 def test_zoo_exports_bake_in_the_cards_settings():
