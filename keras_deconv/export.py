@@ -145,7 +145,9 @@ def repair_int8_quantization(flatbuffer):
       to create a runtime for a convolution with that output scale (the
       requantization ratio is out of its range), so the whole model fails to
       load with XNNPACK, and any non-zero value would saturate. Such tensors
-      get scale ``EMPTY_RANGE_LIMIT / 127`` and zero point 0: 0 stays exact.
+      (activations with a scale below 1e-7, i.e. a calibrated range under
+      about 2.5e-5) get scale ``EMPTY_RANGE_LIMIT / 127`` and zero point 0:
+      0 stays exact.
     * **Copy ops with two quantizations.** The int8 kernels of reshapes,
       slices, reversals, pads and max pooling copy bytes, so their output must
       have their input's scale and zero point; the converter sometimes gives

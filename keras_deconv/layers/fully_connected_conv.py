@@ -11,7 +11,7 @@ otherwise they are the ordinary convolution (e.g. FCN-8s' fc6 on large maps).
 """
 
 import keras
-
+import tensorflow as tf
 from keras.layers import Conv2D, Conv2DTranspose
 
 
@@ -63,8 +63,6 @@ class FullyConnectedConv2DTranspose(Conv2DTranspose):
     def call(self, inputs):
         if not (_plain(self) and tuple(inputs.shape[1:3]) == (1, 1)):
             return super().call(inputs)
-        import tensorflow as tf
-
         kernel_h, kernel_w = self.kernel_size
         in_channels = inputs.shape[-1]
         # (kh, kw, out, in) -> (kh*kw*out, in) is a free reshape; the matmul contracts the
