@@ -262,6 +262,8 @@ SCORE_TOLERANCE = 1e-4
 TIE_TOLERANCE = 1e-6
 #: Number of sample images ``verify`` uses by default.
 VERIFY_IMAGES = 16
+#: Pipeline settings a zoo card can tune and a LiteRT pipeline takes.
+_TUNABLE_SETTINGS = ("threshold", "background_weight")
 
 #: Names of the encoder tensors a per-class decoder consumes, per kind
 #: (TFLite tensor names use ``_`` instead of ``-``).
@@ -304,7 +306,7 @@ def export_settings(model, name=None, pipeline_options=None):
         from keras_deconv.zoo.registry import card
 
         tuned = card(name)["pipeline"].get("config", {})
-        settings.update({key: tuned[key] for key in ("threshold", "background_weight") if key in tuned})
+        settings.update({key: tuned[key] for key in _TUNABLE_SETTINGS if key in tuned})
     settings.update(pipeline_options or {})
     return settings
 
@@ -991,7 +993,7 @@ def verify_export(model, path, format, quantize="none", *, input_size=None, imag
         return checks
     from keras_deconv import lite
 
-    lite_settings = {key: settings[key] for key in ("threshold", "background_weight") if key in settings}
+    lite_settings = {key: settings[key] for key in _TUNABLE_SETTINGS if key in settings}
     for suffix, labels in label_sets:
         reference = pipeline(images, labels=labels) if labels else pipeline(images)
         for xnnpack in (True, False):
