@@ -67,7 +67,8 @@ class FullyConnectedConv2DTranspose(Conv2DTranspose):
         in_channels = inputs.shape[-1]
         # (kh, kw, out, in) -> (kh*kw*out, in) is a free reshape; the matmul contracts the
         # kernel's minor axis (transpose_b) instead of materialising a transposed copy, which
-        # cost ~100 ms (graph) and ~150 ms (XLA) per call at full size: the kernel is 411 MB.
+        # cost ~120 ms (graph) and ~170 ms (XLA) per call at full size: the kernel is 411 MB
+        # (python bench/fc_layers.py).
         matrix = keras.ops.reshape(self.kernel, (kernel_h * kernel_w * self.filters, in_channels))
         outputs = tf.linalg.matmul(keras.ops.reshape(inputs, (-1, in_channels)), matrix, transpose_b=True)
         return _finish(self, keras.ops.reshape(outputs, (-1, kernel_h, kernel_w, self.filters)))
