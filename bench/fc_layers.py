@@ -13,20 +13,10 @@ the median ms, in graph mode and under XLA, of
 """
 
 import os
-import statistics
-import time
+
+from _timing import median_ms
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-
-
-def median_ms(function, repeats=7):
-    function()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times) * 1e3
 
 
 def main():
@@ -54,7 +44,7 @@ def main():
                                       ("FullyConnectedConv2DTranspose", layer, x)):
         graph = tf.function(function, autograph=False)
         xla = tf.function(function, jit_compile=True, autograph=False)
-        print(f"  {name:30s} graph {median_ms(lambda: graph(argument)):7.1f}   xla {median_ms(lambda: xla(argument)):7.1f}")
+        print(f"  {name:30s} graph {median_ms(lambda: graph(argument), 7):7.1f}   xla {median_ms(lambda: xla(argument), 7):7.1f}")
 
 
 if __name__ == "__main__":

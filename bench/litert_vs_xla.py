@@ -15,22 +15,11 @@ About three minutes (most of it the TFLite conversion).
 
 import argparse
 import os
-import statistics
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np  # noqa: E402
-
-
-def median_ms(function, repeats=5):
-    function()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times) * 1e3
+from _timing import median_ms  # noqa: E402
 
 
 def litert_runner(flatbuffer, x, threads):
@@ -62,7 +51,7 @@ def main():
     lite = litert_runner(export._dense_tflite(model, None, "none", "shapes", (224, 224)), x, threads)
     print("\nDeconvNet 224x224 batch 1, median ms of 5 per round:")
     for round_index in range(args.rounds):
-        keras_ms, lite_ms = median_ms(lambda: xla(tx)), median_ms(lite)
+        keras_ms, lite_ms = median_ms(lambda: xla(tx), 5), median_ms(lite, 5)
         print(f"  round {round_index}: keras xla {keras_ms:6.1f}  litert float32 {lite_ms:6.1f}  ratio {lite_ms / keras_ms:.3f}")
 
     print("\nStride-1 3x3 transposed convolution in LiteRT (XNNPACK), median ms:")

@@ -17,12 +17,12 @@ import argparse
 import gc
 import os
 import resource
-import statistics
 import sys
 import tempfile
 import time
 
 import numpy as np
+from _timing import median_ms
 
 
 def peak_rss_mb():
@@ -30,14 +30,8 @@ def peak_rss_mb():
 
 
 def timed(function, repeats, warmup=2):
-    for _ in range(warmup):
-        function()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    """Median seconds per call."""
+    return median_ms(function, repeats, warmup) / 1e3
 
 
 def model_flops(model, batch):

@@ -32,11 +32,10 @@ that way).
 
 import argparse
 import os
-import statistics
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+import _timing  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
@@ -47,14 +46,7 @@ SHAPES = [(8, 112, 112, 64), (1, 224, 224, 64)]
 
 
 def median_ms(function, repeats, warmup=3):
-    for _ in range(warmup):
-        function()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        times.append((time.perf_counter() - start) * 1e3)
-    return statistics.median(times)
+    return _timing.median_ms(function, repeats, warmup)
 
 
 def copy_bandwidth_gbs(repeats):

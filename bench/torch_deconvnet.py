@@ -79,8 +79,8 @@ def main():
     """``python bench/torch_deconvnet.py --batch 1 --size 224``: prints the median forward time in ms."""
     import argparse
     import os
-    import statistics
-    import time
+
+    from _timing import median_ms
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--batch", type=int, default=1)
@@ -95,14 +95,9 @@ def main():
     net = TorchDeconvNet(args.num_classes, args.width, args.fc_units, args.fc_kernel_size).eval()
     net = net.to(memory_format=torch.channels_last)
     x = (torch.rand(args.batch, 3, args.size, args.size) * 255).contiguous(memory_format=torch.channels_last)
-    times = []
     with torch.no_grad():
-        for index in range(args.repeats + 2):
-            start = time.perf_counter()
-            net(x)
-            if index >= 2:
-                times.append(time.perf_counter() - start)
-    print(f"{statistics.median(times) * 1e3:.3f}")
+        milliseconds = median_ms(lambda: net(x), args.repeats, warmup=2)
+    print(f"{milliseconds:.3f}")
 
 
 if __name__ == "__main__":
