@@ -295,16 +295,24 @@ def test_fc_layers_run_as_matmuls_and_compiled_predict():
     assert isinstance(deconvnet.get_layer("fc6-deconv"), FullyConnectedConv2DTranspose)
     x = np.random.default_rng(5).uniform(0, 255, (2, 64, 64, 3)).astype("float32")
     reference = np.asarray(deconvnet(x))
-    # The matmul path equals the plain convolutions with the same weights.
+    # The matmul path equals the plain convolutions with the same weights (a nonzero
+    # bias: the matmul path adds it as `- (-bias)`), eagerly and under XLA.
+    rng = np.random.default_rng(1)
     for name, plain_class in (("fc6", keras.layers.Conv2D), ("fc6-deconv", keras.layers.Conv2DTranspose)):
-        layer = deconvnet.get_layer(name)
-        plain = plain_class.from_config(layer.get_config())
-        kernel = layer.get_weights()[0]  # fc6 (2, 2, in, out) on the 2x2 pool5; fc6-deconv (2, 2, out, in) on 1x1
+        model_layer = deconvnet.get_layer(name)
+        layer = type(model_layer).from_config(model_layer.get_config())
+        plain = plain_class.from_config(model_layer.get_config())
+        kernel = model_layer.get_weights()[0]  # fc6 (2, 2, in, out) on the 2x2 pool5; fc6-deconv (2, 2, out, in) on 1x1
         shape = (2, 2, 2, kernel.shape[2]) if name == "fc6" else (2, 1, 1, kernel.shape[3])
-        inputs = np.random.default_rng(1).standard_normal(shape).astype("float32")
-        plain.build(inputs.shape)
-        plain.set_weights(layer.get_weights())
-        assert _rel(np.asarray(layer(inputs)), np.asarray(plain(inputs))) < 1e-5
+        inputs = rng.standard_normal(shape).astype("float32")
+        weights = [rng.standard_normal(w.shape).astype("float32") for w in model_layer.get_weights()]
+        for each in (layer, plain):
+            each.build(inputs.shape)
+            each.set_weights(weights)
+        expected = np.asarray(plain(inputs))
+        assert _rel(np.asarray(layer(inputs)), expected) < 1e-5
+        xla = tf.function(layer, jit_compile=True, autograph=False)
+        assert _rel(np.asarray(xla(tf.constant(inputs))), expected) < 1e-5
     predict = export.compiled_predict(deconvnet)
     assert _rel(np.asarray(predict(tf.constant(x))), reference) < 1e-5
     assert list(predict.choices.values())[0] in (True, False)
