@@ -8,6 +8,8 @@ Not a test. Run once, on an otherwise idle machine if possible:
 Prints a table (median ms over repeats, images/s, GFLOP/s from an analytic
 FLOP count of the model's conv/deconv layers), the float32 2048^2 matmul
 GFLOP/s measured in the same run, peak RSS, and the ratios against targets.
+The Keras models get trained-looking biases and BN terms (``_weights.py``:
+with the initial zeros the converter exports a different graph).
 TensorFlow calls are timed up to their result tensor (TensorFlow's eager
 calls on the CPU return once it is computed), without a ``.numpy()`` copy,
 for the matmul baseline as for the models.
@@ -23,6 +25,7 @@ import time
 
 import numpy as np
 from _timing import median_ms
+from _weights import trained_like
 
 
 def peak_rss_mb():
@@ -167,9 +170,9 @@ def main():
     matmul = matmul_gflops()
     print(f"matmul 2048^2 float32: {matmul:.0f} GFLOP/s", file=sys.stderr)
     small = dict(num_classes=21, width=1 / 4, fc_units=256, fc_kernel_size=2)
-    run("small DeconvNet (w=1/4) 64x64", DeconvNet(input_shape=(64, 64, 3), **small), 8, 64, args.repeats, rows, small)
+    run("small DeconvNet (w=1/4) 64x64", trained_like(DeconvNet(input_shape=(64, 64, 3), **small)), 8, 64, args.repeats, rows, small)
     if not args.quick:
-        full = DeconvNet(input_shape=(224, 224, 3))
+        full = trained_like(DeconvNet(input_shape=(224, 224, 3)))
         run("DeconvNet 224x224", full, 1, 224, args.repeats, rows, {})
         slow = sorted(layer_times(full, None), key=lambda r: -r[2])[:6]
         print("\nSlowest conv layers alone (graph mode, ms):")
