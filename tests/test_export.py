@@ -287,6 +287,48 @@ def test_onnx_export_or_clear_reason(deconvnet, tmp_path):
     assert checks[0]["passed"], checks
 
 
+def _trained_like(model, seed):
+    """Nonzero biases and BN terms: with the default zeros the converter drops them, and
+    shapes that only trained weights produce (a folded BN shift) go untested."""
+    rng = np.random.default_rng(seed)
+    for weight in model.weights:
+        values = rng.standard_normal(weight.shape) * (0.1 if "kernel" in weight.path else 1)
+        weight.assign((np.abs(values) + 0.5 if "scale" in weight.path else values).astype("float32"))
+    return model
+
+
+def _xnnpack_partitions(flatbuffer):
+    interpreter = export.litert_interpreter(flatbuffer, xnnpack=True)
+    interpreter.allocate_tensors()
+    return [detail["op_name"] for detail in interpreter._get_ops_details()].count("DELEGATE")
+
+
+def _transpose_conv_bias_ranks(flatbuffer):
+    interpreter = export.litert_interpreter(flatbuffer, xnnpack=False)
+    tensors = {detail["index"]: detail for detail in interpreter.get_tensor_details()}
+    return [len(tensors[op["inputs"][3]]["shape"]) for op in interpreter._get_ops_details()
+            if op["op_name"] == "TRANSPOSE_CONV" and len(op["inputs"]) > 3 and op["inputs"][3] >= 0]
+
+
+def test_float_exports_of_trained_like_models_are_one_xnnpack_partition(tmp_path):
+    # A BN after a deconvolution folds into the TRANSPOSE_CONV bias; when ChannelAffine
+    # broadcast its shift as (1, 1, 1, C), that bias was 4-D and XNNPACK refused every
+    # deconvolution (7x slower), which random-init models (zero shift) never showed.
+    keras.utils.set_random_seed(4)
+    deconvnet = _trained_like(DeconvNet(num_classes=3, input_shape=(64, 64, 3), width=SMALL, fc_units=32,
+                                        fc_kernel_size=2), 0)
+    flatbuffer = export.to_tflite(deconvnet, input_signature=[tf.TensorSpec((1, 64, 64, 3), tf.float32)])
+    assert _transpose_conv_bias_ranks(flatbuffer) and set(_transpose_conv_bias_ranks(flatbuffer)) == {1}
+    assert _xnnpack_partitions(flatbuffer) == 1
+    decouplednet = _trained_like(DecoupledNet(num_classes=4, input_shape=(64, 64, 3), width=SMALL, fc_kernel_size=1), 1)
+    folder = export.to_tflite_parts(decouplednet, str(tmp_path / "parts"))
+    # The per-class decoder is all deconvolutions (the encoder's relu masks and int8 switch
+    # casts are not XNNPACK ops, so it has several partitions by design).
+    decoder = open(os.path.join(folder, "decoder.tflite"), "rb").read()
+    assert _transpose_conv_bias_ranks(decoder) and set(_transpose_conv_bias_ranks(decoder)) == {1}
+    assert _xnnpack_partitions(decoder) == 1
+
+
 def test_fc_layers_run_as_matmuls_and_compiled_predict():
     from keras_deconv.layers import FullyConnectedConv2D, FullyConnectedConv2DTranspose
 

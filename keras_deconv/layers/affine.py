@@ -53,10 +53,16 @@ class ChannelAffine(keras.layers.Layer):
         self.shift = self.add_weight(name="shift", shape=(channels,), initializer=self.shift_initializer)
 
     def call(self, inputs):
-        shape = [1] * len(inputs.shape)
-        shape[self.axis] = -1
-        scale = keras.ops.reshape(keras.ops.cast(self.scale, inputs.dtype), shape)
-        shift = keras.ops.reshape(keras.ops.cast(self.shift, inputs.dtype), shape)
+        scale = keras.ops.cast(self.scale, inputs.dtype)
+        shift = keras.ops.cast(self.shift, inputs.dtype)
+        if self.axis not in (-1, len(inputs.shape) - 1):
+            shape = [1] * len(inputs.shape)
+            shape[self.axis] = -1
+            scale, shift = keras.ops.reshape(scale, shape), keras.ops.reshape(shift, shape)
+        # On the last axis the (C,) weights broadcast as they are. Reshaped to (1, 1, 1, C),
+        # the TFLite converter folds the shift into a TRANSPOSE_CONV bias of that 4-D shape,
+        # which XNNPACK refuses to delegate: every deconvolution then ran in TFLite's own
+        # kernel, 7x slower (python bench/litert_vs_xla.py).
         return inputs * scale + shift
 
     def compute_output_shape(self, input_shape):
