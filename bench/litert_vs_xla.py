@@ -4,7 +4,8 @@ Prints, on the same warm machine:
 
 * ``--rounds`` alternating measurements (median of 5 each) of the full
   DeconvNet at 224x224, batch 1: Keras under XLA and LiteRT float32 with
-  XNNPACK, and their ratio (issue target: LiteRT no slower);
+  XNNPACK, and their ratio (issue target: LiteRT no slower); and the same
+  for its encoder alone (preprocessing, conv1_1 ... pool5);
 * every layer shape of that network alone (the model's own blocks: conv +
   folded BN + ReLU, deconv + BN + ReLU, argmax pool + unpool, the fc layers),
   Keras XLA against LiteRT float32, with how often the shape occurs and the
@@ -164,11 +165,18 @@ def main():
     tx = tf.constant(x)
     xla = tf.function(lambda t: model(t, training=False), jit_compile=True, autograph=False)
     lite = litert_runner(export._dense_tflite(model, None, "none", "shapes", (224, 224)), x, threads)
-    print("\nDeconvNet 224x224 batch 1, median ms of 5 per round:")
+    # The encoder alone (conv1_1 ... pool5, preprocessing included; no switches are needed,
+    # so the pools are plain max pools): where the whole-graph gap sits.
+    encoder = keras.Model(model.inputs, model.get_layer("pool5").output[0])
+    encoder_xla = tf.function(lambda t: encoder(t, training=False), jit_compile=True, autograph=False)
+    encoder_lite = litert_runner(export.to_tflite(encoder, input_signature=[tf.TensorSpec(x.shape, tf.float32)]), x, threads)
+    print("\nDeconvNet 224x224 batch 1, median ms of 5 per round (whole network | encoder to pool5 alone):")
     for round_index in range(args.rounds):
         keras_ms, lite_ms = median_ms(lambda: xla(tx), 5), median_ms(lite, 5)
-        print(f"  round {round_index}: keras xla {keras_ms:6.1f}  litert float32 {lite_ms:6.1f}  ratio {lite_ms / keras_ms:.3f}")
-    del lite
+        encoder_keras_ms, encoder_lite_ms = median_ms(lambda: encoder_xla(tx), 5), median_ms(encoder_lite, 5)
+        print(f"  round {round_index}: keras xla {keras_ms:6.1f}  litert float32 {lite_ms:6.1f}  ratio {lite_ms / keras_ms:.3f}"
+              f"  | encoder: keras xla {encoder_keras_ms:6.1f}  litert {encoder_lite_ms:6.1f}  ratio {encoder_lite_ms / encoder_keras_ms:.3f}")
+    del lite, encoder_lite
 
     runtime_options(per_layer(threads), threads)
 
