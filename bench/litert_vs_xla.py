@@ -5,7 +5,8 @@ Prints, on the same warm machine:
 * ``--rounds`` alternating measurements (median of 5 each) of the full
   DeconvNet at 224x224, batch 1: Keras under XLA and LiteRT float32 with
   XNNPACK, and their ratio (issue target: LiteRT no slower); and the same
-  for its encoder alone (preprocessing, conv1_1 ... pool5);
+  for its encoder alone (preprocessing, conv1_1 ... pool5) and its decoder
+  alone (fc6-deconv's output to the scores);
 * every layer shape of that network alone (the model's own blocks: conv +
   folded BN + ReLU, deconv + BN + ReLU, argmax pool + unpool, the fc layers),
   Keras XLA against LiteRT float32, with how often the shape occurs and the
@@ -165,18 +166,36 @@ def main():
     tx = tf.constant(x)
     xla = tf.function(lambda t: model(t, training=False), jit_compile=True, autograph=False)
     lite = litert_runner(export._dense_tflite(model, None, "none", "shapes", (224, 224)), x, threads)
-    # The encoder alone (conv1_1 ... pool5, preprocessing included; no switches are needed,
-    # so the pools are plain max pools): where the whole-graph gap sits.
+    # The network in two parts, to see where the whole-graph gap sits: the encoder alone
+    # (preprocessing, conv1_1 ... pool5; no switches needed, so plain max pools), and the
+    # decoder alone (fc6-deconv's output to the scores; the switches and the pooled maps,
+    # which only give the unpooling its output size, are inputs).
     encoder = keras.Model(model.inputs, model.get_layer("pool5").output[0])
-    encoder_xla = tf.function(lambda t: encoder(t, training=False), jit_compile=True, autograph=False)
-    encoder_lite = litert_runner(export.to_tflite(encoder, input_signature=[tf.TensorSpec(x.shape, tf.float32)]), x, threads)
-    print("\nDeconvNet 224x224 batch 1, median ms of 5 per round (whole network | encoder to pool5 alone):")
+    decoder_inputs = [model.get_layer("fc6-deconv-relu").output]
+    decoder_inputs += [model.get_layer(f"pool{level}").output[1] for level in range(1, 6)]
+    decoder_inputs += [model.get_layer(f"unpool{level}").input[2] for level in range(1, 6)]
+    decoder = keras.Model(decoder_inputs, model.output)
+    decoder_data = [np.asarray(value) for value in keras.Model(model.inputs, decoder_inputs)(x)]
+    parts = {}
+    for name, part, data in (("encoder", encoder, [x]), ("decoder", decoder, decoder_data)):
+        tensors = [tf.constant(array) for array in data]
+        compiled = tf.function(lambda *t, part=part: part(list(t) if len(t) > 1 else t[0], training=False),
+                               jit_compile=True, autograph=False)
+        flatbuffer = export.to_tflite(part, input_signature=[tf.TensorSpec(a.shape, a.dtype) for a in data])
+        interpreter = export.litert_interpreter(flatbuffer, xnnpack=True, num_threads=threads)
+        interpreter.allocate_tensors()
+        for detail, array in zip(interpreter.get_input_details(), data):
+            interpreter.set_tensor(detail["index"], array.astype(detail["dtype"]))
+        parts[name] = (lambda compiled=compiled, tensors=tensors: compiled(*tensors), interpreter.invoke, interpreter)
+    print("\nDeconvNet 224x224 batch 1, median ms of 5 per round, Keras XLA / LiteRT float32 = ratio:")
     for round_index in range(args.rounds):
         keras_ms, lite_ms = median_ms(lambda: xla(tx), 5), median_ms(lite, 5)
-        encoder_keras_ms, encoder_lite_ms = median_ms(lambda: encoder_xla(tx), 5), median_ms(encoder_lite, 5)
-        print(f"  round {round_index}: keras xla {keras_ms:6.1f}  litert float32 {lite_ms:6.1f}  ratio {lite_ms / keras_ms:.3f}"
-              f"  | encoder: keras xla {encoder_keras_ms:6.1f}  litert {encoder_lite_ms:6.1f}  ratio {encoder_lite_ms / encoder_keras_ms:.3f}")
-    del lite, encoder_lite
+        line = f"  round {round_index}: whole {keras_ms:6.1f} / {lite_ms:6.1f} = {lite_ms / keras_ms:.3f}"
+        for name, (keras_run, lite_run, _) in parts.items():
+            part_keras_ms, part_lite_ms = median_ms(keras_run, 5), median_ms(lite_run, 5)
+            line += f"  | {name} {part_keras_ms:6.1f} / {part_lite_ms:6.1f} = {part_lite_ms / part_keras_ms:.3f}"
+        print(line)
+    del lite, parts
 
     runtime_options(per_layer(threads), threads)
 

@@ -313,7 +313,7 @@ def _transpose_conv_bias_ranks(flatbuffer):
 def test_float_exports_of_trained_like_models_are_one_xnnpack_partition(tmp_path):
     # A BN after a deconvolution folds into the TRANSPOSE_CONV bias; when ChannelAffine
     # broadcast its shift as (1, 1, 1, C), that bias was 4-D and XNNPACK refused every
-    # deconvolution (7x slower), which random-init models (zero shift) never showed.
+    # deconvolution (4-11x slower than XLA), which random-init models (zero shift) never showed.
     keras.utils.set_random_seed(4)
     deconvnet = _trained_like(DeconvNet(num_classes=3, input_shape=(64, 64, 3), width=SMALL, fc_units=32,
                                         fc_kernel_size=2), 0)

@@ -106,6 +106,15 @@ def test_channel_affine_is_scale_times_x_plus_shift():
     np.testing.assert_allclose(layer(x), x * scale + shift, rtol=1e-6)
     clone = ChannelAffine.from_config(layer.get_config())
     assert clone.get_config() == layer.get_config()
+    # The last axis named positively, and a channels_first axis (weights reshaped to broadcast).
+    for axis, expected in ((3, x * scale + shift), (1, None)):
+        other = ChannelAffine(axis=axis)
+        data = x if axis == 3 else np.moveaxis(x, 3, 1)
+        other(data)
+        other.set_weights([scale, shift])
+        if expected is None:
+            expected = data * scale[None, :, None, None] + shift[None, :, None, None]
+        np.testing.assert_allclose(other(data), expected, rtol=1e-6)
 
 
 def test_linear_sum_and_filter_sum_match_numpy_einsum():

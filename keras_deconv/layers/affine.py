@@ -62,7 +62,7 @@ class ChannelAffine(keras.layers.Layer):
         # On the last axis the (C,) weights broadcast as they are. Reshaped to (1, 1, 1, C),
         # the TFLite converter folds the shift into a TRANSPOSE_CONV bias of that 4-D shape,
         # which XNNPACK refuses to delegate: every deconvolution then ran in TFLite's own
-        # kernel, 7x slower (python bench/litert_vs_xla.py).
+        # kernel, 4-11x slower than XLA per layer (python bench/litert_vs_xla.py).
         return inputs * scale + shift
 
     def compute_output_shape(self, input_shape):
