@@ -7,7 +7,13 @@ Not a test. Run once, on an otherwise idle machine if possible:
 
 Prints a table (median ms over repeats, images/s, GFLOP/s from an analytic
 FLOP count of the model's conv/deconv layers), the float32 2048^2 matmul
-GFLOP/s measured in the same run, peak RSS, and the ratios against targets.
+GFLOP/s measured in the same run, memory, and the ratios against targets.
+Every row runs in its own process, so its memory is its own
+(``_memory.py``, Linux): the RSS once the process holds the model (the Keras
+model; the flatbuffer bytes for LiteRT; the built network for PyTorch), and
+the peak RSS above that while setting the runtime up (tracing and XLA
+compilation; the interpreter with XNNPACK's packed weights), warming up and
+timing: what that runtime adds to run the model.
 The Keras models get trained-looking biases and BN terms (``_weights.py``:
 with the initial zeros the converter exports a different graph).
 TensorFlow calls are timed up to their result tensor (TensorFlow's eager
@@ -18,18 +24,14 @@ for the matmul baseline as for the models.
 import argparse
 import gc
 import os
-import resource
 import sys
 import tempfile
 import time
 
 import numpy as np
+from _memory import peak_above, reset_peak
 from _timing import median_ms
 from _weights import trained_like
-
-
-def peak_rss_mb():
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def timed(function, repeats, warmup=2):
@@ -100,59 +102,112 @@ def transpose_vs_conv(size=224, channels=64, repeats=5):
     return out, diff
 
 
-def run(name, model, batch, size, repeats, rows, torch_kwargs=None, quant=True):
-    import tensorflow as tf
+#: The two benchmarked networks: DeconvNet keyword arguments, input size, batch.
+CONFIGS = {
+    "small": ("small DeconvNet (w=1/4) 64x64", dict(num_classes=21, width=1 / 4, fc_units=256, fc_kernel_size=2), 64, 8),
+    "full": ("DeconvNet 224x224", {}, 224, 1),
+}
 
+
+def build(config):
+    from keras_deconv.models import DeconvNet
+
+    _, kwargs, size, _ = CONFIGS[config]
+    return trained_like(DeconvNet(input_shape=(size, size, 3), **kwargs))
+
+
+def sample_batch(config):
+    _, _, size, batch = CONFIGS[config]
+    return np.random.default_rng(0).uniform(0, 255, (batch, size, size, 3)).astype("float32")
+
+
+def child(runtime, config, repeats, flatbuffer_path=None):
+    """One runtime in a fresh process (so memory is its own); prints ``ms start_mb peak_mb``.
+
+    ``start_mb`` is the RSS before the runtime is set up (the Keras model, or the
+    flatbuffer bytes, already held) and ``peak_mb`` the peak above it while
+    setting up (tracing, XLA compilation; the interpreter and XNNPACK's packed
+    weights), warming up and timing.
+    """
+    x = sample_batch(config)
+    if runtime.startswith("keras"):
+        import tensorflow as tf
+
+        model = build(config)
+        tx = tf.constant(x)
+        start_mb = reset_peak()
+        compiled = tf.function(lambda t: model(t, training=False), jit_compile=runtime == "keras xla", autograph=False)
+
+        def function():
+            return compiled(tx)
+    else:
+        from keras_deconv import export
+
+        flatbuffer = open(flatbuffer_path, "rb").read()
+        start_mb = reset_peak()
+        interpreter = export.litert_interpreter(flatbuffer, xnnpack=True, num_threads=os.cpu_count())
+        interpreter.allocate_tensors()
+        detail, output = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+
+        def function():
+            for image in x:
+                interpreter.set_tensor(detail["index"], image[None])
+                interpreter.invoke()
+                interpreter.get_tensor(output["index"])
+
+    milliseconds = median_ms(function, repeats, warmup=2)
+    peak_mb = peak_above(start_mb)
+    print(f"{milliseconds:.3f} " + ("None None" if start_mb is None else f"{start_mb:.0f} {peak_mb:.0f}"))
+
+
+def in_child(arguments):
+    """Run a command whose last line is ``ms start_mb peak_mb``; returns the three (None where unknown)."""
+    import subprocess
+
+    fields = subprocess.run(arguments, check=True, capture_output=True, text=True).stdout.split()[-3:]
+    return [None if field == "None" else float(field) for field in fields]
+
+
+def run(config, model, repeats, rows, quant=True):
     from keras_deconv import export
 
-    x = np.random.default_rng(0).uniform(0, 255, (batch, size, size, 3)).astype("float32")
+    name, kwargs, size, batch = CONFIGS[config]
     flops = model_flops(model, batch)
-    graph = tf.function(lambda t: model(t, training=False), autograph=False)
-    xla = tf.function(lambda t: model(t, training=False), jit_compile=True, autograph=False)
-    tx = tf.constant(x)
+    here = os.path.abspath(__file__)
 
-    def add(runtime, seconds):
-        rows.append((name, runtime, batch, seconds * 1e3, batch / seconds, flops / seconds / 1e9, peak_rss_mb()))
-        print(f"  {runtime:24s} {seconds * 1e3:9.1f} ms", file=sys.stderr, flush=True)
+    def add(runtime, measured):
+        milliseconds, rss_mb, peak_mb = measured
+        seconds = milliseconds / 1e3
+        rows.append((name, runtime, batch, milliseconds, batch / seconds, flops / seconds / 1e9, rss_mb, peak_mb))
+        print(f"  {runtime:24s} {milliseconds:9.1f} ms", file=sys.stderr, flush=True)
+
+    def own_process(runtime, flatbuffer_path=None):
+        command = [sys.executable, here, "--child", runtime, "--config", config, "--repeats", str(repeats)]
+        return in_child(command + (["--flatbuffer", flatbuffer_path] if flatbuffer_path else []))
 
     print(f"{name}: {flops / 1e9:.1f} GFLOP per call", file=sys.stderr)
-    add("keras graph", timed(lambda: graph(tx), repeats))
-    add("keras xla", timed(lambda: xla(tx), repeats))
+    add("keras graph", own_process("keras graph"))
+    add("keras xla", own_process("keras xla"))
     for quantize in ("none", "float16", "int8") if quant else ("none",):
         with tempfile.TemporaryDirectory() as folder:
             path = os.path.join(folder, "m.tflite")
             start = time.perf_counter()
-            flatbuffer = export._dense_tflite(model, path, quantize, "shapes", (size, size))
+            export._dense_tflite(model, path, quantize, "shapes", (size, size))
             print(f"  (converted {quantize} in {time.perf_counter() - start:.0f} s)", file=sys.stderr)
-            interpreter = export.litert_interpreter(flatbuffer, xnnpack=True, num_threads=os.cpu_count())
-            interpreter.allocate_tensors()
-            detail = interpreter.get_input_details()[0]
-
-            def lite():
-                for image in x:
-                    interpreter.set_tensor(detail["index"], image[None])
-                    interpreter.invoke()
-                    interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
-
-            add(f"litert {'float32' if quantize == 'none' else quantize} xnnpack", timed(lite, repeats))
-            del interpreter, flatbuffer
-            gc.collect()
-    # PyTorch in its own process: TensorFlow's and LiteRT's thread pools would otherwise compete.
+            add(f"litert {'float32' if quantize == 'none' else quantize} xnnpack", own_process("litert", path))
+    gc.collect()
     try:
         import importlib.util
-        import subprocess
 
         if importlib.util.find_spec("torch") is None:
             raise ImportError
-        kwargs = torch_kwargs or {}
-        command = [sys.executable, os.path.join(os.path.dirname(os.path.abspath(__file__)), "torch_deconvnet.py"),
+        command = [sys.executable, os.path.join(os.path.dirname(here), "torch_deconvnet.py"),
                    "--batch", str(batch), "--size", str(size), "--repeats", str(repeats),
                    "--width", str(kwargs.get("width", 1.0)), "--fc-kernel-size", str(kwargs.get("fc_kernel_size", 7)),
                    "--num-classes", str(kwargs.get("num_classes", 21))]
         if kwargs.get("fc_units"):
             command += ["--fc-units", str(kwargs["fc_units"])]
-        milliseconds = float(subprocess.run(command, check=True, capture_output=True, text=True).stdout.split()[-1])
-        add("pytorch channels_last", milliseconds / 1e3)
+        add("pytorch channels_last", in_child(command))
     except ImportError:
         print("  torch not installed: skipped", file=sys.stderr)
 
@@ -161,19 +216,21 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small model only")
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--config", help=argparse.SUPPRESS)
+    parser.add_argument("--flatbuffer", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.child:
+        return child(args.child, args.config, args.repeats, args.flatbuffer)
     import tensorflow as tf
-
-    from keras_deconv.models import DeconvNet
 
     rows = []
     matmul = matmul_gflops()
     print(f"matmul 2048^2 float32: {matmul:.0f} GFLOP/s", file=sys.stderr)
-    small = dict(num_classes=21, width=1 / 4, fc_units=256, fc_kernel_size=2)
-    run("small DeconvNet (w=1/4) 64x64", trained_like(DeconvNet(input_shape=(64, 64, 3), **small)), 8, 64, args.repeats, rows, small)
+    run("small", build("small"), args.repeats, rows)
     if not args.quick:
-        full = trained_like(DeconvNet(input_shape=(224, 224, 3)))
-        run("DeconvNet 224x224", full, 1, 224, args.repeats, rows, {})
+        full = build("full")
+        run("full", full, args.repeats, rows)
         slow = sorted(layer_times(full, None), key=lambda r: -r[2])[:6]
         print("\nSlowest conv layers alone (graph mode, ms):")
         for layer_name, cls, ms in slow:
@@ -186,16 +243,17 @@ def main():
 
     print(f"\n{describe_cpu()}")
     print(f"matmul 2048^2 float32 (tf.function): {matmul:.0f} GFLOP/s; tf {tf.__version__}; {os.cpu_count()} CPUs")
-    print(f"{'model':32s} {'runtime':26s} {'batch':>5s} {'median ms':>10s} {'img/s':>8s} {'GFLOP/s':>8s} {'% matmul':>8s} {'peak RSS MB':>11s}")
-    for model, runtime, batch, ms, ips, gflops, rss in rows:
-        print(f"{model:32s} {runtime:26s} {batch:5d} {ms:10.1f} {ips:8.2f} {gflops:8.1f} {100 * gflops / matmul:7.0f}% {rss:11.0f}")
-    by = {(m, r): ms for m, r, _, ms, _, _, _ in rows}
+    print(f"{'model':32s} {'runtime':26s} {'batch':>5s} {'median ms':>10s} {'img/s':>8s} {'GFLOP/s':>8s} {'% matmul':>8s} {'RSS +peak MB':>15s}")
+    for model, runtime, batch, ms, ips, gflops, rss, peak in rows:
+        memory = "n/a" if rss is None else f"{rss:.0f} +{peak:.0f}"
+        print(f"{model:32s} {runtime:26s} {batch:5d} {ms:10.1f} {ips:8.2f} {gflops:8.1f} {100 * gflops / matmul:7.0f}% {memory:>15s}")
+    by = {(m, r): ms for m, r, _, ms, *_ in rows}
     print("\nTargets:")
     for model in dict.fromkeys(m for m, *_ in rows):
         get = lambda r: by.get((model, r))  # noqa: E731
         if get("pytorch channels_last"):
             print(f"  {model}: Keras XLA / PyTorch time = {get('keras xla') / get('pytorch channels_last'):.2f}x (target <= 1.0)")
-        gf = next(g for m, r, _, _, _, g, _ in rows if m == model and r == "keras xla")
+        gf = next(g for m, r, _, _, _, g, *_ in rows if m == model and r == "keras xla")
         print(f"  {model}: Keras XLA = {100 * gf / matmul:.0f}% of matmul GFLOP/s (target >= 60% for full DeconvNet)")
         if get("litert float32 xnnpack"):
             print(f"  {model}: LiteRT float32 / Keras XLA time = {get('litert float32 xnnpack') / get('keras xla'):.2f}x (target <= 1.0)")

@@ -76,10 +76,11 @@ class TorchDeconvNet(nn.Module):
 
 
 def main():
-    """``python bench/torch_deconvnet.py --batch 1 --size 224``: prints the median forward time in ms."""
+    """``python bench/torch_deconvnet.py --batch 1 --size 224``: prints the median forward time in ms, the RSS (MB) once the network is built and the peak above it while running."""
     import argparse
     import os
 
+    from _memory import peak_above, reset_peak
     from _timing import median_ms
 
     parser = argparse.ArgumentParser()
@@ -95,9 +96,12 @@ def main():
     net = TorchDeconvNet(args.num_classes, args.width, args.fc_units, args.fc_kernel_size).eval()
     net = net.to(memory_format=torch.channels_last)
     x = (torch.rand(args.batch, 3, args.size, args.size) * 255).contiguous(memory_format=torch.channels_last)
+    start_mb = reset_peak()
     with torch.no_grad():
         milliseconds = median_ms(lambda: net(x), args.repeats, warmup=2)
-    print(f"{milliseconds:.3f}")
+    peak_mb = peak_above(start_mb)
+    memory = "None None" if start_mb is None else f"{start_mb:.0f} {peak_mb:.0f}"
+    print(f"{milliseconds:.3f} {memory}")
 
 
 if __name__ == "__main__":
