@@ -34,6 +34,9 @@ import os
 
 import numpy as np
 
+_EXPORT_HINT = "Export one with `keras-deconv export NAME --format tflite --out PATH`."
+_PART_FILES = "encoder.tflite, decoder.tflite and manifest.json"
+
 
 class LiteModel:
     """One flatbuffer in a LiteRT interpreter, called with and returning dicts of arrays.
@@ -49,11 +52,19 @@ class LiteModel:
     def __init__(self, flatbuffer, output_names=None, xnnpack=True, num_threads=None):
         from keras_deconv.export import litert_interpreter
 
+        source = "The flatbuffer"
         if isinstance(flatbuffer, (str, os.PathLike)):
+            source = repr(os.fspath(flatbuffer))
+            if not os.path.isfile(flatbuffer):
+                raise FileNotFoundError(f"No TFLite file at {source}. {_EXPORT_HINT}")
             with open(flatbuffer, "rb") as stream:
                 flatbuffer = stream.read()
-        self.interpreter = litert_interpreter(flatbuffer, xnnpack=xnnpack, num_threads=num_threads)
-        self.interpreter.allocate_tensors()
+        try:
+            self.interpreter = litert_interpreter(flatbuffer, xnnpack=xnnpack, num_threads=num_threads)
+            self.interpreter.allocate_tensors()
+        except (ValueError, RuntimeError) as error:  # LiteRT's own: "not a valid Flatbuffer buffer", ...
+            raise ValueError(f"{source} is not a loadable TFLite model (truncated or corrupt?): {error}. "
+                             f"{_EXPORT_HINT}") from error
         self.inputs = {detail["name"]: detail for detail in self.interpreter.get_input_details()}
         details = self.interpreter.get_output_details()
         names = output_names or [detail["name"] for detail in details]
@@ -88,11 +99,31 @@ def load(path, *, xnnpack=True, num_threads=None, **settings):
     """
     path = os.fspath(path)
     if os.path.isdir(path):
-        with open(os.path.join(path, "manifest.json")) as stream:
-            manifest = json.load(stream)
-        cls = {"decouplednet": LiteDecoupledNet, "transfernet": LiteTransferNet}[manifest["kind"]]
-        return cls(path, xnnpack=xnnpack, num_threads=num_threads, **settings)
+        kind = _read_manifest(path).get("kind")
+        classes = {"decouplednet": LiteDecoupledNet, "transfernet": LiteTransferNet}
+        if kind not in classes:
+            raise ValueError(f"{os.path.join(path, 'manifest.json')!r} names kind {kind!r}; expected one of "
+                             f"{sorted(classes)}. {_EXPORT_HINT}")
+        return classes[kind](path, xnnpack=xnnpack, num_threads=num_threads, **settings)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"No TFLite file or export folder at {path!r}. {_EXPORT_HINT}")
     return LiteDenseSegmenter(path, xnnpack=xnnpack, num_threads=num_threads)
+
+
+def _read_manifest(folder):
+    """The export folder's ``manifest.json``, with one clear error when it is missing or unreadable."""
+    manifest_path = os.path.join(folder, "manifest.json")
+    if not os.path.isfile(manifest_path):
+        raise ValueError(f"{folder!r} is not a DecoupledNet / TransferNet TFLite export: it has no manifest.json "
+                         f"(an export folder holds {_PART_FILES}). {_EXPORT_HINT}")
+    try:
+        with open(manifest_path) as stream:
+            manifest = json.load(stream)
+    except (OSError, ValueError) as error:
+        raise ValueError(f"{manifest_path!r} is not a readable export manifest ({error}). {_EXPORT_HINT}") from error
+    if not isinstance(manifest, dict):
+        raise ValueError(f"{manifest_path!r} is not an export manifest (expected a JSON object). {_EXPORT_HINT}")
+    return manifest
 
 
 class LiteDenseSegmenter:
@@ -106,6 +137,11 @@ class LiteDenseSegmenter:
 
     def __init__(self, path, xnnpack=True, num_threads=None):
         self.model = LiteModel(path, output_names=["scores"], xnnpack=xnnpack, num_threads=num_threads)
+        outputs = len(self.model.interpreter.get_output_details())
+        if list(self.model.inputs) != ["images"] or outputs != 1:
+            raise ValueError(f"{os.fspath(path)!r} is not a DeconvNet / FCN-8s export (inputs {list(self.model.inputs)}, "
+                             f"{outputs} outputs; expected `images` -> `scores`). For DecoupledNet / "
+                             f"TransferNet, load the export folder ({_PART_FILES}).")
         self.size = tuple(int(v) for v in self.model.inputs["images"]["shape"][1:3])
 
     def __call__(self, images):
@@ -130,8 +166,10 @@ class LiteDenseSegmenter:
 
 class _LiteTwoPart:
     def __init__(self, folder, xnnpack=True, num_threads=None):
-        with open(os.path.join(folder, "manifest.json")) as stream:
-            self.manifest = json.load(stream)
+        self.manifest = _read_manifest(folder)
+        missing = [key for key in ("encoder", "decoder", "input_size", "num_classes") if key not in self.manifest]
+        if missing:
+            raise ValueError(f"{os.path.join(folder, 'manifest.json')!r} lacks {missing}. {_EXPORT_HINT}")
         encoder = self.manifest["encoder"]
         self.encoder = LiteModel(os.path.join(folder, encoder["file"]), encoder["output_order"], xnnpack, num_threads)
         self.decoder = LiteModel(os.path.join(folder, self.manifest["decoder"]["file"]), ["seg_score"], xnnpack, num_threads)

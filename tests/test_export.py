@@ -329,6 +329,30 @@ def test_float_exports_of_trained_like_models_are_one_xnnpack_partition(tmp_path
     assert _xnnpack_partitions(decoder) == 1
 
 
+def test_lite_load_names_bad_files_and_folders(deconvnet, transfernet, tmp_path):
+    dense = export.to_tflite(deconvnet, input_signature=[tf.TensorSpec((1, 64, 64, 3), tf.float32)])
+    (tmp_path / "truncated.tflite").write_bytes(dense[: len(dense) // 2])
+    (tmp_path / "text.tflite").write_bytes(b"not a model" * 10)
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "bad_manifest").mkdir()
+    (tmp_path / "bad_manifest" / "manifest.json").write_text("{not json")
+    (tmp_path / "other_kind").mkdir()
+    (tmp_path / "other_kind" / "manifest.json").write_text('{"kind": "deconvnet"}')
+    parts = export.to_tflite_parts(transfernet, str(tmp_path / "parts"))
+    cases = [("truncated.tflite", ValueError, "not a loadable TFLite model"),
+             ("text.tflite", ValueError, "not a loadable TFLite model"),
+             ("missing.tflite", FileNotFoundError, "No TFLite file or export folder"),
+             ("empty", ValueError, "has no manifest.json"),
+             ("bad_manifest", ValueError, "not a readable export manifest"),
+             ("other_kind", ValueError, "names kind 'deconvnet'"),
+             (os.path.join(parts, "encoder.tflite"), ValueError, "not a DeconvNet / FCN-8s export")]
+    for name, error, message in cases:
+        with pytest.raises(error, match=message) as raised:
+            lite.load(tmp_path / name)
+        assert "keras-deconv export" in str(raised.value) or "export folder" in str(raised.value)
+    assert isinstance(lite.load(parts), lite.LiteTransferNet)
+
+
 def test_fc_layers_run_as_matmuls_and_compiled_predict():
     from keras_deconv.layers import FullyConnectedConv2D, FullyConnectedConv2DTranspose
 
