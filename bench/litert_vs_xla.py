@@ -28,6 +28,7 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np  # noqa: E402
+from _litert import invoke_function  # noqa: E402
 from _timing import median_ms  # noqa: E402
 from _weights import trained_like  # noqa: E402
 
@@ -46,15 +47,6 @@ LAYER_SHAPES = {
 #: XNNPACK delegate flags (tensorflow/lite/delegates/xnnpack/xnnpack_delegate.h); QS8|QU8 is the default.
 XNNPACK_DEFAULT_FLAGS = 0x3
 XNNPACK_FLAGS = {"Slinky": 0x100, "latest operators": 0x40}
-
-
-def litert_runner(flatbuffer, x, threads):
-    from keras_deconv import export
-
-    interpreter = export.litert_interpreter(flatbuffer, xnnpack=True, num_threads=threads)
-    interpreter.allocate_tensors()
-    interpreter.set_tensor(interpreter.get_input_details()[0]["index"], x)
-    return interpreter.invoke
 
 
 def compiled_model_runner(flatbuffer, x, threads, **cpu_options):
@@ -113,7 +105,7 @@ def per_layer(threads):
         tx = tf.constant(x)
         xla = tf.function(lambda t: model(t, training=False), jit_compile=True, autograph=False)
         flatbuffer = export.to_tflite(model)
-        keras_ms, lite_ms = best_median_ms(lambda: xla(tx)), best_median_ms(litert_runner(flatbuffer, x, threads))
+        keras_ms, lite_ms = best_median_ms(lambda: xla(tx)), best_median_ms(invoke_function(flatbuffer, [x], threads))
         group = "pooling" if kind == "pool+unpool" else "fc" if kind.startswith("fc") else kind
         sums = totals.setdefault(group, [0.0, 0.0])
         sums[0] += count * keras_ms
@@ -133,7 +125,7 @@ def per_layer(threads):
 def runtime_options(slowest, threads):
     _, (kind, size, in_channels, out_channels), flatbuffer, x = slowest
     print(f"\nLiteRT runtime settings on the layer LiteRT loses most ({kind} {size} {in_channels}->{out_channels}), ms:")
-    runs = {"Interpreter (as bench/models.py)": lambda: litert_runner(flatbuffer, x, threads),
+    runs = {"Interpreter (as bench/models.py)": lambda: invoke_function(flatbuffer, [x], threads),
             "CompiledModel, default XNNPACK": lambda: compiled_model_runner(flatbuffer, x, threads)}
     for name, flag in XNNPACK_FLAGS.items():
         runs[f"CompiledModel, XNNPACK {name}"] = (
@@ -165,7 +157,7 @@ def main():
     x = np.random.default_rng(0).uniform(0, 255, (1, 224, 224, 3)).astype("float32")
     tx = tf.constant(x)
     xla = tf.function(lambda t: model(t, training=False), jit_compile=True, autograph=False)
-    lite = litert_runner(export._dense_tflite(model, None, "none", "shapes", (224, 224)), x, threads)
+    lite = invoke_function(export._dense_tflite(model, None, "none", "shapes", (224, 224)), [x], threads)
     # The network in two parts, to see where the whole-graph gap sits: the encoder alone
     # (preprocessing, conv1_1 ... pool5; no switches needed, so plain max pools), and the
     # decoder alone (fc6-deconv's output to the scores; the switches and the pooled maps,
@@ -182,16 +174,12 @@ def main():
         compiled = tf.function(lambda *t, part=part: part(list(t) if len(t) > 1 else t[0], training=False),
                                jit_compile=True, autograph=False)
         flatbuffer = export.to_tflite(part, input_signature=[tf.TensorSpec(a.shape, a.dtype) for a in data])
-        interpreter = export.litert_interpreter(flatbuffer, xnnpack=True, num_threads=threads)
-        interpreter.allocate_tensors()
-        for detail, array in zip(interpreter.get_input_details(), data):
-            interpreter.set_tensor(detail["index"], array.astype(detail["dtype"]))
-        parts[name] = (lambda compiled=compiled, tensors=tensors: compiled(*tensors), interpreter.invoke, interpreter)
+        parts[name] = (lambda compiled=compiled, tensors=tensors: compiled(*tensors), invoke_function(flatbuffer, data, threads))
     print("\nDeconvNet 224x224 batch 1, median ms of 5 per round, Keras XLA / LiteRT float32 = ratio:")
     for round_index in range(args.rounds):
         keras_ms, lite_ms = median_ms(lambda: xla(tx), 5), median_ms(lite, 5)
         line = f"  round {round_index}: whole {keras_ms:6.1f} / {lite_ms:6.1f} = {lite_ms / keras_ms:.3f}"
-        for name, (keras_run, lite_run, _) in parts.items():
+        for name, (keras_run, lite_run) in parts.items():
             part_keras_ms, part_lite_ms = median_ms(keras_run, 5), median_ms(lite_run, 5)
             line += f"  | {name} {part_keras_ms:6.1f} / {part_lite_ms:6.1f} = {part_lite_ms / part_keras_ms:.3f}"
         print(line)
@@ -208,7 +196,7 @@ def main():
         conv.bias.assign(deconv.bias)
         data = np.random.default_rng(1).standard_normal((1, size, size, channels)).astype("float32")
         equal = np.allclose(deconv_model(data), conv_model(data), atol=1e-4)
-        ms = [median_ms(litert_runner(export.to_tflite(m), data, threads), 15) for m in (deconv_model, conv_model)]
+        ms = [median_ms(invoke_function(export.to_tflite(m), [data], threads), 15) for m in (deconv_model, conv_model)]
         print(f"  [{size}x{size}x{channels}] TRANSPOSE_CONV {ms[0]:6.2f}  CONV_2D {ms[1]:6.2f}  "
               f"ratio {ms[1] / ms[0]:.3f}  (same outputs: {equal})")
 

@@ -36,6 +36,7 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import _timing  # noqa: E402
+from _litert import invoke_function  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
@@ -97,13 +98,8 @@ def litert_fn(shape, threads, pooling="auto"):
     inputs = keras.Input(shape[1:], batch_size=shape[0])
     pooled, switches = MaxPoolingWithArgmax2D()(inputs)
     model = keras.Model(inputs, MaxUnpooling2D()([pooled, switches, inputs]))
-    flatbuffer = export.to_tflite(model, pooling=pooling)
-    interpreter = export.litert_interpreter(flatbuffer, xnnpack=True, num_threads=threads)
-    interpreter.allocate_tensors()
-    detail = interpreter.get_input_details()[0]
     x = np.random.default_rng(0).standard_normal(shape).astype("float32")
-    interpreter.set_tensor(detail["index"], x)
-    return interpreter.invoke
+    return invoke_function(export.to_tflite(model, pooling=pooling), [x], threads)
 
 
 def litert_floor_fn(shape, threads):
@@ -116,10 +112,7 @@ def litert_floor_fn(shape, threads):
         return tf.reshape(tf.concat([row, row], 1), shape)
 
     function = tf.function(pool_and_spread, input_signature=[tf.TensorSpec(shape, tf.float32)])
-    interpreter = export.litert_interpreter(export.to_tflite(function), xnnpack=True, num_threads=threads)
-    interpreter.allocate_tensors()
-    interpreter.set_tensor(interpreter.get_input_details()[0]["index"], np.ones(shape, np.float32))
-    return interpreter.invoke
+    return invoke_function(export.to_tflite(function), [np.ones(shape, np.float32)], threads)
 
 
 def torch_fns(shape, channels_last, threads):
