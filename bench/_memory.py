@@ -33,3 +33,11 @@ def peak_above(start_mb):
         return _status_mb("VmHWM") - start_mb
     except OSError:
         return None
+
+
+def resident_mb():
+    """``(RSS, anonymous, file-backed)`` resident memory in MB (file-backed pages are reclaimable), or Nones."""
+    try:
+        return tuple(_status_mb(field) for field in ("VmRSS", "RssAnon", "RssFile"))
+    except OSError:
+        return (None, None, None)

@@ -205,11 +205,18 @@ def repair_int8_quantization(flatbuffer):
 
 
 def litert_interpreter(flatbuffer, xnnpack=True, num_threads=None):
-    """A LiteRT interpreter for ``flatbuffer``, with XNNPACK on or off."""
+    """A LiteRT interpreter for ``flatbuffer`` (bytes, or a path to a ``.tflite`` file), XNNPACK on or off.
+
+    A path is memory-mapped by LiteRT rather than read into Python bytes:
+    loading is faster and the file's pages stay file-backed (reclaimable),
+    so the weights are not held twice in anonymous memory next to XNNPACK's
+    packed copy (``python bench/lite_load.py``).
+    """
     from ai_edge_litert import interpreter as litert
 
     resolver = litert.OpResolverType.AUTO if xnnpack else litert.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
-    return litert.Interpreter(model_content=flatbuffer, experimental_op_resolver_type=resolver, num_threads=num_threads)
+    source = {"model_path": os.fspath(flatbuffer)} if isinstance(flatbuffer, (str, os.PathLike)) else {"model_content": flatbuffer}
+    return litert.Interpreter(**source, experimental_op_resolver_type=resolver, num_threads=num_threads)
 
 
 def run_tflite(flatbuffer, inputs, xnnpack=True, num_threads=None, interpreter=None):

@@ -57,8 +57,7 @@ class LiteModel:
             source = repr(os.fspath(flatbuffer))
             if not os.path.isfile(flatbuffer):
                 raise FileNotFoundError(f"No TFLite file at {source}. {_EXPORT_HINT}")
-            with open(flatbuffer, "rb") as stream:
-                flatbuffer = stream.read()
+            flatbuffer = os.fspath(flatbuffer)  # LiteRT memory-maps it (see export.litert_interpreter)
         try:
             self.interpreter = litert_interpreter(flatbuffer, xnnpack=xnnpack, num_threads=num_threads)
             self.interpreter.allocate_tensors()

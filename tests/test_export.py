@@ -353,6 +353,35 @@ def test_lite_load_names_bad_files_and_folders(deconvnet, transfernet, tmp_path)
     assert isinstance(lite.load(parts), lite.LiteTransferNet)
 
 
+def test_lite_model_maps_a_path_and_takes_bytes_alike(deconvnet, tmp_path, monkeypatch):
+    from ai_edge_litert import interpreter as litert
+
+    flatbuffer = export.to_tflite(deconvnet, input_signature=[tf.TensorSpec((1, 64, 64, 3), tf.float32, name="images")])
+    path = tmp_path / "deconvnet.tflite"
+    path.write_bytes(flatbuffer)
+    sources = []
+    original = litert.Interpreter
+
+    class Spy(original):
+        def __init__(self, *args, **kwargs):
+            sources.append(sorted(key for key in ("model_path", "model_content") if kwargs.get(key) is not None))
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(litert, "Interpreter", Spy)
+    x = np.random.default_rng(3).uniform(0, 255, (1, 64, 64, 3)).astype("float32")
+    results = []
+    for source in (flatbuffer, path, str(path)):
+        model = lite.LiteModel(source)
+        results.append(model(**{next(iter(model.inputs)): x}))
+    # A file is handed to LiteRT by path (memory-mapped, not copied into Python bytes).
+    assert sources == [["model_content"], ["model_path"], ["model_path"]]
+    for result in results[1:]:
+        assert result.keys() == results[0].keys()
+        for name in result:
+            np.testing.assert_array_equal(result[name], results[0][name])
+    assert isinstance(lite.load(path), lite.LiteDenseSegmenter) and sources[-1] == ["model_path"]
+
+
 def test_fc_layers_run_as_matmuls_and_compiled_predict():
     from keras_deconv.layers import FullyConnectedConv2D, FullyConnectedConv2DTranspose
 

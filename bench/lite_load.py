@@ -1,0 +1,120 @@
+"""Loading an exported full DeconvNet in LiteRT: time and resident memory per way of loading (not a test).
+
+For the full DeconvNet at 224x224 (trained-looking weights, ``bench/_weights.py``),
+exported as float32 and float16 TFLite, each way of loading runs in its own
+process and prints: seconds to load (interpreter + tensors + XNNPACK's weight
+packing), seconds of the first invoke, the median invoke in ms, and the
+resident memory once it has run, split into anonymous memory and file-backed
+pages (which the kernel can drop and re-read, so they do not pin RAM):
+
+* ``bytes``: ``keras_deconv.lite.LiteModel`` given the file's bytes, which is
+  how it loaded files before this version;
+* ``path``: ``LiteModel`` given the path (now the default in ``lite.load``):
+  LiteRT memory-maps the file;
+* ``weight cache, 1st`` / ``2nd``: LiteRT's ``CompiledModel`` with an XNNPACK
+  weight cache file (``CpuOptions(xnnpack_weight_cache_path=...)``): the first
+  load packs the weights and writes the cache, later loads map it and never
+  touch the file's weights.
+
+About six minutes (most of it the two conversions).
+
+    python bench/lite_load.py [--keep FOLDER]
+"""
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import numpy as np  # noqa: E402
+
+WAYS = ("bytes", "path", "weight cache, 1st", "weight cache, 2nd")
+
+
+def child(way, path, cache):
+    """Load ``path`` one way, run it; prints ``load_s first_s median_ms rss_mb anon_mb file_mb``."""
+    from _memory import resident_mb
+    from _timing import median_ms
+
+    x = np.random.default_rng(0).uniform(0, 255, (1, 224, 224, 3)).astype("float32")
+    start = time.perf_counter()
+    if way in ("bytes", "path"):
+        from keras_deconv.lite import LiteModel
+
+        source = open(path, "rb").read() if way == "bytes" else path
+        model = LiteModel(source, num_threads=os.cpu_count())
+        name = next(iter(model.inputs))
+
+        def run():
+            model(**{name: x})
+    else:
+        from ai_edge_litert.compiled_model import CompiledModel
+        from ai_edge_litert.cpu_options import CpuOptions
+        from ai_edge_litert.options import Options
+
+        options = Options(cpu_options=CpuOptions(num_threads=os.cpu_count(), xnnpack_weight_cache_path=cache))
+        compiled = CompiledModel.from_file(path, options=options)
+        inputs, outputs = compiled.create_input_buffers(0), compiled.create_output_buffers(0)
+
+        def run():
+            inputs[0].write(x)
+            compiled.run_by_index(0, inputs, outputs)
+            outputs[0].read(x.size // 3 * 21, np.float32)
+    loaded = time.perf_counter()
+    run()
+    first = time.perf_counter()
+    milliseconds = median_ms(run, 5, warmup=0)
+    rss, anon, file_backed = resident_mb()
+    print(f"{loaded - start:.3f} {first - loaded:.3f} {milliseconds:.1f} {rss:.0f} {anon:.0f} {file_backed:.0f}")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--keep", help="folder for the exported files (reused when present)")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--file", help=argparse.SUPPRESS)
+    parser.add_argument("--cache", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        return child(args.child, args.file, args.cache)
+
+    from keras_deconv._platform import describe_cpu
+
+    print(describe_cpu())
+    folder = args.keep or tempfile.mkdtemp()
+    os.makedirs(folder, exist_ok=True)
+    files = {quantize: os.path.join(folder, f"deconvnet_{quantize}.tflite") for quantize in ("float32", "float16")}
+    if not all(os.path.exists(path) for path in files.values()):
+        from _weights import trained_like
+
+        from keras_deconv import export
+        from keras_deconv.models import DeconvNet
+
+        model = trained_like(DeconvNet(input_shape=(224, 224, 3)))
+        for quantize, path in files.items():
+            export._dense_tflite(model, path, "none" if quantize == "float32" else quantize, "shapes", (224, 224))
+        del model
+    print("DeconvNet 224x224, LiteRT with XNNPACK, each row its own process; resident memory after running (MB)")
+    print(f"{'file':22s} {'MB':>5s}  {'loaded as':18s} {'load s':>7s} {'1st run s':>9s} {'median ms':>9s}"
+          f" {'RSS':>6s} {'anon':>6s} {'file':>6s}")
+    here = os.path.abspath(__file__)
+    for quantize, path in files.items():
+        cache = path + ".xnnpack_cache"
+        if os.path.exists(cache):
+            os.remove(cache)
+        for way in WAYS:
+            command = [sys.executable, here, "--child", way, "--file", path, "--cache", cache]
+            fields = subprocess.run(command, check=True, capture_output=True, text=True).stdout.split()[-6:]
+            load_s, first_s, ms, rss, anon, file_backed = (float(f) for f in fields)
+            print(f"{os.path.basename(path):22s} {os.path.getsize(path) / 1e6:5.0f}  {way:18s} {load_s:7.2f} {first_s:9.2f}"
+                  f" {ms:9.1f} {rss:6.0f} {anon:6.0f} {file_backed:6.0f}", flush=True)
+        print(f"{'':22s} {'':5s}  weight cache file: {os.path.getsize(cache) / 1e6:.0f} MB")
+        os.remove(cache)
+
+
+if __name__ == "__main__":
+    main()
