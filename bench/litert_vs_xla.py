@@ -7,6 +7,8 @@ Prints, on the same warm machine:
   XNNPACK, and their ratio (issue target: LiteRT no slower); and the same
   for its encoder alone (preprocessing, conv1_1 ... pool5) and its decoder
   alone (fc6-deconv's output to the scores);
+* the encoder cut after each pooling stage, both runtimes, and each stage's
+  own cost inside the graph (the difference between consecutive cuts);
 * every layer shape of that network alone (the model's own blocks: conv +
   folded BN + ReLU, deconv + BN + ReLU, argmax pool + unpool, the fc layers),
   Keras XLA against LiteRT float32, with how often the shape occurs and the
@@ -122,6 +124,41 @@ def per_layer(threads):
     return slowest
 
 
+def encoder_stages(model, x, threads, rounds):
+    """The encoder cut after each pooling stage, in both runtimes: where inside the graph the gap grows.
+
+    Layers timed alone leave out what the whole graph adds (weights and
+    activations cold in cache, one runtime call instead of many); the
+    difference between consecutive prefixes is each stage's cost in the graph.
+    """
+    import keras
+    import tensorflow as tf
+
+    from keras_deconv import export
+
+    prefixes = {}
+    for level in range(1, 6):
+        prefix = keras.Model(model.inputs, model.get_layer(f"pool{level}").output[0])
+        compiled = tf.function(lambda t, prefix=prefix: prefix(t, training=False), jit_compile=True, autograph=False)
+        flatbuffer = export.to_tflite(prefix, input_signature=[tf.TensorSpec(x.shape, tf.float32)])
+        prefixes[level] = (lambda compiled=compiled, tx=tf.constant(x): compiled(tx), invoke_function(flatbuffer, [x], threads))
+    best = {level: [float("inf"), float("inf")] for level in prefixes}
+    for _ in range(rounds):  # alternating, best median per prefix and runtime
+        for level, runs in prefixes.items():
+            for index, run in enumerate(runs):
+                best[level][index] = min(best[level][index], median_ms(run, 7))
+    print(f"\nThe encoder up to each pooling stage (best of {rounds} alternating medians of 7, ms),"
+          " and each stage's own cost in the graph:")
+    print(f"  {'up to':6s} {'keras xla':>9s} {'litert':>7s} {'ratio':>6s}   {'stage':12s} {'keras xla':>9s} {'litert':>7s} {'litert - keras':>14s}")
+    previous = (0.0, 0.0)
+    stages = ["conv1 + pool1", "conv2 + pool2", "conv3 + pool3", "conv4 + pool4", "conv5 + pool5"]
+    for (level, (keras_ms, lite_ms)), stage in zip(best.items(), stages):
+        step = (keras_ms - previous[0], lite_ms - previous[1])
+        print(f"  pool{level:<2d} {keras_ms:9.1f} {lite_ms:7.1f} {lite_ms / keras_ms:6.3f}   {stage:12s} {step[0]:9.1f} {step[1]:7.1f}"
+              f" {step[1] - step[0]:+14.1f}")
+        previous = (keras_ms, lite_ms)
+
+
 def runtime_options(slowest, threads):
     _, (kind, size, in_channels, out_channels), flatbuffer, x = slowest
     print(f"\nLiteRT runtime settings on the layer LiteRT loses most ({kind} {size} {in_channels}->{out_channels}), ms:")
@@ -184,6 +221,7 @@ def main():
             line += f"  | {name} {part_keras_ms:6.1f} / {part_lite_ms:6.1f} = {part_lite_ms / part_keras_ms:.3f}"
         print(line)
     del lite, parts
+    encoder_stages(model, x, threads, rounds=3)
 
     runtime_options(per_layer(threads), threads)
 
