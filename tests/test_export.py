@@ -382,6 +382,60 @@ def test_lite_model_maps_a_path_and_takes_bytes_alike(deconvnet, tmp_path, monke
     assert isinstance(lite.load(path), lite.LiteDenseSegmenter) and sources[-1] == ["model_path"]
 
 
+def test_lite_weight_cache_is_exact_and_never_stale(deconvnet, decouplednet, transfernet, tmp_path, monkeypatch):
+    spec = [tf.TensorSpec((1, 64, 64, 3), tf.float32, name="images")]
+    # Two weight sets with no zeros, so that both files have the same layout (the converter drops
+    # zero biases): the case where XNNPACK's own cache lookup cannot tell them apart.
+    def shifted_export(offset):
+        shifted = keras.models.clone_model(deconvnet)
+        shifted.set_weights([w + offset for w in deconvnet.get_weights()])
+        return export.to_tflite(shifted, input_signature=spec)
+
+    first, second = shifted_export(0.01), shifted_export(0.02)
+    assert len(first) == len(second)
+    path, folder = tmp_path / "deconvnet.tflite", tmp_path / "caches"
+    image = np.random.default_rng(4).uniform(0, 255, (40, 50, 3)).astype("uint8")
+
+    def segment(**options):
+        return lite.load(path, **options)([image])[0].probabilities
+
+    def caches():
+        return sorted(name for name in os.listdir(folder))
+
+    path.write_bytes(first)
+    expected = segment()
+    np.testing.assert_array_equal(segment(weight_cache=folder), expected)  # builds the cache
+    assert caches() == [os.path.basename(lite.weight_cache_file(folder, path))]
+    built = os.path.getmtime(folder / caches()[0])
+    np.testing.assert_array_equal(segment(weight_cache=folder), expected)  # maps it
+    assert os.path.getmtime(folder / caches()[0]) == built
+    cache = folder / caches()[0]
+    cache.write_bytes(cache.read_bytes()[: cache.stat().st_size // 2])  # a damaged cache is rebuilt
+    np.testing.assert_array_equal(segment(weight_cache=folder), expected)
+    # The same architecture with other weights at the same path: XNNPACK alone would reuse the
+    # old packed weights; the cache name changes with the file, and the old cache is removed.
+    path.write_bytes(second)
+    expected_second = segment()
+    assert not np.array_equal(expected_second, expected)
+    np.testing.assert_array_equal(segment(weight_cache=folder), expected_second)
+    assert caches() == [os.path.basename(lite.weight_cache_file(folder, path))]
+    # Two-part exports (both files have the same names in every export folder) cache each
+    # file next to the first model's cache, which stays; outputs map to the same names.
+    for name, network in (("transfernet", transfernet), ("decouplednet", decouplednet)):
+        parts = export.to_tflite_parts(network, str(tmp_path / name))
+        reference = lite.load(parts)([image], labels=[[2]])[0].probabilities
+        cached = lite.load(parts, weight_cache=folder)([image], labels=[[2]])[0].probabilities
+        np.testing.assert_array_equal(cached, reference)
+    assert len(caches()) == 5 and not any(name.endswith(".partial") for name in caches())
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    lite.load(path, weight_cache="~/xnnpack")
+    assert len(os.listdir(tmp_path / "home" / "xnnpack")) == 1
+    with pytest.raises(ValueError, match="needs the model as a file path"):
+        lite.LiteModel(first, weight_cache=folder)
+    with pytest.raises(ValueError, match="needs xnnpack=True"):
+        lite.load(path, xnnpack=False, weight_cache=folder)
+
+
 def test_fc_layers_run_as_matmuls_and_compiled_predict():
     from keras_deconv.layers import FullyConnectedConv2D, FullyConnectedConv2DTranspose
 
