@@ -35,6 +35,30 @@ def parse_key_values(items, option):
         raise click.BadParameter(str(error), param_hint=option) from None
 
 
+def refuse_model_options_for_export(names):
+    """A usage error when options that build a zoo model were given with an exported file as NAME."""
+    from click.core import ParameterSource
+
+    context = click.get_current_context()
+    given = [f"--{name.replace('_', '-')}" for name in names
+             if context.get_parameter_source(name) not in (None, ParameterSource.DEFAULT)]
+    if given:
+        raise click.UsageError(f"{', '.join(given)} build a zoo model; NAME is an exported TFLite model, "
+                               "which carries its own weights and input size. Leave them out.")
+
+
+def load_exported_or_fail(path, pipeline_options, class_names=None):
+    """The LiteRT segmenter of an exported file or folder; problems become one 'Error: ...' line and exit 1."""
+    from keras_deconv import evaluation
+
+    if not isinstance(pipeline_options, dict):
+        pipeline_options = parse_key_values(pipeline_options, "--pipeline-option")
+    try:
+        return evaluation.load_exported_segmenter(path, class_names=class_names, pipeline_options=pipeline_options)
+    except (ValueError, FileNotFoundError) as error:
+        raise click.ClickException(" ".join(str(error).split())) from None
+
+
 def load_segmenter_or_fail(name, weights, num_classes, config, pipeline_options, crf, seed, class_names=None):
     """Builds the segmenter; known problems become one 'Error: ...' line and exit 1."""
     from keras_deconv import evaluation, zoo
@@ -89,7 +113,7 @@ def load_segmenter_or_fail(name, weights, num_classes, config, pipeline_options,
 def evaluate_command(name, data, split, data_dir, image_size, batch_size, limit, weights, num_classes, config,
                      pipeline_options, seed, crf, json_path, save_examples, examples_dir, save_predictions,
                      predictions_dir, oracle_labels, quiet):
-    """Evaluate NAME (a zoo model) on a dataset split: VOC mean IoU and a per-class table.
+    """Evaluate NAME (a zoo model, or an exported TFLite file/folder) on a dataset split: VOC mean IoU and a per-class table.
 
     One confusion matrix is accumulated over the whole split (PASCAL VOC
     devkit convention): ground-truth 255 (void) is ignored, IoU =
@@ -101,6 +125,12 @@ def evaluate_command(name, data, split, data_dir, image_size, batch_size, limit,
     the output and the JSON. TransferNet needs image-level labels: they are
     taken from the ground truth, which makes it an ORACLE-LABEL evaluation
     (an upper bound), and the output says so.
+
+    NAME may be a TFLite export (`keras-deconv export NAME --format tflite`):
+    a DeconvNet / FCN-8s .tflite file or a DecoupledNet / TransferNet folder.
+    LiteRT runs it (XNNPACK) with the Keras pipelines' pre- and
+    post-processing, so its figures compare with the Keras model's;
+    --weights, --num-classes, --config, --seed and --crf do not apply.
 
     With --predictions DIR no model runs (omit NAME): the label PNGs in DIR are
     scored against the split. Missing files are an error, extra files are
@@ -114,6 +144,9 @@ def evaluate_command(name, data, split, data_dir, image_size, batch_size, limit,
       # the official model on VOC 2012 val (after `keras-deconv weights fetch deconvnet`)
       keras-deconv evaluate deconvnet --data voc2012 --data-dir ~/data/voc --json deconvnet-val.json
       keras-deconv evaluate transfernet --data voc2012 --data-dir ~/data/voc --save-examples 8
+      # the deployed artifact itself (here an int8 export of a shipped small model)
+      keras-deconv export deconvnet-small --format tflite --quantize int8 --out d.tflite
+      keras-deconv evaluate d.tflite --data shapes --split val
       # score label PNGs written by another tool
       keras-deconv evaluate --predictions results/ --data voc2012 --data-dir ~/data/voc
     """
@@ -122,7 +155,8 @@ def evaluate_command(name, data, split, data_dir, image_size, batch_size, limit,
     if predictions_dir and name:
         raise click.UsageError("Give either NAME (run a model) or --predictions DIR (score files), not both.")
     if not predictions_dir and not name:
-        raise click.UsageError("Missing argument 'NAME' (a zoo model, see `keras-deconv list`), or use --predictions DIR.")
+        raise click.UsageError("Missing argument 'NAME' (a zoo model, see `keras-deconv list`, or an exported TFLite "
+                               "file/folder), or use --predictions DIR.")
     if predictions_dir and (crf or save_predictions or oracle_labels):
         raise click.UsageError("--crf, --save-predictions and --oracle-labels need a model; they do not apply to --predictions.")
     if data != "voc2012" and data_dir:
@@ -149,6 +183,9 @@ def evaluate_command(name, data, split, data_dir, image_size, batch_size, limit,
             click.echo(f"warning: {len(report.extra_files)} extra file(s) in {predictions_dir} match no image of "
                        f"{data} {split}; not scored: {shown}", err=True)
         title = f"predictions {report.predictions_dir}"
+    elif evaluation.is_exported_model(name):
+        refuse_model_options_for_export(["weights", "num_classes", "config", "seed", "crf"])
+        segmenter = load_exported_or_fail(name, pipeline_options, class_names=source.class_names)
     else:
         try:
             evaluation.check_planned(name, num_classes, source)
@@ -158,6 +195,7 @@ def evaluate_command(name, data, split, data_dir, image_size, batch_size, limit,
             raise click.ClickException(str(error)) from None
         segmenter = load_segmenter_or_fail(name, weights, num_classes, config, pipeline_options, crf, seed,
                                            class_names=source.class_names)
+    if not predictions_dir:
         try:
             evaluation.check_compatible(segmenter, source)
         except ValueError as error:

@@ -8,10 +8,12 @@ import numpy as np
 
 from keras_deconv.cli.evaluate import (
     config_option,
+    load_exported_or_fail,
     load_segmenter_or_fail,
     num_classes_option,
     parse_key_values,
     pipeline_option_option,
+    refuse_model_options_for_export,
     seed_option,
     weights_option,
 )
@@ -101,6 +103,11 @@ def predict_command(ctx, name, inputs, out_dir, weights, num_classes, config, pi
                     max_pixels, as_json):
     """Segment images with NAME: a VOC palette label PNG, an overlay and (TransferNet) attention maps per image.
 
+    NAME: a zoo model, or a TFLite export (a DeconvNet / FCN-8s .tflite file
+    or a DecoupledNet / TransferNet folder), run by LiteRT; --weights,
+    --num-classes, --config and --seed do not apply to an export, and a
+    TransferNet export writes no attention maps.
+
     IMAGE_OR_DIR: image files (JPEG, PNG, anything Pillow reads) and
     directories, searched recursively for *.jpg, *.jpeg and *.png. Any size;
     grayscale, palette, 16-bit, CMYK and RGBA images are converted to RGB
@@ -124,8 +131,10 @@ def predict_command(ctx, name, inputs, out_dir, weights, num_classes, config, pi
       keras-deconv predict deconvnet street.jpg --out seg/ --json
       keras-deconv predict decouplednet.25 photos/ --out seg/
       keras-deconv predict transfernet dog.jpg --labels dog,person --out seg/
+      keras-deconv predict deconvnet.tflite street.jpg --out seg/
     """
     from keras_deconv import viz
+    from keras_deconv.evaluation import is_exported_model
     from keras_deconv.images import ImageError, find_images, read_image
 
     config = parse_key_values(config, "--config")
@@ -143,8 +152,12 @@ def predict_command(ctx, name, inputs, out_dir, weights, num_classes, config, pi
         from keras_deconv.datasets import shapes
 
         class_names = shapes.CLASS_NAMES
-    segmenter = load_segmenter_or_fail(name, weights, num_classes, config, pipeline_options, False, seed,
-                                       class_names=class_names)
+    if is_exported_model(name):
+        refuse_model_options_for_export(["weights", "num_classes", "config", "seed"])
+        segmenter = load_exported_or_fail(name, pipeline_options)
+    else:
+        segmenter = load_segmenter_or_fail(name, weights, num_classes, config, pipeline_options, False, seed,
+                                           class_names=class_names)
     query = None
     if segmenter.family == "TransferNet":
         if not labels:

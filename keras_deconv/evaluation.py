@@ -340,6 +340,89 @@ class Segmenter:
         return out
 
 
+def is_exported_model(path):
+    """True for a TFLite export :func:`load_exported_segmenter` takes: a ``.tflite`` file, or a folder with ``manifest.json``.
+
+    Example:
+
+    >>> is_exported_model("deconvnet"), is_exported_model("missing.tflite")
+    (False, True)
+    """
+    path = os.fspath(path)
+    return path.lower().endswith(".tflite") or (os.path.isdir(path) and os.path.isfile(os.path.join(path, "manifest.json")))
+
+
+def load_exported_segmenter(path, class_names=None, pipeline_options=None, xnnpack=True, num_threads=None,
+                            weight_cache=None):
+    """A :class:`Segmenter` over a TFLite export, run by LiteRT (:mod:`keras_deconv.lite`).
+
+    What ``keras-deconv evaluate PATH`` and ``keras-deconv predict PATH``
+    run: the deployed artifact itself, with the same pre- and post-processing
+    as the Keras pipelines, so its mIoU can be compared with the Keras model's.
+
+    Args:
+        path: a DeconvNet / FCN-8s ``.tflite`` file or a DecoupledNet /
+            TransferNet export folder.
+        class_names: names of the labels when the export does not record them
+            (a single ``.tflite`` file): used if their count fits, else
+            ``class_1``, ``class_2``, ...
+        pipeline_options: ``threshold`` (DecoupledNet, TransferNet) and
+            ``background_weight`` (TransferNet).
+        xnnpack, num_threads, weight_cache: see :func:`keras_deconv.lite.load`.
+
+    Raises:
+        ValueError: not a loadable export (with the export command), or an
+            option the pipeline does not take.
+        FileNotFoundError: nothing at ``path``.
+
+    Example:
+
+    >>> import os, tempfile, tensorflow as tf
+    >>> from keras_deconv import export
+    >>> from keras_deconv.models import DeconvNet
+    >>> model = DeconvNet(num_classes=3, width=1 / 16, fc_units=32, fc_kernel_size=2, input_shape=(64, 64, 3))
+    >>> path = os.path.join(tempfile.mkdtemp(), "deconvnet.tflite")
+    >>> _ = export.to_tflite(model, path, input_signature=[tf.TensorSpec((1, 64, 64, 3), tf.float32, name="images")])
+    >>> segmenter = load_exported_segmenter(path, class_names=["background", "cat", "dog"])
+    >>> segmenter.family, segmenter.num_labels, segmenter.predict([np.zeros((20, 30, 3), "uint8")])[0].labels.shape
+    ('DeconvNet / FCN-8s (TFLite)', 3, (20, 30))
+    """
+    from keras_deconv import lite
+
+    path = os.fspath(path)
+    options = dict(pipeline_options or {})
+    try:
+        pipeline = lite.load(path, xnnpack=xnnpack, num_threads=num_threads, weight_cache=weight_cache, **options)
+    except TypeError as error:  # an option the pipeline class does not take
+        raise ValueError(f"{path}: unknown pipeline option(s) {sorted(options)} for this export "
+                         f"(DecoupledNet: threshold; TransferNet: threshold, background_weight): {error}") from None
+    manifest_names = None
+    if isinstance(pipeline, lite.LiteDenseSegmenter):
+        if options:
+            raise ValueError(f"{path} is a DeconvNet / FCN-8s export: it takes no pipeline options "
+                             f"(received {sorted(options)}).")
+        family = "DeconvNet / FCN-8s (TFLite)"
+        num_labels = int(pipeline.model.outputs["scores"]["shape"][-1])
+        quantize = None
+    else:
+        family = {"decouplednet": "DecoupledNet", "transfernet": "TransferNet"}[pipeline.manifest["kind"]]
+        num_labels = int(pipeline.num_classes) + 1
+        quantize = pipeline.manifest.get("quantize")
+        manifest_names = pipeline.manifest.get("class_names")
+    if manifest_names and len(manifest_names) == num_labels:
+        names = list(manifest_names)
+    elif class_names is not None and len(class_names) == num_labels:
+        names = list(class_names)
+    else:
+        names = ["background"] + [f"class_{i}" for i in range(1, num_labels)]
+    label = f"exported TFLite {path}" + (f" ({quantize})" if quantize and quantize != "none" else "")
+    return Segmenter(name=os.path.basename(os.path.normpath(path)), family=family, pipeline=pipeline,
+                     num_labels=num_labels, class_names=names, weights_label=label,
+                     weights_info={"path": os.path.abspath(path), "format": "tflite", "quantize": quantize,
+                                   "random": False},
+                     needs_image_labels=family == "TransferNet", pipeline_options=options)
+
+
 def _unit_range(values):
     values = np.nan_to_num(np.asarray(values, np.float32))
     values = values - values.min() if values.size else values

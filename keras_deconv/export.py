@@ -713,14 +713,17 @@ def _calibration_images(calibration_data, size, count=8):
     return [tf.image.resize(np.asarray(image, "float32")[None], size).numpy() for image in images]
 
 
-def to_tflite_parts(model, path, quantize="none", calibration_data=None):
+def to_tflite_parts(model, path, quantize="none", calibration_data=None, class_names=None, pipeline_settings=None):
     """Export a DecoupledNet/TransferNet as a folder: ``encoder.tflite``, ``decoder.tflite``, ``manifest.json``.
 
     The encoder runs once per image (DecoupledNet: it is the classification
     network, output ``cls_score_avg_sigmoid``); the decoder is the per-class
     network with the class query as an input, batched over passes. Both are
     builtin-only. :mod:`keras_deconv.lite` runs the whole pipeline on them.
-    ``manifest.json`` lists every input and output (name, shape, dtype).
+    ``manifest.json`` lists every input and output (name, shape, dtype)
+    and, when given, the ``class_names`` of the labels (background first)
+    and the ``pipeline_settings`` (``threshold``, ``background_weight``)
+    that :func:`keras_deconv.lite.load` then uses by default.
 
     Returns:
         The folder path (written atomically).
@@ -744,6 +747,16 @@ def to_tflite_parts(model, path, quantize="none", calibration_data=None):
             query[0, rng.integers(num_classes)] = 1.0 if manifest["kind"] == "transfernet" else float(rng.uniform(0.5, 1.0))
             decoder_data.append([query] + [np.asarray(encoded[name]) for name in passed])
     manifest["quantize"] = quantize
+    if class_names is not None:
+        if len(class_names) != manifest["num_classes"] + 1:
+            raise ValueError(f"Expected {manifest['num_classes'] + 1} class names (background first). "
+                             f"Received {len(class_names)}.")
+        manifest["class_names"] = [str(name) for name in class_names]
+    if pipeline_settings:
+        unknown = sorted(set(pipeline_settings) - set(_TUNABLE_SETTINGS))
+        if unknown:
+            raise ValueError(f"Unknown pipeline settings {unknown}; expected some of {list(_TUNABLE_SETTINGS)}.")
+        manifest["pipeline"] = {key: float(value) for key, value in pipeline_settings.items()}
 
     def write(folder):
         to_tflite(encode, os.path.join(folder, "encoder.tflite"), quantize, encoder_data)
@@ -780,6 +793,20 @@ def _official_input_size(name, model):
 
         return tuple(zoo.info(name)["architecture"]["input_size"])
     return (224, 224) if model_kind(model) == "deconvnet" else (500, 500)
+
+
+def _card_class_names(name, model):
+    """The zoo card's label names for a class-conditional model (background first), or None."""
+    if name is None:
+        return None
+    from keras_deconv import zoo
+
+    card = zoo.info(name)
+    count = int(model.inputs[1].shape[-1]) + 1
+    for names in (["background"] + list(card.get("query_label_names") or []), card.get("category_names") or []):
+        if len(names) == count:
+            return list(names)
+    return None
 
 
 def export_model(model, path, format="saved_model", *, quantize="none", weights="default", config=None,
@@ -855,7 +882,8 @@ def export_model(model, path, format="saved_model", *, quantize="none", weights=
             if input_size is not None and tuple(input_size) != tuple(model.inputs[0].shape[1:3]):
                 raise ValueError(f"A {kind} model has a fixed input size {tuple(model.inputs[0].shape[1:3])}; "
                                  f"pass --config input_shape=H,W,3 to build another. Received: input_size={input_size}")
-            to_tflite_parts(model, path, quantize, calibration_data)
+            to_tflite_parts(model, path, quantize, calibration_data, class_names=_card_class_names(name, model),
+                            pipeline_settings={key: settings[key] for key in _TUNABLE_SETTINGS if key in settings})
     else:
         to_onnx(model, path, input_size)
     result = {"path": path, "format": format, "quantize": quantize, "kind": kind, "size_bytes": _size(path)}

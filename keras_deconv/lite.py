@@ -210,7 +210,10 @@ def load(path, *, xnnpack=True, num_threads=None, weight_cache=None, **settings)
             same files map the packed weights instead of packing them again
             (see :class:`LiteModel`).
         **settings: pipeline settings: ``threshold`` (DecoupledNet 0.5,
-            TransferNet 0.6), ``background_weight`` (TransferNet 0.5).
+            TransferNet 0.6), ``background_weight`` (TransferNet 0.5). An
+            export of a zoo model records its card's settings in
+            ``manifest.json`` (``pipeline``); they replace these defaults,
+            and the settings given here replace them.
 
     Returns:
         A :class:`LiteDenseSegmenter`, :class:`LiteDecoupledNet` or
@@ -236,6 +239,7 @@ def load(path, *, xnnpack=True, num_threads=None, weight_cache=None, **settings)
         if kind not in classes:
             raise ValueError(f"{os.path.join(path, 'manifest.json')!r} names kind {kind!r}; expected one of "
                              f"{sorted(classes)}. {_EXPORT_HINT}")
+        settings = {**_read_manifest(path).get("pipeline", {}), **settings}  # the export's, then the caller's
         return classes[kind](path, xnnpack=xnnpack, num_threads=num_threads, weight_cache=weight_cache, **settings)
     if not os.path.exists(path):
         raise FileNotFoundError(f"No TFLite file or export folder at {path!r}. {_EXPORT_HINT}")

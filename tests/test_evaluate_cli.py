@@ -210,3 +210,45 @@ def test_voc_folder_is_read_and_scored(tmp_path):
     assert report["count"] == 2 and report["metrics"]["mean_iou"] == pytest.approx(cm.mean_iou, abs=1e-12)
     assert report["metrics"]["ignored_pixels"] == 16
     assert (tmp_path / "ex" / "voc2012-val-gallery.png").is_file()  # different image sizes, padded
+
+
+def test_evaluate_and_predict_run_exported_tflite_models(tmp_path):
+    """The deployed artifact, evaluated and run from the CLI: same figures as the Keras model."""
+    from keras_deconv import export
+
+    dense = str(tmp_path / "deconvnet-small.tflite")
+    export.export_model("deconvnet-small", dense, "tflite")
+    parts = str(tmp_path / "transfernet-small")
+    export.export_model("transfernet-small", parts, "tflite")
+    assert json.loads(open(os.path.join(parts, "manifest.json")).read())["class_names"] == list(shapes.CLASS_NAMES)
+    runner = CliRunner()
+    metrics = {}
+    for key, name in (("keras dense", "deconvnet-small"), ("tflite dense", dense),
+                      ("keras parts", "transfernet-small"), ("tflite parts", parts)):
+        report = tmp_path / f"{key.replace(' ', '_')}.json"
+        result = runner.invoke(cli, ["evaluate", name, "--data", "shapes", "--split", "val", "--limit", "6", "-q",
+                                     "--json", str(report)])
+        assert result.exit_code == 0, result.output
+        metrics[key] = json.loads(report.read_text())["metrics"]
+    # float32 exports: the same label maps as Keras (DeconvNet exactly; TransferNet up to exact ties,
+    # and only with the card's background weight 0.3, which the export records in its manifest).
+    assert metrics["tflite dense"]["confusion_matrix"] == metrics["keras dense"]["confusion_matrix"]
+    assert metrics["tflite parts"]["mean_iou"] == pytest.approx(metrics["keras parts"]["mean_iou"], abs=1e-3)
+
+    image = tmp_path / "shape.png"
+    Image.fromarray(shapes.generate_example("val", 0, image_size=64)["image"]).save(image)
+    for name, extra in ((parts, ["--labels", "circle"]), (dense, [])):
+        out = tmp_path / f"seg-{os.path.basename(name)}"
+        result = runner.invoke(cli, ["predict", name, str(image), "--out", str(out), *extra])
+        assert result.exit_code == 0, result.output
+        assert sorted(os.listdir(out)) == ["shape.png", "shape_overlay.png"]
+        labels = np.asarray(Image.open(out / "shape.png"))
+        assert labels.shape == (64, 64) and labels.max() < 13
+
+    # Options that build a zoo model do not apply; bad files and options are one line, exit 1.
+    result = runner.invoke(cli, ["evaluate", dense, "--data", "shapes", "--weights", "none"])
+    assert result.exit_code == 2 and "--weights build a zoo model" in result.output
+    result = runner.invoke(cli, ["evaluate", str(tmp_path / "missing.tflite"), "--data", "shapes"])
+    assert result.exit_code == 1 and "No TFLite file" in result.output
+    result = runner.invoke(cli, ["evaluate", dense, "--data", "shapes", "--pipeline-option", "threshold=0.3"])
+    assert result.exit_code == 1 and "takes no pipeline options" in result.output
