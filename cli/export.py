@@ -71,11 +71,18 @@ def _default_out(name, format_, quantize, kind):
               help="Builder override, repeatable (e.g. width=1/16, fc_units=32, input_shape=64,64,3).")
 @click.option("--input-size", default=None, metavar="N|H,W",
               help="Static TFLite/ONNX input size (default: official, DeconvNet 224, FCN-8s 500).")
-@click.option("--calibration-data", default="shapes", show_default=True, metavar="shapes|DIR",
-              help="int8 calibration images: the synthetic shapes dataset or a folder of images.")
+@click.option("--calibration-data", default="auto", show_default=True, metavar="auto|shapes|voc2012|DIR",
+              help="int8 calibration images. auto: the dataset the weights were trained on (shapes for the small "
+                   "models and --weights none, VOC 2012 train images for the authors' models, which needs --data-dir); "
+                   "or a folder of images like yours.")
+@click.option("--data-dir", type=click.Path(file_okay=False),
+              help="voc2012 calibration: the folder holding VOCdevkit/VOC2012/ (as for `keras-deconv evaluate`).")
+@click.option("--calibration-count", type=click.IntRange(min=1), default=8, show_default=True,
+              help="int8: how many calibration images (evenly spaced over the dataset or folder).")
 @click.option("--threshold", type=float, default=None, help="DecoupledNet/TransferNet detection threshold (default: the card's).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-def export_command(name, format_, quantize, out, verify, weights, config, input_size, calibration_data, threshold, as_json):
+def export_command(name, format_, quantize, out, verify, weights, config, input_size, calibration_data, data_dir,
+                   calibration_count, threshold, as_json):
     """Export zoo model NAME as a SavedModel, a builtin-only TFLite model or ONNX.
 
     \b
@@ -89,7 +96,7 @@ def export_command(name, format_, quantize, out, verify, weights, config, input_
     \b
     Examples:
       keras-deconv export deconvnet --format saved_model --out deconvnet_sm
-      keras-deconv export deconvnet --format tflite --quantize int8 --verify
+      keras-deconv export deconvnet --format tflite --quantize int8 --data-dir ~/data/voc --verify
       keras-deconv export decouplednet --format tflite --out decoupled_tflite
       keras-deconv export deconvnet --weights none --config width=1/16 \\
           --config fc_units=32 --config fc_kernel_size=2 --input-size 64 --format tflite --verify
@@ -102,6 +109,13 @@ def export_command(name, format_, quantize, out, verify, weights, config, input_
     options = {} if threshold is None else {"threshold": threshold}
     if format_ != "tflite" and quantize != "none":
         raise click.UsageError("--quantize applies to --format tflite only.")
+    from click.core import ParameterSource
+
+    context = click.get_current_context()
+    calibration_options = [f"--{option.replace('_', '-')}" for option in ("calibration_data", "data_dir", "calibration_count")
+                           if context.get_parameter_source(option) not in (None, ParameterSource.DEFAULT)]
+    if quantize != "int8" and calibration_options:
+        raise click.UsageError(f"{', '.join(calibration_options)} apply to --quantize int8 only.")
     if format_ == "onnx":
         reason = export.onnx_available()
         if reason:
@@ -117,10 +131,13 @@ def export_command(name, format_, quantize, out, verify, weights, config, input_
     log = lambda message: click.echo(message, err=True)  # noqa: E731
     try:
         result = export.export_model(name, out, format_, quantize=quantize, weights=weights_value, config=builder_config,
-                                     input_size=size, calibration_data=calibration_data, verify=verify,
+                                     input_size=size, calibration_data=calibration_data, data_dir=data_dir,
+                                     calibration_count=calibration_count, verify=verify,
                                      pipeline_options=options, log=log)
     except export.ExportError as error:
         raise click.ClickException(str(error))
+    except (ValueError, FileNotFoundError, zoo.WeightsError) as error:  # known problems: one line, exit 1
+        raise click.ClickException(" ".join(str(error).split())) from None
     if as_json:
         click.echo(json.dumps(result, indent=1))
         return

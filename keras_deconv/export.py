@@ -686,34 +686,98 @@ def _part_functions(model, input_size):
             tf.function(decode, input_signature=decoder_spec, autograph=False), manifest, passed, extra, encoder)
 
 
-def _calibration_images(calibration_data, size, count=8):
+#: Images the int8 calibration uses by default (``--calibration-count``).
+CALIBRATION_COUNT = 8
+
+
+def calibration_dataset(name, weights="default"):
+    """Where int8 calibration images for zoo model ``name`` with ``weights`` come from by default.
+
+    The weights' own training data, from their card: ``"shapes"`` for the
+    models keras-deconv trained on the synthetic shapes, ``"voc2012"`` for
+    the authors' models, trained on natural images (PASCAL VOC, COCO), for
+    which VOC 2012 train images stand in. Random weights (None) were trained
+    on nothing: ``"shapes"`` (offline). A weights file (a path) is taken to be
+    like the card's default weights.
+
+    Example:
+
+    >>> calibration_dataset("deconvnet-small"), calibration_dataset("transfernet"), calibration_dataset("fcn8s", None)
+    ('shapes', 'voc2012', 'shapes')
+    """
+    from keras_deconv.zoo import registry
+
+    if weights is None or (isinstance(weights, str) and weights.strip().lower() in ("none", "random")):
+        return "shapes"
+    entry = registry.card(name)
+    tag = weights if isinstance(weights, str) and weights in entry["weights"] else registry.DEFAULT
+    _, tag = registry.resolve_tag(name, tag)
+    datasets = {metric.get("dataset") for metric in entry["weights"][tag].get("metrics", [])}
+    return "shapes" if datasets == {"shapes"} else "voc2012"
+
+
+def _spread(items, count):
+    """``count`` items evenly spaced over ``items`` (all of them if fewer)."""
+    if len(items) <= count:
+        return list(items)
+    return [items[index * len(items) // count] for index in range(count)]
+
+
+def _voc_calibration_files(data_dir, count):
+    """``count`` VOC 2012 segmentation *train* images (never val, the evaluation split), evenly spaced."""
+    hint = ("Pass --data-dir, the folder holding VOCdevkit/VOC2012/ (as for `keras-deconv evaluate --data voc2012`), "
+            "or --calibration-data DIR, a folder of images like yours.")
+    if data_dir is None:
+        raise ValueError(f"int8 calibration on VOC 2012 images needs the dataset, which is not downloaded for you. {hint}")
+    root = os.path.join(os.path.expanduser(os.fspath(data_dir)), "VOCdevkit", "VOC2012")
+    listing = os.path.join(root, "ImageSets", "Segmentation", "train.txt")
+    if not os.path.isfile(listing):
+        raise ValueError(f"No VOC 2012 image list at {listing!r}. {hint}")
+    with open(listing) as stream:
+        ids = [line.strip() for line in stream if line.strip()]
+    files = [os.path.join(root, "JPEGImages", f"{image_id}.jpg") for image_id in _spread(ids, count)]
+    missing = [path for path in files if not os.path.isfile(path)]
+    if missing or not files:
+        raise ValueError(f"VOC 2012 images missing under {root!r}: {missing[:3] or 'the train list is empty'}. {hint}")
+    return files
+
+
+def _calibration_images(calibration_data, size, count=CALIBRATION_COUNT, data_dir=None):
     """Up to ``count`` float32 ``[1, H, W, 3]`` RGB arrays resized to ``size``.
 
-    ``calibration_data``: ``"shapes"`` (the synthetic shapes dataset), a
-    folder of images (png/jpg/bmp), or an iterable of ``(H, W, 3)`` arrays.
+    ``calibration_data``: ``"shapes"`` (the synthetic shapes dataset, train
+    split), ``"voc2012"`` (VOC 2012 segmentation train images under
+    ``data_dir``, the folder holding ``VOCdevkit/VOC2012``), a folder of
+    images (png/jpg/bmp), or an iterable of ``(H, W, 3)`` arrays. From a list
+    or a folder the images are taken evenly spaced.
     """
     import numpy as np
     import tensorflow as tf
+
+    def read(path):
+        return tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False).numpy()
 
     if calibration_data is None or (isinstance(calibration_data, str) and calibration_data == "shapes"):
         from keras_deconv.datasets import shapes
 
         images = [shapes.generate_example("train", index, image_size=64)["image"] for index in range(count)]
+    elif isinstance(calibration_data, str) and calibration_data == "voc2012":
+        images = [read(path) for path in _voc_calibration_files(data_dir, count)]
     elif isinstance(calibration_data, (str, os.PathLike)):
         folder = os.fspath(calibration_data)
         if not os.path.isdir(folder):
-            raise ValueError(f"Calibration data must be 'shapes' or a folder of images. Received: {folder!r}")
-        files = sorted(f for f in os.listdir(folder) if f.lower().endswith((".png", ".jpg", ".jpeg", ".bmp")))[:count]
+            raise ValueError(f"Calibration data must be 'shapes', 'voc2012' or a folder of images. Received: {folder!r}")
+        files = sorted(f for f in os.listdir(folder) if f.lower().endswith((".png", ".jpg", ".jpeg", ".bmp")))
         if not files:
             raise ValueError(f"No .png/.jpg/.bmp image in the calibration folder {folder!r}.")
-        images = [tf.io.decode_image(tf.io.read_file(os.path.join(folder, f)), channels=3, expand_animations=False).numpy()
-                  for f in files]
+        images = [read(os.path.join(folder, f)) for f in _spread(files, count)]
     else:
         images = [np.asarray(image) for image in calibration_data][:count]
     return [tf.image.resize(np.asarray(image, "float32")[None], size).numpy() for image in images]
 
 
-def to_tflite_parts(model, path, quantize="none", calibration_data=None, class_names=None, pipeline_settings=None):
+def to_tflite_parts(model, path, quantize="none", calibration_data=None, class_names=None, pipeline_settings=None,
+                    calibration_count=CALIBRATION_COUNT, data_dir=None):
     """Export a DecoupledNet/TransferNet as a folder: ``encoder.tflite``, ``decoder.tflite``, ``manifest.json``.
 
     The encoder runs once per image (DecoupledNet: it is the classification
@@ -723,7 +787,9 @@ def to_tflite_parts(model, path, quantize="none", calibration_data=None, class_n
     ``manifest.json`` lists every input and output (name, shape, dtype)
     and, when given, the ``class_names`` of the labels (background first)
     and the ``pipeline_settings`` (``threshold``, ``background_weight``)
-    that :func:`keras_deconv.lite.load` then uses by default.
+    that :func:`keras_deconv.lite.load` then uses by default. int8:
+    ``calibration_count`` images from ``calibration_data`` (see
+    :func:`_calibration_images`; ``data_dir`` for ``"voc2012"``).
 
     Returns:
         The folder path (written atomically).
@@ -736,7 +802,7 @@ def to_tflite_parts(model, path, quantize="none", calibration_data=None, class_n
     size = tuple(manifest["input_size"])
     encoder_data = decoder_data = None
     if quantize == "int8":
-        images = _calibration_images(calibration_data, size)
+        images = _calibration_images(calibration_data, size, calibration_count, data_dir)
         encoder_data = [[image] for image in images]
         rng = np.random.default_rng(0)
         num_classes = manifest["num_classes"]
@@ -768,7 +834,7 @@ def to_tflite_parts(model, path, quantize="none", calibration_data=None, class_n
 
 
 # ----------------------------------------------------------------------------- export_model + verify
-def _dense_tflite(model, path, quantize, calibration_data, input_size):
+def _dense_tflite(model, path, quantize, calibration_data, input_size, calibration_count=CALIBRATION_COUNT, data_dir=None):
     """One builtin-only file: ``images`` float32 ``[1, S, S, 3]`` (RGB 0-255) -> raw ``scores`` ``[1, S, S, C]``."""
     import tensorflow as tf
 
@@ -778,7 +844,7 @@ def _dense_tflite(model, path, quantize, calibration_data, input_size):
         raise ValueError("TFLite needs a static input size: pass input_size=(H, W) (DeconvNet: 224, FCN-8s: 500).")
     data = None
     if quantize == "int8":
-        data = [[image] for image in _calibration_images(calibration_data, size)]
+        data = [[image] for image in _calibration_images(calibration_data, size, calibration_count, data_dir)]
     spec = [tf.TensorSpec((1,) + size + (3,), tf.float32, name="images")]
     # fc6 / fc6-deconv become FULLY_CONNECTED (see layers.fully_connected_conv).
     return to_tflite(model, path, quantize, data, input_signature=spec)
@@ -810,7 +876,8 @@ def _card_class_names(name, model):
 
 
 def export_model(model, path, format="saved_model", *, quantize="none", weights="default", config=None,
-                 input_size=None, calibration_data="shapes", verify=False, pipeline_options=None, log=None):
+                 input_size=None, calibration_data="auto", calibration_count=CALIBRATION_COUNT, data_dir=None,
+                 verify=False, pipeline_options=None, log=None):
     """Export a zoo model (by name) or a Keras model, optionally verifying the artifact.
 
     Args:
@@ -828,7 +895,15 @@ def export_model(model, path, format="saved_model", *, quantize="none", weights=
             official size: DeconvNet 224, FCN-8s 500; DecoupledNet and
             TransferNet have a fixed size from the model); for the SavedModel
             of DeconvNet / FCN-8s the smallest padded size.
-        calibration_data: int8 only: ``"shapes"`` or a folder of images.
+        calibration_data: int8 only: ``"auto"`` (the dataset the weights
+            were trained on, :func:`calibration_dataset`: ``"shapes"`` for
+            keras-deconv's small models and random weights, ``"voc2012"`` for
+            the authors' models; a Keras model given directly: ``"shapes"``),
+            ``"shapes"``, ``"voc2012"`` (needs ``data_dir``), a folder of
+            images, or a list of ``(H, W, 3)`` arrays.
+        calibration_count: int8 only: how many calibration images (default
+            :data:`CALIBRATION_COUNT`).
+        data_dir: the folder holding ``VOCdevkit/VOC2012`` for ``"voc2012"``.
         verify: run the artifact on sample images and compare with Keras
             (see :func:`verify_export`); raises :class:`ExportError` if below
             the bounds.
@@ -856,6 +931,16 @@ def export_model(model, path, format="saved_model", *, quantize="none", weights=
     if quantize != "none" and format != "tflite":
         raise ValueError(f"Quantization applies to TFLite only. Received: format={format!r}, quantize={quantize!r}")
     name = None
+    if quantize == "int8" and isinstance(calibration_data, str) and calibration_data == "auto":
+        if isinstance(model, str):
+            calibration_data = calibration_dataset(model, weights)
+            log(f"int8 calibration: {calibration_count} {calibration_data} images (the weights' training data).")
+        else:
+            calibration_data = "shapes"
+            log(f"int8 calibration: {calibration_count} shapes images (a Keras model: pass calibration_data "
+                "with images like the model's own data).")
+    if quantize == "int8" and isinstance(calibration_data, str) and calibration_data == "voc2012":
+        _voc_calibration_files(data_dir, calibration_count)  # fail now, before building a large model
     if isinstance(model, str):
         from keras_deconv import zoo
 
@@ -877,13 +962,14 @@ def export_model(model, path, format="saved_model", *, quantize="none", weights=
         to_saved_model(model, path, **settings)
     elif format == "tflite":
         if kind in ("deconvnet", "fcn8s"):
-            _dense_tflite(model, path, quantize, calibration_data, input_size)
+            _dense_tflite(model, path, quantize, calibration_data, input_size, calibration_count, data_dir)
         else:
             if input_size is not None and tuple(input_size) != tuple(model.inputs[0].shape[1:3]):
                 raise ValueError(f"A {kind} model has a fixed input size {tuple(model.inputs[0].shape[1:3])}; "
                                  f"pass --config input_shape=H,W,3 to build another. Received: input_size={input_size}")
             to_tflite_parts(model, path, quantize, calibration_data, class_names=_card_class_names(name, model),
-                            pipeline_settings={key: settings[key] for key in _TUNABLE_SETTINGS if key in settings})
+                            pipeline_settings={key: settings[key] for key in _TUNABLE_SETTINGS if key in settings},
+                            calibration_count=calibration_count, data_dir=data_dir)
     else:
         to_onnx(model, path, input_size)
     result = {"path": path, "format": format, "quantize": quantize, "kind": kind, "size_bytes": _size(path)}

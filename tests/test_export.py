@@ -436,6 +436,41 @@ def test_lite_weight_cache_is_exact_and_never_stale(deconvnet, decouplednet, tra
         lite.load(path, xnnpack=False, weight_cache=folder)
 
 
+def test_int8_calibration_uses_the_weights_training_data(tmp_path):
+    from PIL import Image
+
+    from keras_deconv.cli.main import cli
+
+    # The authors' models were trained on natural images: without VOC, the export stops before
+    # building anything (no weights are needed to get this error), and says what to pass.
+    with pytest.raises(ValueError, match="needs the dataset.*--data-dir"):
+        export.export_model("deconvnet", tmp_path / "d.tflite", "tflite", quantize="int8")
+    result = CliRunner().invoke(cli, ["export", "transfernet", "--format", "tflite", "--quantize", "int8"])
+    errors = [line for line in result.output.splitlines() if line.startswith("Error:")]
+    assert result.exit_code == 1 and len(errors) == 1 and "--data-dir" in errors[0]
+    result = CliRunner().invoke(cli, ["export", "deconvnet-small", "--format", "tflite", "--data-dir", str(tmp_path)])
+    assert result.exit_code == 2 and "apply to --quantize int8 only" in result.output
+    assert export.calibration_dataset("decouplednet.25") == "voc2012"
+    assert export.calibration_dataset("decouplednet-small.25") == "shapes"
+
+    # A VOC 2012 folder: evenly spaced images of the segmentation *train* list.
+    root = tmp_path / "voc" / "VOCdevkit" / "VOC2012"
+    (root / "ImageSets" / "Segmentation").mkdir(parents=True)
+    (root / "JPEGImages").mkdir()
+    ids = [f"2007_{index:06d}" for index in range(10)]
+    (root / "ImageSets" / "Segmentation" / "train.txt").write_text("\n".join(ids) + "\n")
+    for index, image_id in enumerate(ids):
+        Image.fromarray(np.full((24, 32, 3), 20 * index, np.uint8)).save(root / "JPEGImages" / f"{image_id}.jpg", quality=100)
+    images = export._calibration_images("voc2012", (8, 8), count=4, data_dir=tmp_path / "voc")
+    assert [int(round(float(image.mean()) / 20)) for image in images] == [0, 2, 5, 7]
+    out = export.export_model("deconvnet-small", tmp_path / "voc-int8.tflite", "tflite", quantize="int8",
+                              calibration_data="voc2012", data_dir=tmp_path / "voc", calibration_count=4)
+    assert out["quantize"] == "int8" and os.path.getsize(out["path"]) > 0
+    (root / "JPEGImages" / f"{ids[5]}.jpg").unlink()
+    with pytest.raises(ValueError, match="VOC 2012 images missing"):
+        export._calibration_images("voc2012", (8, 8), count=4, data_dir=tmp_path / "voc")
+
+
 def test_fc_layers_run_as_matmuls_and_compiled_predict():
     from keras_deconv.layers import FullyConnectedConv2D, FullyConnectedConv2DTranspose
 
