@@ -35,13 +35,18 @@ def parse_key_values(items, option):
         raise click.BadParameter(str(error), param_hint=option) from None
 
 
-def refuse_model_options_for_export(names):
-    """A usage error when options that build a zoo model were given with an exported file as NAME."""
+def options_given(names):
+    """Of the current command's parameters ``names``, the ones the user set, as ``--option`` strings."""
     from click.core import ParameterSource
 
     context = click.get_current_context()
-    given = [f"--{name.replace('_', '-')}" for name in names
-             if context.get_parameter_source(name) not in (None, ParameterSource.DEFAULT)]
+    return [f"--{name.replace('_', '-')}" for name in names
+            if context.get_parameter_source(name) not in (None, ParameterSource.DEFAULT)]
+
+
+def refuse_model_options_for_export(names):
+    """A usage error when options that build a zoo model were given with an exported file as NAME."""
+    given = options_given(names)
     if given:
         raise click.UsageError(f"{', '.join(given)} build a zoo model; NAME is an exported TFLite model, "
                                "which carries its own weights and input size. Leave them out.")

@@ -109,11 +109,9 @@ def export_command(name, format_, quantize, out, verify, weights, config, input_
     options = {} if threshold is None else {"threshold": threshold}
     if format_ != "tflite" and quantize != "none":
         raise click.UsageError("--quantize applies to --format tflite only.")
-    from click.core import ParameterSource
+    from keras_deconv.cli.evaluate import options_given
 
-    context = click.get_current_context()
-    calibration_options = [f"--{option.replace('_', '-')}" for option in ("calibration_data", "data_dir", "calibration_count")
-                           if context.get_parameter_source(option) not in (None, ParameterSource.DEFAULT)]
+    calibration_options = options_given(["calibration_data", "data_dir", "calibration_count"])
     if quantize != "int8" and calibration_options:
         raise click.UsageError(f"{', '.join(calibration_options)} apply to --quantize int8 only.")
     if format_ == "onnx":
