@@ -76,7 +76,8 @@ def _default_out(name, format_, quantize, kind):
                    "models and --weights none, VOC 2012 train images for the authors' models, which needs --data-dir); "
                    "or a folder of images like yours.")
 @click.option("--data-dir", type=click.Path(file_okay=False),
-              help="voc2012 calibration: the folder holding VOCdevkit/VOC2012/ (as for `keras-deconv evaluate`).")
+              help="The folder holding VOCdevkit/VOC2012/ (as for `keras-deconv evaluate`): int8 calibration on VOC "
+                   "train images, and --verify on 16 VOC val images instead of synthetic scenes.")
 @click.option("--calibration-count", type=click.IntRange(min=1), default=8, show_default=True,
               help="int8: how many calibration images (evenly spaced over the dataset or folder).")
 @click.option("--threshold", type=float, default=None, help="DecoupledNet/TransferNet detection threshold (default: the card's).")
@@ -111,9 +112,10 @@ def export_command(name, format_, quantize, out, verify, weights, config, input_
         raise click.UsageError("--quantize applies to --format tflite only.")
     from keras_deconv.cli.evaluate import options_given
 
-    calibration_options = options_given(["calibration_data", "data_dir", "calibration_count"])
+    calibration_options = options_given(["calibration_data", "calibration_count"] + ([] if verify else ["data_dir"]))
     if quantize != "int8" and calibration_options:
-        raise click.UsageError(f"{', '.join(calibration_options)} apply to --quantize int8 only.")
+        raise click.UsageError(f"{', '.join(calibration_options)} apply to --quantize int8 only"
+                               f"{'' if verify else ' (--data-dir also to --verify)'}.")
     if format_ == "onnx":
         reason = export.onnx_available()
         if reason:
@@ -140,6 +142,8 @@ def export_command(name, format_, quantize, out, verify, weights, config, input_
         click.echo(json.dumps(result, indent=1))
         return
     click.echo(f"{result['path']}\t{result['format']}\t{result['quantize']}\t{result['size_bytes']:,} bytes")
+    if "verification_images" in result:
+        click.echo(f"verified on {result['verification_images']}")
     for check in result.get("verification", []):
         score = f"{check['score_error']:.2e}" + (f" (<= {check['score_bound']:.0e})" if check["score_bound"] else "")
         click.echo(f"verify {check['runtime']}: labels {100 * check['label_agreement']:.3f}% "

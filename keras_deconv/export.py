@@ -723,14 +723,18 @@ def _spread(items, count):
     return [items[index * len(items) // count] for index in range(count)]
 
 
-def _voc_calibration_files(data_dir, count):
-    """``count`` VOC 2012 segmentation *train* images (never val, the evaluation split), evenly spaced."""
+def _voc_files(data_dir, count, split="train"):
+    """``count`` VOC 2012 segmentation images of ``split``, evenly spaced over its list.
+
+    Calibration reads ``train`` (never ``val``, the evaluation split);
+    ``--verify`` reads ``val``.
+    """
     hint = ("Pass --data-dir, the folder holding VOCdevkit/VOC2012/ (as for `keras-deconv evaluate --data voc2012`), "
             "or --calibration-data DIR, a folder of images like yours.")
     if data_dir is None:
         raise ValueError(f"int8 calibration on VOC 2012 images needs the dataset, which is not downloaded for you. {hint}")
     root = os.path.join(os.path.expanduser(os.fspath(data_dir)), "VOCdevkit", "VOC2012")
-    listing = os.path.join(root, "ImageSets", "Segmentation", "train.txt")
+    listing = os.path.join(root, "ImageSets", "Segmentation", f"{split}.txt")
     if not os.path.isfile(listing):
         raise ValueError(f"No VOC 2012 image list at {listing!r}. {hint}")
     with open(listing) as stream:
@@ -738,7 +742,7 @@ def _voc_calibration_files(data_dir, count):
     files = [os.path.join(root, "JPEGImages", f"{image_id}.jpg") for image_id in _spread(ids, count)]
     missing = [path for path in files if not os.path.isfile(path)]
     if missing or not files:
-        raise ValueError(f"VOC 2012 images missing under {root!r}: {missing[:3] or 'the train list is empty'}. {hint}")
+        raise ValueError(f"VOC 2012 images missing under {root!r}: {missing[:3] or f'the {split} list is empty'}. {hint}")
     return files
 
 
@@ -762,7 +766,7 @@ def _calibration_images(calibration_data, size, count=CALIBRATION_COUNT, data_di
 
         images = [shapes.generate_example("train", index, image_size=64)["image"] for index in range(count)]
     elif isinstance(calibration_data, str) and calibration_data == "voc2012":
-        images = [read(path) for path in _voc_calibration_files(data_dir, count)]
+        images = [read(path) for path in _voc_files(data_dir, count)]
     elif isinstance(calibration_data, (str, os.PathLike)):
         folder = os.fspath(calibration_data)
         if not os.path.isdir(folder):
@@ -903,7 +907,9 @@ def export_model(model, path, format="saved_model", *, quantize="none", weights=
             images, or a list of ``(H, W, 3)`` arrays.
         calibration_count: int8 only: how many calibration images (default
             :data:`CALIBRATION_COUNT`).
-        data_dir: the folder holding ``VOCdevkit/VOC2012`` for ``"voc2012"``.
+        data_dir: the folder holding ``VOCdevkit/VOC2012``: calibration
+            images for ``"voc2012"``, and with ``verify`` the sample images
+            (16 VOC 2012 val images instead of synthetic scenes).
         verify: run the artifact on sample images and compare with Keras
             (see :func:`verify_export`); raises :class:`ExportError` if below
             the bounds.
@@ -940,7 +946,7 @@ def export_model(model, path, format="saved_model", *, quantize="none", weights=
             log(f"int8 calibration: {calibration_count} shapes images (a Keras model: pass calibration_data "
                 "with images like the model's own data).")
     if quantize == "int8" and isinstance(calibration_data, str) and calibration_data == "voc2012":
-        _voc_calibration_files(data_dir, calibration_count)  # fail now, before building a large model
+        _voc_files(data_dir, calibration_count)  # fail now, before building a large model
     if isinstance(model, str):
         from keras_deconv import zoo
 
@@ -974,8 +980,16 @@ def export_model(model, path, format="saved_model", *, quantize="none", weights=
         to_onnx(model, path, input_size)
     result = {"path": path, "format": format, "quantize": quantize, "kind": kind, "size_bytes": _size(path)}
     if verify:
-        log("Verifying against Keras...")
-        result["verification"] = verify_export(model, path, format, quantize, input_size=input_size, **settings)
+        images, result["verification_images"] = None, f"{VERIFY_IMAGES} synthetic shapes val scenes"
+        if data_dir is not None:  # real photos: VOC 2012 val
+            import tensorflow as tf
+
+            files = _voc_files(data_dir, VERIFY_IMAGES, split="val")
+            images = [tf.io.decode_image(tf.io.read_file(f), channels=3, expand_animations=False).numpy() for f in files]
+            result["verification_images"] = f"{len(images)} VOC 2012 val images"
+        log(f"Verifying against Keras on {result['verification_images']}...")
+        result["verification"] = verify_export(model, path, format, quantize, input_size=input_size, images=images,
+                                               **settings)
         failed = [check for check in result["verification"] if not check["passed"]]
         if failed:
             raise ExportError("Verification failed: " + "; ".join(_check_text(check) for check in failed)

@@ -449,7 +449,7 @@ def test_int8_calibration_uses_the_weights_training_data(tmp_path):
     errors = [line for line in result.output.splitlines() if line.startswith("Error:")]
     assert result.exit_code == 1 and len(errors) == 1 and "--data-dir" in errors[0]
     result = CliRunner().invoke(cli, ["export", "deconvnet-small", "--format", "tflite", "--data-dir", str(tmp_path)])
-    assert result.exit_code == 2 and "apply to --quantize int8 only" in result.output
+    assert result.exit_code == 2 and "apply to --quantize int8 only (--data-dir also to --verify)" in result.output
     assert export.calibration_dataset("decouplednet.25") == "voc2012"
     assert export.calibration_dataset("decouplednet-small.25") == "shapes"
 
@@ -466,6 +466,11 @@ def test_int8_calibration_uses_the_weights_training_data(tmp_path):
     out = export.export_model("deconvnet-small", tmp_path / "voc-int8.tflite", "tflite", quantize="int8",
                               calibration_data="voc2012", data_dir=tmp_path / "voc", calibration_count=4)
     assert out["quantize"] == "int8" and os.path.getsize(out["path"]) > 0
+    # With a VOC folder, --verify runs on VOC val images instead of synthetic scenes.
+    (root / "ImageSets" / "Segmentation" / "val.txt").write_text("\n".join(ids[:3]) + "\n")
+    out = export.export_model("fcn8s-small", tmp_path / "fcn.tflite", "tflite", verify=True, data_dir=tmp_path / "voc")
+    assert out["verification_images"] == "3 VOC 2012 val images" and all(c["passed"] for c in out["verification"])
+    assert "synthetic" in export.export_model("fcn8s-small", tmp_path / "fcn2.tflite", "tflite", verify=True)["verification_images"]
     (root / "JPEGImages" / f"{ids[5]}.jpg").unlink()
     with pytest.raises(ValueError, match="VOC 2012 images missing"):
         export._calibration_images("voc2012", (8, 8), count=4, data_dir=tmp_path / "voc")
