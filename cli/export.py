@@ -5,6 +5,8 @@ import json
 
 import click
 
+from keras_deconv.export import CALIBRATION_COUNT
+
 
 def _parse_config(items):
     """``KEY=VALUE`` pairs -> dict; values are Python literals when they parse (``1/16`` too)."""
@@ -78,7 +80,7 @@ def _default_out(name, format_, quantize, kind):
 @click.option("--data-dir", type=click.Path(file_okay=False),
               help="The folder holding VOCdevkit/VOC2012/ (as for `keras-deconv evaluate`): int8 calibration on VOC "
                    "train images, and --verify on 16 VOC val images instead of synthetic scenes.")
-@click.option("--calibration-count", type=click.IntRange(min=1), default=8, show_default=True,
+@click.option("--calibration-count", type=click.IntRange(min=1), default=CALIBRATION_COUNT, show_default=True,
               help="int8: how many calibration images (evenly spaced over the dataset or folder).")
 @click.option("--threshold", type=float, default=None, help="DecoupledNet/TransferNet detection threshold (default: the card's).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")

@@ -430,15 +430,25 @@ def _unit_range(values):
     return values / top if top > 0 else values
 
 
-def _class_names_for(card, family, num_labels, fallback=None):
-    """Names of the segmenter's labels: the card's label space if the count fits."""
+def card_label_names(card, family, num_labels):
+    """The card's names for ``num_labels`` labels (background first), or None when its label space does not fit.
+
+    TransferNet labels are its query classes after background; other models
+    use the card's categories.
+    """
     if family == "TransferNet" and card.get("query_label_names"):
         names = ["background"] + list(card["query_label_names"])
         if len(names) == num_labels:
             return names
     names = card.get("category_names") or []
-    if len(names) == num_labels:
-        return list(names)
+    return list(names) if len(names) == num_labels else None
+
+
+def _class_names_for(card, family, num_labels, fallback=None):
+    """Names of the segmenter's labels: the card's label space if the count fits."""
+    names = card_label_names(card, family, num_labels)
+    if names is not None:
+        return names
     if fallback is not None and len(fallback) == num_labels:
         return list(fallback)
     return ["background"] + [f"class_{i}" for i in range(1, num_labels)]

@@ -746,6 +746,13 @@ def _voc_files(data_dir, count, split="train"):
     return files
 
 
+def _read_rgb(path):
+    """An image file as a ``(H, W, 3)`` uint8 RGB array."""
+    import tensorflow as tf
+
+    return tf.io.decode_image(tf.io.read_file(os.fspath(path)), channels=3, expand_animations=False).numpy()
+
+
 def _calibration_images(calibration_data, size, count=CALIBRATION_COUNT, data_dir=None):
     """Up to ``count`` float32 ``[1, H, W, 3]`` RGB arrays resized to ``size``.
 
@@ -758,15 +765,12 @@ def _calibration_images(calibration_data, size, count=CALIBRATION_COUNT, data_di
     import numpy as np
     import tensorflow as tf
 
-    def read(path):
-        return tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False).numpy()
-
     if calibration_data is None or (isinstance(calibration_data, str) and calibration_data == "shapes"):
         from keras_deconv.datasets import shapes
 
         images = [shapes.generate_example("train", index, image_size=64)["image"] for index in range(count)]
     elif isinstance(calibration_data, str) and calibration_data == "voc2012":
-        images = [read(path) for path in _voc_files(data_dir, count)]
+        images = [_read_rgb(path) for path in _voc_files(data_dir, count)]
     elif isinstance(calibration_data, (str, os.PathLike)):
         folder = os.fspath(calibration_data)
         if not os.path.isdir(folder):
@@ -774,7 +778,7 @@ def _calibration_images(calibration_data, size, count=CALIBRATION_COUNT, data_di
         files = sorted(f for f in os.listdir(folder) if f.lower().endswith((".png", ".jpg", ".jpeg", ".bmp")))
         if not files:
             raise ValueError(f"No .png/.jpg/.bmp image in the calibration folder {folder!r}.")
-        images = [read(os.path.join(folder, f)) for f in _spread(files, count)]
+        images = [_read_rgb(os.path.join(folder, f)) for f in _spread(files, count)]
     else:
         images = [np.asarray(image) for image in calibration_data][:count]
     return [tf.image.resize(np.asarray(image, "float32")[None], size).numpy() for image in images]
@@ -870,13 +874,10 @@ def _card_class_names(name, model):
     if name is None:
         return None
     from keras_deconv import zoo
+    from keras_deconv.evaluation import card_label_names
 
-    card = zoo.info(name)
-    count = int(model.inputs[1].shape[-1]) + 1
-    for names in (["background"] + list(card.get("query_label_names") or []), card.get("category_names") or []):
-        if len(names) == count:
-            return list(names)
-    return None
+    family = {"decouplednet": "DecoupledNet", "transfernet": "TransferNet"}[model_kind(model)]
+    return card_label_names(zoo.info(name), family, int(model.inputs[1].shape[-1]) + 1)
 
 
 def export_model(model, path, format="saved_model", *, quantize="none", weights="default", config=None,
@@ -982,10 +983,7 @@ def export_model(model, path, format="saved_model", *, quantize="none", weights=
     if verify:
         images, result["verification_images"] = None, f"{VERIFY_IMAGES} synthetic shapes val scenes"
         if data_dir is not None:  # real photos: VOC 2012 val
-            import tensorflow as tf
-
-            files = _voc_files(data_dir, VERIFY_IMAGES, split="val")
-            images = [tf.io.decode_image(tf.io.read_file(f), channels=3, expand_animations=False).numpy() for f in files]
+            images = [_read_rgb(path) for path in _voc_files(data_dir, VERIFY_IMAGES, split="val")]
             result["verification_images"] = f"{len(images)} VOC 2012 val images"
         log(f"Verifying against Keras on {result['verification_images']}...")
         result["verification"] = verify_export(model, path, format, quantize, input_size=input_size, images=images,
