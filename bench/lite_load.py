@@ -47,23 +47,16 @@ def child(way, path, cache):
     from _memory import resident_mb
     from _timing import median_ms
 
+    from keras_deconv.lite import LiteModel
+
     x = np.random.default_rng(0).uniform(0, 255, (1, 224, 224, 3)).astype("float32")
     start = time.perf_counter()
-    if way in ("bytes", "path"):
-        from keras_deconv.lite import LiteModel
+    source = open(path, "rb").read() if way == "bytes" else path  # the old LiteModel read files into bytes
+    model = LiteModel(source, num_threads=os.cpu_count(), weight_cache=cache if way.startswith("weight cache") else None)
 
-        source = open(path, "rb").read() if way == "bytes" else path
-        model = LiteModel(source, num_threads=os.cpu_count())
+    def run():
+        model(images=x)
 
-        def run():
-            model(images=x)
-    else:
-        from keras_deconv.lite import LiteModel
-
-        model = LiteModel(path, num_threads=os.cpu_count(), weight_cache=cache)
-
-        def run():
-            model(images=x)
     loaded = time.perf_counter()
     run()
     first = time.perf_counter()
