@@ -398,9 +398,6 @@ def load_exported_segmenter(path, class_names=None, pipeline_options=None, xnnpa
                          f"(DecoupledNet: threshold; TransferNet: threshold, background_weight): {error}") from None
     manifest_names = None
     if isinstance(pipeline, lite.LiteDenseSegmenter):
-        if options:
-            raise ValueError(f"{path} is a DeconvNet / FCN-8s export: it takes no pipeline options "
-                             f"(received {sorted(options)}).")
         family = "DeconvNet / FCN-8s (TFLite)"
         num_labels = int(pipeline.model.outputs["scores"]["shape"][-1])
         quantize = None
@@ -414,7 +411,7 @@ def load_exported_segmenter(path, class_names=None, pipeline_options=None, xnnpa
     elif class_names is not None and len(class_names) == num_labels:
         names = list(class_names)
     else:
-        names = ["background"] + [f"class_{i}" for i in range(1, num_labels)]
+        names = _generic_label_names(num_labels)
     label = f"exported TFLite {path}" + (f" ({quantize})" if quantize and quantize != "none" else "")
     return Segmenter(name=os.path.basename(os.path.normpath(path)), family=family, pipeline=pipeline,
                      num_labels=num_labels, class_names=names, weights_label=label,
@@ -451,6 +448,11 @@ def _class_names_for(card, family, num_labels, fallback=None):
         return names
     if fallback is not None and len(fallback) == num_labels:
         return list(fallback)
+    return _generic_label_names(num_labels)
+
+
+def _generic_label_names(num_labels):
+    """``background, class_1, class_2, ...``: labels nobody named."""
     return ["background"] + [f"class_{i}" for i in range(1, num_labels)]
 
 

@@ -213,7 +213,8 @@ def load(path, *, xnnpack=True, num_threads=None, weight_cache=None, **settings)
             TransferNet 0.6), ``background_weight`` (TransferNet 0.5). An
             export of a zoo model records its card's settings in
             ``manifest.json`` (``pipeline``); they replace these defaults,
-            and the settings given here replace them.
+            and the settings given here replace them. A DeconvNet / FCN-8s
+            file takes none (ValueError).
 
     Returns:
         A :class:`LiteDenseSegmenter`, :class:`LiteDecoupledNet` or
@@ -234,15 +235,19 @@ def load(path, *, xnnpack=True, num_threads=None, weight_cache=None, **settings)
     """
     path = os.fspath(path)
     if os.path.isdir(path):
-        kind = _read_manifest(path).get("kind")
+        manifest = _read_manifest(path)
+        kind = manifest.get("kind")
         classes = {"decouplednet": LiteDecoupledNet, "transfernet": LiteTransferNet}
         if kind not in classes:
             raise ValueError(f"{os.path.join(path, 'manifest.json')!r} names kind {kind!r}; expected one of "
                              f"{sorted(classes)}. {_EXPORT_HINT}")
-        settings = {**_read_manifest(path).get("pipeline", {}), **settings}  # the export's, then the caller's
+        settings = {**manifest.get("pipeline", {}), **settings}  # the export's, then the caller's
         return classes[kind](path, xnnpack=xnnpack, num_threads=num_threads, weight_cache=weight_cache, **settings)
     if not os.path.exists(path):
         raise FileNotFoundError(f"No TFLite file or export folder at {path!r}. {_EXPORT_HINT}")
+    if settings:
+        raise ValueError(f"{path} is a DeconvNet / FCN-8s export: it takes no pipeline options "
+                         f"(received {sorted(settings)}).")
     return LiteDenseSegmenter(path, xnnpack=xnnpack, num_threads=num_threads, weight_cache=weight_cache)
 
 
