@@ -41,6 +41,17 @@ def _flex_ops(message):
 
 
 POOLING_FORMULATIONS = ("auto", "litert", "default")
+#: Ops an int8 export keeps in float32 when the argmax pooling layers trace the
+#: LiteRT formulation: its switch arithmetic (window differences, ceil, min, the
+#: position chain, the unpooling masks). They run on the dequantized int8
+#: values, so switches are those of the int8 activations exactly, and XNNPACK
+#: delegates them, with the QUANTIZE / DEQUANTIZE around them. Quantized,
+#: they would lose the one-step differences that decide ties; the default
+#: formulation's comparisons and selects instead run outside XNNPACK and split
+#: the graph (``python bench/models.py``). Other ops of these types in such a
+#: model (the mean subtraction, a batch norm that does not fold) stay float32
+#: too; they are few and small.
+INT8_FLOAT_OPS = ("SUB", "CEIL", "MINIMUM", "MUL", "ADD", "SQUARED_DIFFERENCE")
 
 
 def to_tflite(model, path=None, quantize="none", representative_data=None, input_signature=None, pooling="auto"):
@@ -58,9 +69,10 @@ def to_tflite(model, path=None, quantize="none", representative_data=None, input
             inputs with dynamic batch and spatial dims.
         pooling: ops for the argmax pooling and unpooling layers:
             ``"litert"`` (XNNPACK-delegated, about 4x faster in LiteRT, exact
-            for finite inputs), ``"default"`` (the Keras ops: exact for
-            +-inf too, not delegated) or ``"auto"`` (``"litert"`` for float
-            exports, ``"default"`` for int8). See
+            for finite inputs; in int8 exports its arithmetic stays float32,
+            see :data:`INT8_FLOAT_OPS`), ``"default"`` (the Keras ops: exact
+            for +-inf too, not delegated; in int8 exports quantized wherever
+            TFLite has int8 kernels) or ``"auto"`` (``"litert"``). See
             :mod:`keras_deconv.layers.formulation`.
 
     Returns:
@@ -93,10 +105,11 @@ def to_tflite(model, path=None, quantize="none", representative_data=None, input
             return tf.nest.map_structure(lambda out, declared: tf.cast(out, declared.dtype), outputs, keras_model.output)
 
         function = tf.function(serve, input_signature=input_signature)
-    # Float exports trace the pooling layers with XNNPACK-delegated ops; int8
-    # keeps the default ones: their arithmetic would be quantized.
-    with litert_formulation(pooling == "litert" or (pooling == "auto" and quantize != "int8")):
+    # The pooling layers trace XNNPACK-delegated ops unless told otherwise.
+    with litert_formulation(pooling != "default") as formulation:
         concrete = function.get_concrete_function()
+    # int8 with that formulation keeps its arithmetic in float32 (INT8_FLOAT_OPS).
+    selective_int8 = quantize == "int8" and formulation.used
     # No trackable: the converter then freezes the captured variables into
     # constants (with one it keeps READ_VARIABLE ops that LiteRT cannot run).
     converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete])
@@ -106,7 +119,13 @@ def to_tflite(model, path=None, quantize="none", representative_data=None, input
         converter.target_spec.supported_types = [tf.float16]
     elif quantize == "int8":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        if selective_int8:
+            # Calibrate only; mlir_quantize below quantizes all but INT8_FLOAT_OPS
+            # (what tf.lite.experimental.QuantizationDebugger does, without its
+            # extra float and debug conversions).
+            converter._experimental_calibrate_only = True
+        else:
+            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
 
         def calibration():
             for sample in representative_data:
@@ -115,6 +134,10 @@ def to_tflite(model, path=None, quantize="none", representative_data=None, input
         converter.representative_dataset = calibration
     try:
         flatbuffer = converter.convert()
+        if selective_int8:
+            from tensorflow.lite.python import convert as lite_convert
+
+            flatbuffer = lite_convert.mlir_quantize(flatbuffer, denylisted_ops=list(INT8_FLOAT_OPS))
     except Exception as error:  # the converter raises several private types
         ops = _flex_ops(str(error))
         detail = f" Ops that are not TFLite builtins: {', '.join(ops)}." if ops else ""

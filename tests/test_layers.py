@@ -413,7 +413,7 @@ def test_litert_formulation_is_delegated_and_exact(pool_size, strides, padding, 
             np.testing.assert_array_equal(export.run_tflite(flatbuffer, [x], xnnpack=xnnpack)[0], expected)
 
 
-def test_litert_formulation_is_scoped_and_refused_for_int8_by_default():
+def test_litert_formulation_is_scoped_and_records_its_use():
     assert not formulation.litert_active()
     with formulation.litert_formulation():
         assert formulation.litert_active()
@@ -421,8 +421,73 @@ def test_litert_formulation_is_scoped_and_refused_for_int8_by_default():
             assert not formulation.litert_active()
         assert formulation.litert_active()
     assert not formulation.litert_active()
+    x = make_data("random", (1, 4, 4, 2))
+    with formulation.litert_formulation() as record:
+        assert not record.used
+        MaxPoolingWithArgmax2D()(x)
+        assert record.used
+    with formulation.litert_formulation() as record:
+        MaxPoolingWithArgmax2D(3, 2)(x)  # overlapping windows: the default ops
+    assert not record.used
     with pytest.raises(ValueError, match="pooling"):
         export.to_tflite(pool_unpool_model(), pooling="fast")
+
+
+def conv_pool_unpool_model():
+    """A DeconvNet stage: conv, argmax pooling, conv, unpooling, conv (what int8 exports quantize)."""
+    inputs = keras.Input((16, 16, 3), batch_size=1)
+    features = keras.layers.Conv2D(8, 3, padding="same", activation="relu")(inputs)
+    pooled, switches = MaxPoolingWithArgmax2D()(features)
+    middle = keras.layers.Conv2D(8, 3, padding="same", activation="relu")(pooled)
+    restored = MaxUnpooling2D()([middle, switches, features])
+    return keras.Model(inputs, keras.layers.Conv2D(3, 1)(restored))
+
+
+@pytest.mark.parametrize("pooling", ["auto", "default"])
+def test_int8_argmax_pooling_is_one_xnnpack_partition(pooling):
+    model = conv_pool_unpool_model()
+    calibration = [[RNG.uniform(0, 1, (1, 16, 16, 3)).astype("float32")] for _ in range(8)]
+    flatbuffer = export.to_tflite(model, quantize="int8", representative_data=calibration, pooling=pooling)
+    ops = set(export.tflite_ops(flatbuffer))
+    assert {"CONV_2D", "MAX_POOL_2D" if pooling == "auto" else "MAXIMUM"} <= ops
+    interpreter = export.litert_interpreter(flatbuffer, xnnpack=True)
+    interpreter.allocate_tensors()
+    nodes = [detail["op_name"] for detail in interpreter._get_ops_details()]
+    if pooling == "auto":  # the LiteRT formulation: float switch arithmetic, all delegated
+        assert ops <= XNNPACK_OPS | {"CONV_2D", "QUANTIZE", "DEQUANTIZE"}, ops
+        assert nodes.count("DELEGATE") == 1, nodes  # one XNNPACK partition
+    else:  # comparisons and selects: TFLite's own kernels between several partitions
+        assert {"EQUAL", "SELECT_V2"} & set(nodes) and nodes.count("DELEGATE") > 1, nodes
+    x = RNG.uniform(0, 1, (1, 16, 16, 3)).astype("float32")
+    expected = np.asarray(model(x))
+    got = export.run_tflite(flatbuffer, [x])[0]
+    close = np.abs(got - expected) <= 0.05 * np.abs(expected).max()
+    assert close.mean() >= 0.95  # quantization may move a value to a tied neighbour
+
+
+@pytest.mark.parametrize("xnnpack", [True, False])
+def test_int8_switches_are_the_first_maximum_of_the_quantized_values(xnnpack):
+    """Ties that quantization creates go to the first position, as Caffe's rule on the int8 values."""
+    rng = np.random.default_rng(7)
+    model = pool_unpool_model(channels=2)
+    calibration = [[rng.uniform(0, 4, (1, 8, 8, 2)).astype("float32")] for _ in range(8)]
+    flatbuffer = export.to_tflite(model, quantize="int8", representative_data=calibration)
+    interpreter = export.litert_interpreter(flatbuffer, xnnpack=xnnpack)
+    interpreter.allocate_tensors()
+    tensors = {detail["index"]: detail for detail in interpreter.get_tensor_details()}
+    source = interpreter.get_input_details()[0]["index"]
+    quantize = next(op for op in interpreter._get_ops_details() if op["op_name"] == "QUANTIZE" and source in op["inputs"])
+    scale, zero_point = tensors[quantize["outputs"][0]]["quantization"]
+    # Integers plus noise far below one quantization step: many windows tie once quantized.
+    x = (rng.integers(0, 3, (2, 8, 8, 2)) + rng.uniform(0, 0.2 * scale, (2, 8, 8, 2))).astype("float32")
+    quantized = (np.clip(np.round(x / scale) + zero_point, -128, 127) - zero_point) * scale
+    _, plane = caffe_pool_numpy(quantized, 2, 2)
+    rows, cols = np.meshgrid(np.arange(4), np.arange(4), indexing="ij")
+    expected = ((plane // 8 - 2 * rows[None, :, :, None]) * 2 + plane % 8 - 2 * cols[None, :, :, None]).astype("int8")
+    keras_switches = np.asarray(model(x)["switches"])
+    assert (keras_switches != expected).mean() > 0.1  # the noise decides Keras's switches, not the int8 ones
+    outputs = export.run_tflite(flatbuffer, [x], xnnpack=xnnpack, interpreter=interpreter)
+    np.testing.assert_array_equal(next(o for o in outputs if o.dtype == np.int8), expected)
 
 
 @pytest.mark.parametrize("xnnpack", [True, False])

@@ -112,6 +112,7 @@ def max_pool_with_switches(x, pool_size=(2, 2), strides=None, padding="valid", i
         pad_w = tf.maximum((out_w - 1) * strides[1] + pool_size[1] - shape[2], 0)
         x = tf.pad(x, [[0, 0], [0, pad_h], [0, pad_w], [0, 0]], constant_values=float("-inf"))
     if litert:
+        formulation.mark_used()
         return litert_first_max(x, pool_size, tuple(s if s is not None else d for s, d in zip(static_hw, (out_h, out_w))))
     slices = window_slices(x, pool_size, strides, (out_h, out_w))
     pooled, window = first_max(slices, sw.window_switch_dtype(pool_size))

@@ -21,8 +21,10 @@ inputs:
 Inside the formulation the switches travel between the two layers as float
 window positions (casting them to int8 and back would cost two
 non-delegated passes); :func:`keras_deconv.export.to_tflite` casts model
-outputs back to their declared dtypes. Full-integer (int8) exports keep the
-default formulation: their arithmetic is quantized.
+outputs back to their declared dtypes. int8 exports use it too, with its
+arithmetic kept in float32 on the dequantized int8 values (exact; see
+``keras_deconv.export.INT8_FLOAT_OPS``): the context manager yields a record
+whose ``used`` says whether any layer traced the formulation.
 
 Example:
 
@@ -42,15 +44,30 @@ import threading
 _state = threading.local()
 
 
+class FormulationRecord:
+    """What :func:`litert_formulation` yields: ``used`` turns True once a layer traces the formulation."""
+
+    def __init__(self):
+        self.used = False
+
+
 @contextlib.contextmanager
 def litert_formulation(enabled=True):
-    """Within this block, pooling layers trace the XNNPACK-friendly ops."""
-    previous = litert_active()
+    """Within this block, pooling layers trace the XNNPACK-friendly ops; yields a :class:`FormulationRecord`."""
+    previous = litert_active(), getattr(_state, "record", None)
     _state.litert = bool(enabled)
+    _state.record = record = FormulationRecord()
     try:
-        yield
+        yield record
     finally:
-        _state.litert = previous
+        _state.litert, _state.record = previous
+
+
+def mark_used():
+    """Called by a layer that traces the formulation (recorded for the innermost block)."""
+    record = getattr(_state, "record", None)
+    if record is not None:
+        record.used = True
 
 
 def litert_active():

@@ -221,6 +221,8 @@ class MaxUnpooling2D(keras.layers.Layer):
             if self.index_format != "window":
                 window = sw.convert_switches(switches, self.index_format, "window", output_shape, self.pool_size, self.strides)
             litert = formulation.litert_active() and self.index_format == "window"
+            if litert:
+                formulation.mark_used()
             out = (_litert_interleave if litert else _interleave)(values, window, self.pool_size)
             if reference is None or self._fits_exactly(values.shape, reference.shape):
                 return out
