@@ -364,8 +364,8 @@ def load_exported_segmenter(path, class_names=None, pipeline_options=None, xnnpa
         path: a DeconvNet / FCN-8s ``.tflite`` file or a DecoupledNet /
             TransferNet export folder.
         class_names: names of the labels when the export does not record them
-            (a single ``.tflite`` file): used if their count fits, else
-            ``class_1``, ``class_2``, ...
+            (a ``.tflite`` file exported from a Keras model rather than a zoo
+            name): used if their count fits, else ``class_1``, ``class_2``, ...
         pipeline_options: ``threshold`` (DecoupledNet, TransferNet) and
             ``background_weight`` (TransferNet).
         xnnpack, num_threads, weight_cache: see :func:`keras_deconv.lite.load`.
@@ -400,7 +400,8 @@ def load_exported_segmenter(path, class_names=None, pipeline_options=None, xnnpa
     if isinstance(pipeline, lite.LiteDenseSegmenter):
         family = "DeconvNet / FCN-8s (TFLite)"
         num_labels = int(pipeline.model.outputs["scores"]["shape"][-1])
-        quantize = None
+        quantize = pipeline.metadata.get("quantize")
+        manifest_names = pipeline.class_names
     else:
         family = {"decouplednet": "DecoupledNet", "transfernet": "TransferNet"}[pipeline.manifest["kind"]]
         num_labels = int(pipeline.num_classes) + 1

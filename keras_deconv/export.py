@@ -54,7 +54,8 @@ POOLING_FORMULATIONS = ("auto", "litert", "default")
 INT8_FLOAT_OPS = ("SUB", "CEIL", "MINIMUM", "MUL", "ADD", "SQUARED_DIFFERENCE")
 
 
-def to_tflite(model, path=None, quantize="none", representative_data=None, input_signature=None, pooling="auto"):
+def to_tflite(model, path=None, quantize="none", representative_data=None, input_signature=None, pooling="auto",
+              metadata=None):
     """Convert a Keras model (or ``tf.function``) to a builtin-only TFLite flatbuffer.
 
     Args:
@@ -74,6 +75,8 @@ def to_tflite(model, path=None, quantize="none", representative_data=None, input
             for +-inf too, not delegated; in int8 exports quantized wherever
             TFLite has int8 kernels) or ``"auto"`` (``"litert"``). See
             :mod:`keras_deconv.layers.formulation`.
+        metadata: a JSON-serialisable dict stored in the file as its
+            :data:`TFLITE_METADATA_NAME` entry (:func:`tflite_metadata`).
 
     Returns:
         The flatbuffer as bytes.
@@ -148,6 +151,8 @@ def to_tflite(model, path=None, quantize="none", representative_data=None, input
             import logging
 
             logging.getLogger(__name__).warning("int8: repaired the converter's quantization: %s", "; ".join(repairs))
+    if metadata is not None:
+        flatbuffer = with_tflite_metadata(flatbuffer, metadata)
     if path is not None:
         write_atomically(path, flatbuffer)
     return flatbuffer
@@ -268,6 +273,96 @@ def tflite_ops(flatbuffer):
 
     interpreter = litert.Interpreter(model_content=flatbuffer)
     return sorted({detail["op_name"] for detail in interpreter._get_ops_details()})
+
+
+#: Name of the metadata entry in the ``.tflite`` file of a DeconvNet / FCN-8s
+#: export: a UTF-8 JSON object with ``kind``, ``quantize``, ``input_size`` and,
+#: for zoo models, ``model``, ``weights`` and ``class_names`` (background
+#: first). LiteRT ignores it; :func:`tflite_metadata` reads it, as can any
+#: flatbuffer reader (the schema's ``Model.metadata``). Export folders keep the
+#: same facts in ``manifest.json``.
+TFLITE_METADATA_NAME = "keras_deconv"
+
+
+def with_tflite_metadata(flatbuffer, entry):
+    """``flatbuffer`` with ``entry`` (a JSON-serialisable dict) as its :data:`TFLITE_METADATA_NAME` metadata.
+
+    An earlier entry of that name is replaced; the model itself is unchanged.
+
+    Example:
+
+    >>> import keras
+    >>> inputs = keras.Input((4, 4, 3))
+    >>> model = keras.Model(inputs, keras.layers.Conv2D(2, 1)(inputs))
+    >>> flatbuffer = with_tflite_metadata(to_tflite(model), {"class_names": ["background", "cat"]})
+    >>> tflite_metadata(flatbuffer)["class_names"]
+    ['background', 'cat']
+    """
+    import json
+
+    from tensorflow.lite.python import schema_py_generated as schema
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.read_model_from_bytearray(bytearray(flatbuffer))
+    buffer = schema.BufferT()
+    buffer.data = list(json.dumps(entry, sort_keys=True).encode("utf-8"))
+    model.buffers.append(buffer)
+    metadata = schema.MetadataT()
+    metadata.name, metadata.buffer = TFLITE_METADATA_NAME, len(model.buffers) - 1
+    # The replaced entry's buffer stays, unreferenced: renumbering buffers is not worth its risk.
+    model.metadata = [m for m in (model.metadata or []) if _text(m.name) != TFLITE_METADATA_NAME] + [metadata]
+    return flatbuffer_utils.convert_object_to_bytearray(model)
+
+
+def _text(name):
+    return name.decode("utf-8", "replace") if isinstance(name, bytes) else name
+
+
+def tflite_metadata(model):
+    """The keras-deconv metadata of a ``.tflite`` file (a path) or flatbuffer (bytes), or None without one.
+
+    Reads only the metadata (the file is memory-mapped, not loaded).
+
+    Raises:
+        ValueError: not a TFLite flatbuffer, or its keras-deconv entry is not a JSON object.
+    """
+    import json
+    import mmap
+
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    def read(data):
+        if len(data) < 8 or bytes(data[4:8]) != b"TFL3":
+            raise ValueError(f"{label} is not a TFLite flatbuffer (no TFL3 identifier).")
+        root = schema.Model.GetRootAs(data, 0)
+        for index in range(root.MetadataLength()):
+            entry = root.Metadata(index)
+            if _text(entry.Name()) != TFLITE_METADATA_NAME:
+                continue
+            buffer = root.Buffers(entry.Buffer())
+            if buffer.DataLength():
+                return buffer.DataAsNumpy().tobytes()
+            return bytes(data[buffer.Offset():buffer.Offset() + buffer.Size()])  # files over 2 GB
+        return None
+
+    if isinstance(model, (bytes, bytearray, memoryview)):
+        label, raw = "The flatbuffer", read(model)
+    else:
+        label = repr(os.fspath(model))
+        with open(model, "rb") as stream:
+            if os.fstat(stream.fileno()).st_size < 8:
+                raise ValueError(f"{label} is not a TFLite flatbuffer (no TFL3 identifier).")
+            with mmap.mmap(stream.fileno(), 0, access=mmap.ACCESS_READ) as data:
+                raw = read(data)
+    if raw is None:
+        return None
+    try:
+        entry = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as error:
+        raise ValueError(f"{label} has an unreadable {TFLITE_METADATA_NAME!r} metadata entry ({error}).") from None
+    if not isinstance(entry, dict):
+        raise ValueError(f"{label} has a {TFLITE_METADATA_NAME!r} metadata entry that is not a JSON object.")
+    return entry
 
 
 # =============================================================================
@@ -865,8 +960,12 @@ def to_tflite_parts(model, path, quantize="none", calibration_data=None, class_n
 
 
 # ----------------------------------------------------------------------------- export_model + verify
-def _dense_tflite(model, path, quantize, calibration_data, input_size, calibration_count=CALIBRATION_COUNT, data_dir=None):
-    """One builtin-only file: ``images`` float32 ``[1, S, S, 3]`` (RGB 0-255) -> raw ``scores`` ``[1, S, S, C]``."""
+def _dense_tflite(model, path, quantize, calibration_data, input_size, calibration_count=CALIBRATION_COUNT, data_dir=None,
+                  metadata=None):
+    """One builtin-only file: ``images`` float32 ``[1, S, S, 3]`` (RGB 0-255) -> raw ``scores`` ``[1, S, S, C]``.
+
+    ``metadata`` (a dict) is stored with ``kind``, ``quantize`` and ``input_size`` added.
+    """
     import tensorflow as tf
 
     static = tuple(model.inputs[0].shape[1:3])
@@ -877,8 +976,9 @@ def _dense_tflite(model, path, quantize, calibration_data, input_size, calibrati
     if quantize == "int8":
         data = [[image] for image in _calibration_images(calibration_data, size, calibration_count, data_dir)]
     spec = [tf.TensorSpec((1,) + size + (3,), tf.float32, name="images")]
+    metadata = {**(metadata or {}), "kind": model_kind(model), "quantize": quantize, "input_size": list(size)}
     # fc6 / fc6-deconv become FULLY_CONNECTED (see layers.fully_connected_conv).
-    return to_tflite(model, path, quantize, data, input_signature=spec)
+    return to_tflite(model, path, quantize, data, input_signature=spec, metadata=metadata)
 
 
 def _official_input_size(name, model):
@@ -893,13 +993,16 @@ def _official_input_size(name, model):
 
 
 def _card_class_names(name, model):
-    """The zoo card's label names for a class-conditional model (background first), or None."""
+    """The zoo card's label names for the model's labels (background first), or None."""
     if name is None:
         return None
     from keras_deconv import zoo
     from keras_deconv.evaluation import card_label_names
 
-    family = {"decouplednet": "DecoupledNet", "transfernet": "TransferNet"}[model_kind(model)]
+    kind = model_kind(model)
+    if kind in ("deconvnet", "fcn8s"):
+        return card_label_names(zoo.info(name), "DeconvNet", int(model.outputs[0].shape[-1]))
+    family = {"decouplednet": "DecoupledNet", "transfernet": "TransferNet"}[kind]
     return card_label_names(zoo.info(name), family, int(model.inputs[1].shape[-1]) + 1)
 
 
@@ -992,7 +1095,12 @@ def export_model(model, path, format="saved_model", *, quantize="none", weights=
         to_saved_model(model, path, **settings)
     elif format == "tflite":
         if kind in ("deconvnet", "fcn8s"):
-            _dense_tflite(model, path, quantize, calibration_data, input_size, calibration_count, data_dir)
+            # A weights path is recorded by its file name only: the file may be shipped.
+            about = {} if name is None else {"model": name, "weights": None if weights is None else os.path.basename(os.fspath(weights))}
+            names = _card_class_names(name, model)
+            if names is not None:
+                about["class_names"] = names
+            _dense_tflite(model, path, quantize, calibration_data, input_size, calibration_count, data_dir, about)
         else:
             if input_size is not None and tuple(input_size) != tuple(model.inputs[0].shape[1:3]):
                 raise ValueError(f"A {kind} model has a fixed input size {tuple(model.inputs[0].shape[1:3])}; "

@@ -274,6 +274,10 @@ class LiteDenseSegmenter:
     after preprocessing) to the file's ``S x S`` input, run once and cropped
     back; ``probabilities`` are the softmax of the scores. Images larger than
     ``S`` need an export with a larger ``--input-size``.
+
+    ``metadata`` is what the export recorded in the file
+    (:func:`keras_deconv.export.tflite_metadata`, e.g. ``class_names``), or
+    ``{}``; ``class_names`` is its label names, or None.
     """
 
     def __init__(self, path, xnnpack=True, num_threads=None, weight_cache=None):
@@ -285,6 +289,12 @@ class LiteDenseSegmenter:
                              f"{outputs} outputs; expected `images` -> `scores`). For DecoupledNet / "
                              f"TransferNet, load the export folder ({_PART_FILES}).")
         self.size = tuple(int(v) for v in self.model.inputs["images"]["shape"][1:3])
+        from keras_deconv.export import tflite_metadata
+
+        self.metadata = tflite_metadata(path) or {}
+        names = self.metadata.get("class_names")
+        num_labels = int(self.model.outputs["scores"]["shape"][-1])
+        self.class_names = list(names) if isinstance(names, list) and len(names) == num_labels else None
 
     def __call__(self, images):
         from keras_deconv import pipelines

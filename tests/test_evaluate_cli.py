@@ -221,6 +221,10 @@ def test_evaluate_and_predict_run_exported_tflite_models(tmp_path):
     parts = str(tmp_path / "transfernet-small")
     export.export_model("transfernet-small", parts, "tflite")
     assert json.loads(open(os.path.join(parts, "manifest.json")).read())["class_names"] == list(shapes.CLASS_NAMES)
+    # The single file records the same facts in its TFLite metadata.
+    assert export.tflite_metadata(dense) == {"class_names": list(shapes.CLASS_NAMES), "input_size": [64, 64],
+                                             "kind": "deconvnet", "model": "deconvnet-small", "quantize": "none",
+                                             "weights": "default"}
     runner = CliRunner()
     metrics = {}
     for key, name in (("keras dense", "deconvnet-small"), ("tflite dense", dense),
@@ -244,6 +248,12 @@ def test_evaluate_and_predict_run_exported_tflite_models(tmp_path):
         assert sorted(os.listdir(out)) == ["shape.png", "shape_overlay.png"]
         labels = np.asarray(Image.open(out / "shape.png"))
         assert labels.shape == (64, 64) and labels.max() < 13
+    # Class names come from the file's metadata, not class_k.
+    result = runner.invoke(cli, ["predict", dense, str(image), "--json", "--out", str(tmp_path / "seg-json")])
+    assert result.exit_code == 0, result.output
+    document, _ = json.JSONDecoder().raw_decode(result.output[result.output.index("{"):])
+    found = document["images"][0]["classes"]
+    assert found and {entry["name"] for entry in found} <= set(shapes.CLASS_NAMES), found
 
     # Options that build a zoo model do not apply; bad files and options are one line, exit 1.
     result = runner.invoke(cli, ["evaluate", dense, "--data", "shapes", "--weights", "none"])

@@ -353,6 +353,40 @@ def test_lite_load_names_bad_files_and_folders(deconvnet, transfernet, tmp_path)
     assert isinstance(lite.load(parts), lite.LiteTransferNet)
 
 
+def test_tflite_metadata_names_the_labels_and_leaves_the_model_alone(deconvnet, tmp_path):
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    from keras_deconv.evaluation import load_exported_segmenter
+
+    plain = export.to_tflite(deconvnet, input_signature=[tf.TensorSpec((1, 64, 64, 3), tf.float32, name="images")])
+    assert export.tflite_metadata(plain) is None
+    first = export.with_tflite_metadata(plain, {"class_names": ["background", "a", "b"]})
+    names = ["background", "cat", "dog"]
+    tagged = export.with_tflite_metadata(first, {"class_names": names, "quantize": "none"})
+    root = schema.Model.GetRootAs(tagged, 0)
+    entries = [root.Metadata(i).Name().decode() for i in range(root.MetadataLength())]
+    assert entries.count(export.TFLITE_METADATA_NAME) == 1  # replaced, not added twice
+    x = np.random.default_rng(0).uniform(0, 255, (1, 64, 64, 3)).astype("float32")
+    np.testing.assert_array_equal(export.run_tflite(tagged, [x])[0], export.run_tflite(plain, [x])[0])
+    path = tmp_path / "tagged.tflite"
+    path.write_bytes(tagged)
+    assert export.tflite_metadata(path) == {"class_names": names, "quantize": "none"}
+    assert lite.load(path).class_names == names
+    assert load_exported_segmenter(path, class_names=["x", "y", "z"]).class_names == names  # the file's own win
+    (tmp_path / "wrong_count.tflite").write_bytes(export.with_tflite_metadata(plain, {"class_names": ["one"]}))
+    assert lite.load(tmp_path / "wrong_count.tflite").class_names is None
+    assert load_exported_segmenter(tmp_path / "wrong_count.tflite").class_names == ["background", "class_1", "class_2"]
+    # Not a flatbuffer, or an entry that is not JSON: one clear error.
+    (tmp_path / "text.tflite").write_bytes(b"not a model" * 10)
+    with pytest.raises(ValueError, match="not a TFLite flatbuffer"):
+        export.tflite_metadata(tmp_path / "text.tflite")
+    broken = bytearray(export.with_tflite_metadata(plain, {"k": "PLACEHOLDER"}))
+    start = bytes(broken).index(b'{"k": "PLACEHOLDER"}')
+    broken[start] = 0xFF  # no longer UTF-8 JSON
+    with pytest.raises(ValueError, match="unreadable 'keras_deconv' metadata"):
+        export.tflite_metadata(bytes(broken))
+
+
 def test_lite_model_maps_a_path_and_takes_bytes_alike(deconvnet, tmp_path, monkeypatch):
     from ai_edge_litert import interpreter as litert
 
