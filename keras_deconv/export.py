@@ -314,6 +314,9 @@ def with_tflite_metadata(flatbuffer, entry):
     return flatbuffer_utils.convert_object_to_bytearray(model)
 
 
+_REEXPORT = "Export it again: keras-deconv export NAME --format tflite --out FILE.tflite."
+
+
 def _text(name):
     return name.decode("utf-8", "replace") if isinstance(name, bytes) else name
 
@@ -333,7 +336,7 @@ def tflite_metadata(model):
 
     def read(data):
         if len(data) < 8 or bytes(data[4:8]) != b"TFL3":
-            raise ValueError(f"{label} is not a TFLite flatbuffer (no TFL3 identifier).")
+            raise ValueError(f"{label} is not a TFLite flatbuffer (no TFL3 identifier). {_REEXPORT}")
         root = schema.Model.GetRootAs(data, 0)
         for index in range(root.MetadataLength()):
             entry = root.Metadata(index)
@@ -351,7 +354,7 @@ def tflite_metadata(model):
         label = repr(os.fspath(model))
         with open(model, "rb") as stream:
             if os.fstat(stream.fileno()).st_size < 8:
-                raise ValueError(f"{label} is not a TFLite flatbuffer (no TFL3 identifier).")
+                raise ValueError(f"{label} is not a TFLite flatbuffer (no TFL3 identifier). {_REEXPORT}")
             with mmap.mmap(stream.fileno(), 0, access=mmap.ACCESS_READ) as data:
                 raw = read(data)
     if raw is None:
@@ -359,9 +362,9 @@ def tflite_metadata(model):
     try:
         entry = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as error:
-        raise ValueError(f"{label} has an unreadable {TFLITE_METADATA_NAME!r} metadata entry ({error}).") from None
+        raise ValueError(f"{label} has an unreadable {TFLITE_METADATA_NAME!r} metadata entry ({error}). {_REEXPORT}") from None
     if not isinstance(entry, dict):
-        raise ValueError(f"{label} has a {TFLITE_METADATA_NAME!r} metadata entry that is not a JSON object.")
+        raise ValueError(f"{label} has a {TFLITE_METADATA_NAME!r} metadata entry that is not a JSON object. {_REEXPORT}")
     return entry
 
 

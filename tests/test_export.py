@@ -383,8 +383,11 @@ def test_tflite_metadata_names_the_labels_and_leaves_the_model_alone(deconvnet, 
     broken = bytearray(export.with_tflite_metadata(plain, {"k": "PLACEHOLDER"}))
     start = bytes(broken).index(b'{"k": "PLACEHOLDER"}')
     broken[start] = 0xFF  # no longer UTF-8 JSON
-    with pytest.raises(ValueError, match="unreadable 'keras_deconv' metadata"):
+    with pytest.raises(ValueError, match="unreadable 'keras_deconv' metadata.*keras-deconv export"):
         export.tflite_metadata(bytes(broken))
+    (tmp_path / "broken.tflite").write_bytes(bytes(broken))
+    with pytest.raises(ValueError, match="broken.tflite' has an unreadable"):
+        lite.load(tmp_path / "broken.tflite")
 
 
 def test_lite_model_maps_a_path_and_takes_bytes_alike(deconvnet, tmp_path, monkeypatch):

@@ -15,7 +15,7 @@ every guarantee.
 | images | truncated/corrupt, 16-bit, grayscale, RGBA, palette, CMYK, EXIF rotation, zero-sized, decompression bombs; a bad file in a directory run is reported and the rest processed | tests/test_images.py, tests/test_predict_cli.py |
 | CLI | bad arguments exit 2 with the usage line; runtime errors exit 1 with one line; --debug shows the traceback | here and tests/test_zoo.py |
 | layers | wrong rank, channels_first, mismatched shapes, out-of-range switches: one ValueError naming them | tests/test_layers.py |
-| LiteRT exports | truncated or non-TFLite files, missing paths, folders without (or with a broken) manifest, a part file loaded as a whole model: one error naming the path and the export command | tests/test_export.py |
+| LiteRT exports | truncated or non-TFLite files, missing paths, folders without (or with a broken) manifest, a part file loaded as a whole model, a `.tflite` whose `keras_deconv` metadata is not JSON (or whose class names do not fit: generic names instead): one error naming the path and the export command | tests/test_export.py |
 | LiteRT weight caches | a cache built for another file (a re-export of the same architecture, which LiteRT alone would reuse) is never used; a damaged cache is rebuilt; a cache is published under its name only once written | tests/test_export.py |
 """
 
