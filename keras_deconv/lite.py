@@ -325,7 +325,9 @@ class _LiteTwoPart:
         encoder = self.manifest["encoder"]
         self.encoder = LiteModel(os.path.join(folder, encoder["file"]), encoder["output_order"], xnnpack, num_threads,
                                  weight_cache)
-        self.decoder = LiteModel(os.path.join(folder, self.manifest["decoder"]["file"]), ["seg_score"], xnnpack,
+        decoder = self.manifest["decoder"]
+        # Exports before attention was an output have one output and no output_order.
+        self.decoder = LiteModel(os.path.join(folder, decoder["file"]), decoder.get("output_order", ["seg_score"]), xnnpack,
                                  num_threads, weight_cache)
         self.size = tuple(self.manifest["input_size"])
         self.num_classes = self.manifest["num_classes"]
@@ -336,9 +338,11 @@ class _LiteTwoPart:
         return self.encoder(images=pipelines._pad_square_and_resize(image, self.size)[None])
 
     def _decode(self, encoded, queries):
-        """Raw ``seg_score`` ``[K, S, S, 2]``, one decoder pass per query row."""
+        """The decoder's outputs for one pass per query row, stacked: ``seg_score`` ``[K, S, S, 2]`` (and
+        TransferNet's ``attention``)."""
         tensors = {name: encoded[name] for name in self.decoder.inputs if name != "query"}
-        return np.concatenate([self.decoder(query=query[None], **tensors)["seg_score"] for query in queries])
+        passes = [self.decoder(query=query[None], **tensors) for query in queries]
+        return {name: np.concatenate([outputs[name] for outputs in passes]) for name in self.decoder.outputs}
 
 
 class LiteDecoupledNet(_LiteTwoPart):
@@ -371,7 +375,7 @@ class LiteDecoupledNet(_LiteTwoPart):
         encoded = self._encode(image)
         scores = encoded["cls_score_avg_sigmoid"][0]
         detected, queries = pipelines.decouplednet_queries(scores, self.threshold, ids)
-        seg = pipelines._softmax(self._decode(encoded, queries))
+        seg = pipelines._softmax(self._decode(encoded, queries)["seg_score"])
         return pipelines.combine_decouplednet(seg, scores, detected, height, width)
 
 
@@ -410,12 +414,15 @@ class LiteTransferNet(_LiteTwoPart):
 
         height, width = image.shape[:2]
         class_maps = np.zeros((height, width, self.num_classes), "float32")
+        attention = {} if "attention" in self.decoder.outputs else None
         if ids.size:
             encoded = self._encode(image)
-            seg = self._decode(encoded, np.eye(self.num_classes, dtype="float32")[ids - 1])
-            p = pipelines.transfernet_pass_probabilities(seg, self.background_weight)
+            decoded = self._decode(encoded, np.eye(self.num_classes, dtype="float32")[ids - 1])
+            p = pipelines.transfernet_pass_probabilities(decoded["seg_score"], self.background_weight)
             for k, class_id in enumerate(ids):
                 binary = pipelines._back_to_image(p[k], height, width)
                 foreground = binary.argmax(-1) == 1
                 class_maps[..., class_id - 1] = np.where(foreground, binary[..., 1], 0.0)
-        return pipelines.combine_transfernet(class_maps, scores)
+                if attention is not None:
+                    attention[int(class_id)] = pipelines._back_to_image(decoded["attention"][k], height, width)[..., 0]
+        return pipelines.combine_transfernet(class_maps, scores, attention)

@@ -241,11 +241,11 @@ def test_evaluate_and_predict_run_exported_tflite_models(tmp_path):
 
     image = tmp_path / "shape.png"
     Image.fromarray(shapes.generate_example("val", 0, image_size=64)["image"]).save(image)
-    for name, extra in ((parts, ["--labels", "circle"]), (dense, [])):
+    for name, extra, attention in ((parts, ["--labels", "circle"], ["shape_attention_circle.png"]), (dense, [], [])):
         out = tmp_path / f"seg-{os.path.basename(name)}"
         result = runner.invoke(cli, ["predict", name, str(image), "--out", str(out), *extra])
         assert result.exit_code == 0, result.output
-        assert sorted(os.listdir(out)) == ["shape.png", "shape_overlay.png"]
+        assert sorted(os.listdir(out)) == sorted(["shape.png", "shape_overlay.png", *attention])  # TransferNet: its attention
         labels = np.asarray(Image.open(out / "shape.png"))
         assert labels.shape == (64, 64) and labels.max() < 13
     # Class names come from the file's metadata, not class_k.

@@ -138,6 +138,22 @@ def test_lite_pipelines_match_keras(decouplednet, transfernet, tmp_path):
         assert len(checks) == 2 and all(check["passed"] for check in checks), checks
 
 
+def test_lite_transfernet_returns_its_attention_maps(transfernet, tmp_path):
+    import json
+
+    images, labels = _images(), [[1, 3], [2]]
+    folder = export.to_tflite_parts(transfernet, tmp_path / "transfer")
+    decoder = json.loads((tmp_path / "transfer" / "manifest.json").read_text())["decoder"]
+    assert decoder["output_order"] == ["attention", "seg_score"]
+    assert decoder["outputs"]["attention"]["shape"] == [1, 4, 4, 1]
+    reference = export.keras_pipeline(transfernet)(images, labels=labels)
+    for result, ref in zip(lite.load(folder)(images, labels=labels), reference):
+        assert sorted(result.attention) == sorted(ref.attention) and ref.attention
+        for class_id, attention in ref.attention.items():
+            assert result.attention[class_id].shape == attention.shape
+            assert _rel(result.attention[class_id], attention) < 1e-4
+
+
 def test_lite_decouplednet_takes_given_class_ids(decouplednet, tmp_path):
     images = _images()
     folder = export.to_tflite_parts(decouplednet, tmp_path / "decoupled")
