@@ -23,7 +23,6 @@ import ast
 import hashlib
 import http.server
 import io
-import os
 import tarfile
 import threading
 import time

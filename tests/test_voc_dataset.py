@@ -1,7 +1,6 @@
 """Tests for the voc2012_seg TFDS builder on a tiny fake VOCdevkit + SBD tree."""
 
 import io
-import os
 import struct
 import tarfile
 import zlib

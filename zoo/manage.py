@@ -1,7 +1,6 @@
 """User-triggered weights management: fetch from the authors, import a local file."""
 
 import os
-import tempfile
 
 from keras_deconv.zoo import cache, fetch, registry
 
