@@ -8,6 +8,10 @@ Not a test. Run once, on an otherwise idle machine if possible:
 Prints a table (median ms over repeats, images/s, GFLOP/s from an analytic
 FLOP count of the model's conv/deconv layers), the float32 2048^2 matmul
 GFLOP/s measured in the same run, memory, and the ratios against targets.
+Keras XLA and LiteRT float32, the pair the LiteRT target compares, run in
+``--rounds`` alternating process pairs (default 3); their rows show the
+median round, and every round is printed: the machine's speed drifts over
+minutes, and one pair timed minutes apart carries that drift into the ratio.
 Every row runs in its own process, so its memory is its own
 (``_memory.py``, Linux): the RSS once the process holds the model (the Keras
 model; the flatbuffer bytes for LiteRT; the built network for PyTorch), and
@@ -168,7 +172,7 @@ def in_child(arguments):
     return [None if field == "None" else float(field) for field in fields]
 
 
-def run(config, model, repeats, rows, quant=True):
+def run(config, model, repeats, rows, quant=True, rounds=3, pair_rounds=None):
     from keras_deconv import export
 
     name, kwargs, size, batch = CONFIGS[config]
@@ -185,16 +189,31 @@ def run(config, model, repeats, rows, quant=True):
         command = [sys.executable, here, "--child", runtime, "--config", config, "--repeats", str(repeats)]
         return in_child(command + (["--flatbuffer", flatbuffer_path] if flatbuffer_path else []))
 
+    def convert(quantize, path):
+        start = time.perf_counter()
+        export._dense_tflite(model, path, quantize, "shapes", (size, size))
+        print(f"  (converted {quantize} in {time.perf_counter() - start:.0f} s)", file=sys.stderr)
+
     print(f"{name}: {flops / 1e9:.1f} GFLOP per call", file=sys.stderr)
     add("keras graph", own_process("keras graph"))
-    add("keras xla", own_process("keras xla"))
-    for quantize in ("none", "float16", "int8") if quant else ("none",):
+    with tempfile.TemporaryDirectory() as folder:
+        # The target pair, Keras XLA and LiteRT float32, in alternating processes: the machine's
+        # speed drifts over minutes, and a single pair timed minutes apart carries that drift.
+        float32_path = os.path.join(folder, "float32.tflite")
+        convert("none", float32_path)
+        pairs = [(own_process("keras xla"), own_process("litert", float32_path)) for _ in range(rounds)]
+        for index, (xla, lite) in enumerate(pairs):
+            pair_rounds.append((name, index, xla[0], lite[0]))
+        median = lambda values: sorted(values)[len(values) // 2]  # noqa: E731 - odd rounds: the middle one
+        for position, runtime in ((0, "keras xla"), (1, "litert float32 xnnpack")):
+            times = [pair[position][0] for pair in pairs]
+            chosen = next(pair[position] for pair in pairs if pair[position][0] == median(times))
+            add(runtime, chosen)
+    for quantize in ("float16", "int8") if quant else ():
         with tempfile.TemporaryDirectory() as folder:
             path = os.path.join(folder, "m.tflite")
-            start = time.perf_counter()
-            export._dense_tflite(model, path, quantize, "shapes", (size, size))
-            print(f"  (converted {quantize} in {time.perf_counter() - start:.0f} s)", file=sys.stderr)
-            add(f"litert {'float32' if quantize == 'none' else quantize} xnnpack", own_process("litert", path))
+            convert(quantize, path)
+            add(f"litert {quantize} xnnpack", own_process("litert", path))
     gc.collect()
     try:
         import importlib.util
@@ -216,6 +235,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small model only")
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="alternating Keras XLA / LiteRT float32 process pairs per model (odd; the rows show the median)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--config", help=argparse.SUPPRESS)
     parser.add_argument("--flatbuffer", help=argparse.SUPPRESS)
@@ -224,13 +245,15 @@ def main():
         return child(args.child, args.config, args.repeats, args.flatbuffer)
     import tensorflow as tf
 
-    rows = []
+    if args.rounds < 1 or args.rounds % 2 == 0:
+        parser.error("--rounds must be odd (the rows show the median round)")
+    rows, pair_rounds = [], []
     matmul = matmul_gflops()
     print(f"matmul 2048^2 float32: {matmul:.0f} GFLOP/s", file=sys.stderr)
-    run("small", build("small"), args.repeats, rows)
+    run("small", build("small"), args.repeats, rows, rounds=args.rounds, pair_rounds=pair_rounds)
     if not args.quick:
         full = build("full")
-        run("full", full, args.repeats, rows)
+        run("full", full, args.repeats, rows, rounds=args.rounds, pair_rounds=pair_rounds)
         slow = sorted(layer_times(full, None), key=lambda r: -r[2])[:6]
         print("\nSlowest conv layers alone (graph mode, ms):")
         for layer_name, cls, ms in slow:
@@ -247,6 +270,9 @@ def main():
     for model, runtime, batch, ms, ips, gflops, rss, peak in rows:
         memory = "n/a" if rss is None else f"{rss:.0f} +{peak:.0f}"
         print(f"{model:32s} {runtime:26s} {batch:5d} {ms:10.1f} {ips:8.2f} {gflops:8.1f} {100 * gflops / matmul:7.0f}% {memory:>15s}")
+    print(f"\nKeras XLA and LiteRT float32 in {args.rounds} alternating process pairs (the rows above: the median):")
+    for model, index, xla, lite in pair_rounds:
+        print(f"  {model:32s} round {index}: keras xla {xla:7.1f} ms  litert float32 {lite:7.1f} ms  ratio {lite / xla:.3f}")
     by = {(m, r): ms for m, r, _, ms, *_ in rows}
     print("\nTargets:")
     for model in dict.fromkeys(m for m, *_ in rows):
