@@ -48,7 +48,7 @@ POOLING_FORMULATIONS = ("auto", "litert", "default")
 #: delegates them, with the QUANTIZE / DEQUANTIZE around them. Quantized,
 #: they would lose the one-step differences that decide ties; the default
 #: formulation's comparisons and selects instead run outside XNNPACK and split
-#: the graph (``python bench/models.py``). Other ops of these types in such a
+#: the graph (``python bench/int8_pooling.py``). Other ops of these types in such a
 #: model (the mean subtraction, a batch norm that does not fold) stay float32
 #: too; they are few and small.
 INT8_FLOAT_OPS = ("SUB", "CEIL", "MINIMUM", "MUL", "ADD", "SQUARED_DIFFERENCE")
@@ -109,10 +109,10 @@ def to_tflite(model, path=None, quantize="none", representative_data=None, input
 
         function = tf.function(serve, input_signature=input_signature)
     # The pooling layers trace XNNPACK-delegated ops unless told otherwise.
-    with litert_formulation(pooling != "default") as formulation:
+    with litert_formulation(pooling != "default") as traced:
         concrete = function.get_concrete_function()
     # int8 with that formulation keeps its arithmetic in float32 (INT8_FLOAT_OPS).
-    selective_int8 = quantize == "int8" and formulation.used
+    selective_int8 = quantize == "int8" and traced.used
     # No trackable: the converter then freezes the captured variables into
     # constants (with one it keeps READ_VARIABLE ops that LiteRT cannot run).
     converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete])
