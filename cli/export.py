@@ -63,7 +63,7 @@ def _default_out(name, format_, quantize, kind):
 @click.option("--format", "format_", type=click.Choice(["saved_model", "tflite", "onnx"]), default="saved_model",
               show_default=True, help="Artifact type.")
 @click.option("--quantize", type=click.Choice(["none", "float16", "int8"]), default="none", show_default=True,
-              help="TFLite only: float32, float16 weights, or full-integer int8 (calibrated).")
+              help="TFLite only: float32, float16 weights, or int8 weights and activations (calibrated).")
 @click.option("--out", "out", type=click.Path(), default=None,
               help="Output path (default: NAME_saved_model/, NAME.tflite, NAME_tflite/ or NAME.onnx).")
 @click.option("--verify", is_flag=True, help="Run the artifact on sample images and compare with Keras; exit 1 below the bounds.")

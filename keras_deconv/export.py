@@ -62,8 +62,9 @@ def to_tflite(model, path=None, quantize="none", representative_data=None, input
         model: a Keras model, or a ``tf.function`` with ``input_signature``.
         path: if given, the flatbuffer is also written there (atomically).
         quantize: ``"none"`` (float32), ``"float16"`` (float16 weights) or
-            ``"int8"`` (full-integer: weights and activations; float inputs and
-            outputs are kept so callers need not quantize).
+            ``"int8"`` (int8 weights and activations, except the argmax
+            pooling's switch arithmetic, see :data:`INT8_FLOAT_OPS`; float
+            inputs and outputs are kept so callers need not quantize).
         representative_data: for ``"int8"``, an iterable of input lists (each
             a list of arrays, one per model input) used to calibrate ranges.
         input_signature: list of ``tf.TensorSpec``; defaults to the model's
