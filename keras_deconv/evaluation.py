@@ -396,19 +396,19 @@ def load_exported_segmenter(path, class_names=None, pipeline_options=None, xnnpa
     except TypeError as error:  # an option the pipeline class does not take
         raise ValueError(f"{path}: unknown pipeline option(s) {sorted(options)} for this export "
                          f"(DecoupledNet: threshold; TransferNet: threshold, background_weight): {error}") from None
-    manifest_names = None
+    recorded_names = None
     if isinstance(pipeline, lite.LiteDenseSegmenter):
         family = "DeconvNet / FCN-8s (TFLite)"
         num_labels = int(pipeline.model.outputs["scores"]["shape"][-1])
         quantize = pipeline.metadata.get("quantize")
-        manifest_names = pipeline.class_names
+        recorded_names = pipeline.class_names
     else:
         family = {"decouplednet": "DecoupledNet", "transfernet": "TransferNet"}[pipeline.manifest["kind"]]
         num_labels = int(pipeline.num_classes) + 1
         quantize = pipeline.manifest.get("quantize")
-        manifest_names = pipeline.manifest.get("class_names")
-    if manifest_names and len(manifest_names) == num_labels:
-        names = list(manifest_names)
+        recorded_names = pipeline.manifest.get("class_names")
+    if recorded_names and len(recorded_names) == num_labels:
+        names = list(recorded_names)
     elif class_names is not None and len(class_names) == num_labels:
         names = list(class_names)
     else:

@@ -335,9 +335,12 @@ def tflite_metadata(model):
 
     from tensorflow.lite.python import schema_py_generated as schema
 
+    def not_tflite():
+        return ValueError(f"{label} is not a TFLite flatbuffer (no TFL3 identifier). {_REEXPORT}")
+
     def read(data):
         if len(data) < 8 or bytes(data[4:8]) != b"TFL3":
-            raise ValueError(f"{label} is not a TFLite flatbuffer (no TFL3 identifier). {_REEXPORT}")
+            raise not_tflite()
         root = schema.Model.GetRootAs(data, 0)
         for index in range(root.MetadataLength()):
             entry = root.Metadata(index)
@@ -354,8 +357,8 @@ def tflite_metadata(model):
     else:
         label = repr(os.fspath(model))
         with open(model, "rb") as stream:
-            if os.fstat(stream.fileno()).st_size < 8:
-                raise ValueError(f"{label} is not a TFLite flatbuffer (no TFL3 identifier). {_REEXPORT}")
+            if os.fstat(stream.fileno()).st_size < 8:  # also: mmap refuses empty files
+                raise not_tflite()
             with mmap.mmap(stream.fileno(), 0, access=mmap.ACCESS_READ) as data:
                 raw = read(data)
     if raw is None:
