@@ -756,16 +756,14 @@ def _part_functions(model, input_size):
     per pass on the same encoder outputs. The unpoolings' size references
     are static zeros (only their shapes are used; the converter folds them).
     """
-    import keras
     import tensorflow as tf
 
     kind = model_kind(model)
     encoder, decoder, cut = split_model(model)
-    if kind == "transfernet":  # the attention map too: predict draws it
-        from keras_deconv.pipelines import decoder_inputs
+    if kind == "transfernet":  # the pipeline's decoder, which also returns the attention map: predict draws it
+        from keras_deconv.pipelines import split_transfernet
 
-        decoder = keras.Model([model.inputs[1], *decoder_inputs(model, kind).values()],
-                              {"seg_score": model.get_layer("seg-score").output, "attention": model.get_layer("att-reshape").output})
+        _, decoder, _ = split_transfernet(model)
     size = tuple(model.inputs[0].shape[1:3])
     if input_size is not None and tuple(input_size) != size:
         raise ValueError(f"A {kind} model has a fixed input size {size}; rebuild it with input_shape=(H, W, 3) to change it. "
@@ -786,7 +784,9 @@ def _part_functions(model, input_size):
         # The unpoolings use their size references' shapes only: static zeros, folded away.
         inputs = [tf.zeros((1,) + shapes[name], dtypes[name]) if name.endswith("_input") else given[name] for name in cut]
         outputs = decoder([query, *inputs], training=False)
-        return dict(outputs) if isinstance(outputs, dict) else {"seg_score": outputs}
+        if kind == "transfernet":
+            return {"seg_score": outputs["seg-score"], "attention": outputs["att"]}
+        return {"seg_score": outputs}
 
     encoder_spec = [tf.TensorSpec((1,) + size + (3,), tf.float32, name="images")]
     decoder_spec = [tf.TensorSpec([1, num_classes], tf.float32, name="query")] + [
@@ -814,14 +814,14 @@ def _part_functions(model, input_size):
                 **{_tflite_name(name): {"shape": [1, *shapes[name]], "dtype": str(dtypes[name])} for name in passed},
             },
             "outputs": {"seg_score": {"shape": [1, *size, 2], "dtype": "float32", "meaning": "raw background/foreground scores"}},
-            "output_order": ["seg_score"],
         },
     }
     if kind == "transfernet":
         attention_shape = [1, *model.get_layer("att-reshape").output.shape[1:]]
         manifest["decoder"]["outputs"]["attention"] = {
             "shape": attention_shape, "dtype": "float32", "meaning": "attention over the conv5_3 positions (sums to 1)"}
-        manifest["decoder"]["output_order"] = ["attention", "seg_score"]
+    # As for the encoder: TFLite names outputs Identity, Identity_1, ... in the sorted order of these names.
+    manifest["decoder"]["output_order"] = sorted(manifest["decoder"]["outputs"])
     return (tf.function(encode, input_signature=encoder_spec, autograph=False),
             tf.function(decode, input_signature=decoder_spec, autograph=False), manifest, passed, extra, encoder)
 
