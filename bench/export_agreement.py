@@ -5,7 +5,11 @@ Prints, per model and quantization, the ``--verify`` result of
 ties counted as agreeing, see ``export.TIE_TOLERANCE``), the share of
 identical labels, the relative score error, the bound, and the file size,
 for LiteRT with XNNPACK on and off, on ``export.VERIFY_IMAGES`` shapes val
-images. It is the same check as ``keras-deconv export NAME --format tflite
+images. Where a float32 file's scores miss the bound, ``--verify`` compares
+its pooling switches with Keras's (``keras_deconv.switch_agreement``): the
+last two columns give how many switches differ (all must be ties) and the
+score error against Keras run with the file's own switches; ``-`` where that
+comparison did not run. It is the same check as ``keras-deconv export NAME --format tflite
 --quantize Q --verify``. About a minute.
 
     python bench/export_agreement.py [--models deconvnet-small,...]
@@ -32,7 +36,7 @@ def main():
     print(f"{export.VERIFY_IMAGES} shapes val images; bounds: labels float32 99.9%, float16 99.5%, int8 98%; "
           f"float32 scores 1e-4 relative\n")
     print(f"{'model':20s} {'quantize':8s} {'runtime':36s} {'labels agree':>12s} {'identical':>9s} {'score err':>9s} "
-          f"{'size KB':>8s}  result")
+          f"{'size KB':>8s} {'flips':>6s} {'pinned err':>10s}  result")
     for name in args.models.split(","):
         for quantize in export.QUANTIZATIONS:
             with tempfile.TemporaryDirectory() as folder:
@@ -45,9 +49,13 @@ def main():
                         raise
                     checks, size = error.verification, export._size(path)
                 for check in checks:
+                    switches = check.get("switches")
+                    flips = "-" if not switches else f"{switches['switch_flips']}{'' if switches['flips_are_ties'] else '!'}"
+                    pinned = "-" if not switches else f"{switches['pinned_score_error']:.2e}"
                     print(f"{name:20s} {quantize:8s} {check['runtime']:36s} {100 * check['label_agreement']:11.3f}% "
                           f"{100 * check['strict_label_agreement']:8.3f}% {check['score_error']:9.2e} "
-                          f"{size / 1024:8.0f}  {'pass' if check['passed'] else 'FAIL'}", flush=True)
+                          f"{size / 1024:8.0f} {flips:>6s} {pinned:>10s}  {'pass' if check['passed'] else 'FAIL'}",
+                          flush=True)
 
 
 if __name__ == "__main__":

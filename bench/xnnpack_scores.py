@@ -14,9 +14,15 @@ pooling window differ by less than float rounding, a different accumulation
 order in a convolution (XNNPACK's kernels versus TensorFlow's) can pick the
 other one as the maximum, and unpooling then moves that value to another
 pixel. Such flips change scores locally by the size of the moved value,
-not by rounding. The last row shows the same effect inside TensorFlow: the
-Keras model run again in a subprocess with oneDNN off
+not by rounding. The ``keras, oneDNN off`` row shows the same effect inside
+TensorFlow: the Keras model run again in a subprocess with oneDNN off
 (``TF_ENABLE_ONEDNN_OPTS=0``, Eigen's convolutions) against the default run.
+
+For each LiteRT run, the ``same switches`` line is what ``--verify`` checks
+when the bound is missed (``keras_deconv.switch_agreement``): how many of the
+file's pooling switches differ from Keras's, the largest gap between the two
+Keras values at such a switch (relative to the layer's largest value), and
+the score error against Keras run with the file's own switches.
 """
 
 import argparse
@@ -67,7 +73,7 @@ def main():
     import numpy as np
 
     from keras_deconv._platform import describe_cpu
-    from keras_deconv import export
+    from keras_deconv import export, switch_agreement
 
     print(describe_cpu())
     model, size, images = model_and_images(args.name, args.count)
@@ -82,6 +88,9 @@ def main():
         outputs = np.concatenate([export.run_tflite(flatbuffer, [image[None]], interpreter=interpreter)[0]
                                   for image in images])
         report(f"litert {'xnnpack' if xnnpack else 'no xnnpack'}", outputs, reference)
+        same = switch_agreement.pinned_comparison(model, flatbuffer, images, outputs, xnnpack=xnnpack)
+        print(f"  {'  same switches':26s}: {same['switch_flips']} of {same['switches']} switches differ from Keras's, "
+              f"largest gap {same['max_flip_gap']:.1e}; max relative score error {same['pinned_score_error']:.2e}")
     with tempfile.TemporaryDirectory() as folder:
         out = os.path.join(folder, "scores.npy")
         env = {**os.environ, "TF_ENABLE_ONEDNN_OPTS": "0"}

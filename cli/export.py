@@ -147,7 +147,4 @@ def export_command(name, format_, quantize, out, verify, weights, config, input_
     if "verification_images" in result:
         click.echo(f"verified on {result['verification_images']}")
     for check in result.get("verification", []):
-        score = f"{check['score_error']:.2e}" + (f" (<= {check['score_bound']:.0e})" if check["score_bound"] else "")
-        click.echo(f"verify {check['runtime']}: labels {100 * check['label_agreement']:.3f}% "
-                   f"(identical {100 * check['strict_label_agreement']:.3f}%) "
-                   f"(>= {100 * check['label_bound']:.1f}%), score error {score}: {'OK' if check['passed'] else 'FAILED'}")
+        click.echo(f"verify {export.describe_check(check)}")

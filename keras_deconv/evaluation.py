@@ -49,7 +49,6 @@ import json
 import math
 import os
 import sys
-import tempfile
 import time
 
 import numpy as np

@@ -1,10 +1,20 @@
 """Max pooling that also returns where each maximum came from (its switch)."""
 
+import contextlib
+import threading
+
 import keras
 import tensorflow as tf
 
 from keras_deconv.layers import formulation
 from keras_deconv.layers import switches as sw
+
+#: Name of the op that yields the switches in the XNNPACK formulation; a
+#: TFLite export keeps it in the tensor's name (``.../pool1/switches``), which
+#: is how :mod:`keras_deconv.switch_agreement` finds an export's switches.
+SWITCH_TENSOR_NAME = "switches"
+
+_pinned = threading.local()
 
 
 def _check_channels_last(data_format, layer):
@@ -58,8 +68,8 @@ def first_max(slices, switch_dtype):
         before_first = differs if before_first is None else before_first * differs
         count = before_first if count is None else count + before_first
     if count is None:  # a 1x1 window
-        return best, tf.zeros(tf.shape(best), dtype=switch_dtype)
-    return best, tf.cast(count, switch_dtype)
+        return best, tf.zeros(tf.shape(best), dtype=switch_dtype, name=SWITCH_TENSOR_NAME)
+    return best, tf.cast(count, switch_dtype, name=SWITCH_TENSOR_NAME)
 
 
 def litert_first_max(x, pool_size, pooled_hw):
@@ -86,11 +96,41 @@ def litert_first_max(x, pool_size, pooled_hw):
         candidate = rows[:, dy : dy + 1, :, dx * channels : (dx + 1) * channels]
         below.append(tf.minimum(tf.math.ceil(best_rows - candidate), 1))
     if not below:  # a 1x1 window
-        return best, tf.zeros_like(best)
+        return best, tf.zeros_like(best, name=SWITCH_TENSOR_NAME)
     position = below[-1]
     for flag in reversed(below[:-1]):
         position = flag * (position + 1)
-    return best, tf.reshape(position, tf.shape(best))
+    return best, tf.reshape(position, tf.shape(best), name=SWITCH_TENSOR_NAME)
+
+
+@contextlib.contextmanager
+def pinned_switches(switches_by_layer):
+    """Within this block, the named pooling layers return the given switches instead of their own.
+
+    Their pooled values are computed as usual; unpooling then places them
+    where the given switches say. ``--verify`` uses this to run Keras with an
+    export's own switches, which separates the export's arithmetic from its
+    tie decisions (see :mod:`keras_deconv.switch_agreement`). Layers run
+    eagerly or traced in this thread; the switches must have the shape the
+    layer's own would have, in its ``index_format``.
+
+    Example:
+
+    >>> import numpy as np
+    >>> from keras_deconv.layers import MaxPoolingWithArgmax2D
+    >>> x = np.array([[1, 3], [3, 2]], "float32").reshape(1, 2, 2, 1)
+    >>> pool = MaxPoolingWithArgmax2D(name="pool")
+    >>> with pinned_switches({"pool": np.full((1, 1, 1, 1), 2)}):
+    ...     pooled, switches = pool(x)
+    >>> float(pooled[0, 0, 0, 0]), int(switches[0, 0, 0, 0])  # the second 3
+    (3.0, 2)
+    """
+    previous = getattr(_pinned, "switches", {})
+    _pinned.switches = {**previous, **switches_by_layer}
+    try:
+        yield
+    finally:
+        _pinned.switches = previous
 
 
 def max_pool_with_switches(x, pool_size=(2, 2), strides=None, padding="valid", index_format="window"):
@@ -187,7 +227,14 @@ class MaxPoolingWithArgmax2D(keras.layers.Layer):
         return sw.window_switch_dtype(self.pool_size) if self.index_format == "window" else "int32"
 
     def call(self, inputs):
-        return max_pool_with_switches(inputs, self.pool_size, self.strides, self.padding, self.index_format)
+        pooled, switches = max_pool_with_switches(inputs, self.pool_size, self.strides, self.padding, self.index_format)
+        given = getattr(_pinned, "switches", {}).get(self.name)
+        if given is not None:
+            given = tf.convert_to_tensor(given)
+            tf.debugging.assert_equal(tf.shape(given), tf.shape(switches), message=(
+                f"pinned switches for {self.name} have the wrong shape; they must be shaped like the layer's own"))
+            switches = tf.cast(given, switches.dtype)
+        return pooled, switches
 
     def compute_output_shape(self, input_shape):
         batch, height, width, channels = input_shape

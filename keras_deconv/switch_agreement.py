@@ -1,0 +1,159 @@
+"""Separating an export's arithmetic from its pooling tie decisions (used by ``--verify``).
+
+Argmax pooling makes a network discontinuous: when the two largest values of
+a pooling window are within rounding of each other, a runtime whose
+convolutions sum in another order (XNNPACK against oneDNN, or TensorFlow with
+oneDNN off) can pick the other one, and unpooling then moves that value to a
+neighbouring pixel. On trained DeconvNet weights a handful of such flips
+changes scores by percent, not by rounding (``python bench/xnnpack_scores.py``),
+so a float32 score bound only holds once the switches are the same.
+
+For a float32 TFLite file with argmax pooling this module:
+
+1. lists the switch tensors of the file itself as extra outputs
+   (:func:`with_switch_outputs`; the ops and weights are untouched) and checks
+   that this copy still gives the file's scores;
+2. compares those switches with Keras's: every switch that differs must be a
+   tie, a window whose two largest Keras values are within
+   ``export.SWITCH_TIE_TOLERANCE`` (1e-5) of the pooled map's largest value;
+3. runs Keras with the export's switches (:func:`keras_deconv.layers.argmax_pooling.pinned_switches`)
+   and measures the score error against that.
+
+Example:
+
+>>> import keras, numpy as np
+>>> from keras_deconv import export
+>>> from keras_deconv.layers import MaxPoolingWithArgmax2D, MaxUnpooling2D
+>>> inputs = keras.Input((8, 8, 3))
+>>> pooled, switches = MaxPoolingWithArgmax2D(name="pool1")(inputs)
+>>> model = keras.Model(inputs, MaxUnpooling2D()([pooled, switches, inputs]))
+>>> batch = np.random.default_rng(0).random((2, 8, 8, 3), dtype="float32")
+>>> flatbuffer = export.to_tflite(model)
+>>> outputs = np.concatenate([export.run_tflite(flatbuffer, [image[None]])[0] for image in batch])
+>>> report = pinned_comparison(model, flatbuffer, batch, outputs)
+>>> report["switch_flips"], report["pinned_score_error"] <= 1e-6
+(0, True)
+"""
+
+import re
+
+import numpy as np
+
+from keras_deconv.layers.argmax_pooling import SWITCH_TENSOR_NAME, MaxPoolingWithArgmax2D, pinned_switches
+
+#: How closely the copy with switch outputs must reproduce the file's own
+#: scores (relative to the largest score) for its switches to be the file's.
+SAME_OUTPUT_TOLERANCE = 1e-6
+
+
+def pooling_layers(model):
+    """The model's argmax pooling layers whose switches an export computes in its graph (window format)."""
+    return [layer for layer in model.layers if isinstance(layer, MaxPoolingWithArgmax2D) and layer.index_format == "window"]
+
+
+def switch_tensor_indices(flatbuffer, layer_names):
+    """``{layer name: tensor index}`` of each layer's switches in a TFLite flatbuffer's main subgraph.
+
+    The tensors are found by name: ``<scope>/<layer>[_N]/switches`` (the
+    converter may join fused names with ``;``). A layer with no such tensor,
+    or more than one, is left out.
+    """
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    model = schema.Model.GetRootAsModel(flatbuffer, 0)
+    subgraph = model.Subgraphs(0)
+    found = {}
+    patterns = {name: re.compile(rf"(^|/){re.escape(name)}(_\d+)?/{SWITCH_TENSOR_NAME}$") for name in layer_names}
+    for index in range(subgraph.TensorsLength()):
+        for part in subgraph.Tensors(index).Name().decode("utf-8", "replace").split(";"):
+            for name, pattern in patterns.items():
+                if pattern.search(part):
+                    found.setdefault(name, []).append(index)
+    return {name: indices[0] for name, indices in found.items() if len(set(indices)) == 1}
+
+
+def with_switch_outputs(flatbuffer, tensor_indices):
+    """``flatbuffer`` with the given tensors appended to its main subgraph's outputs; nothing else changes."""
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.read_model_from_bytearray(bytearray(flatbuffer))
+    subgraph = model.subgraphs[0]
+    subgraph.outputs = list(subgraph.outputs) + [int(index) for index in tensor_indices]
+    # A signature lists its own outputs; without one the interpreter would keep serving the old list.
+    model.signatureDefs = None
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+
+
+def _window_values(x, pool_size, strides, pooled_hw):
+    """``x``'s values per window position: ``[B, h, w, C, kh * kw]``, -inf past the border (Caffe ceil mode)."""
+    out_h, out_w = pooled_hw
+    pad_h = max((out_h - 1) * strides[0] + pool_size[0] - x.shape[1], 0)
+    pad_w = max((out_w - 1) * strides[1] + pool_size[1] - x.shape[2], 0)
+    x = np.pad(x, [(0, 0), (0, pad_h), (0, pad_w), (0, 0)], constant_values=-np.inf)
+    return np.stack([x[:, dy : dy + (out_h - 1) * strides[0] + 1 : strides[0], dx : dx + (out_w - 1) * strides[1] + 1 : strides[1]]
+                     for dy in range(pool_size[0]) for dx in range(pool_size[1])], axis=-1)
+
+
+def keras_switches(model, batch, layers):
+    """Keras's pooled-from tensors and switches of ``layers`` on ``batch``: two lists of arrays."""
+    import keras
+
+    probe = keras.Model(model.inputs[0] if len(model.inputs) == 1 else model.inputs, [layer.input for layer in layers] + [layer.output[1] for layer in layers])
+    outputs = [np.asarray(t) for t in probe(batch, training=False)]
+    return outputs[: len(layers)], outputs[len(layers) :]
+
+
+def flip_gaps(layer, pooled_from, keras_window, export_window):
+    """Relative gaps ``(x[keras switch] - x[export switch]) / max|x|`` at the windows where the switches differ."""
+    values = _window_values(pooled_from, layer.pool_size, layer.strides, keras_window.shape[1:3])
+    flipped = keras_window != export_window
+    chosen = np.take_along_axis(values, keras_window[..., None].astype(np.int64), -1)[..., 0]
+    theirs = np.take_along_axis(values, np.clip(export_window, 0, values.shape[-1] - 1)[..., None].astype(np.int64), -1)[..., 0]
+    scale = max(float(np.max(np.abs(pooled_from[np.isfinite(pooled_from)]), initial=0.0)), 1e-30)
+    return (chosen[flipped] - theirs[flipped]) / scale
+
+
+def pinned_comparison(model, flatbuffer, batch, outputs, xnnpack=True, tie_tolerance=1e-5):
+    """Compare a float32 TFLite export with Keras run with the export's own pooling switches.
+
+    Args:
+        model: the Keras model the file was exported from.
+        flatbuffer: the file's bytes (one input, scores first among the outputs).
+        batch: float32 images ``[B, H, W, 3]`` at the file's input size.
+        outputs: the file's scores on ``batch`` with the same ``xnnpack`` setting.
+        xnnpack: run the copy with switch outputs with XNNPACK on or off.
+        tie_tolerance: a differing switch must be a window whose two values
+            differ by at most this, relative to the pooled map's largest value.
+
+    Returns:
+        A dict: ``switches`` (how many were compared), ``switch_flips`` (how
+        many differ from Keras's), ``max_flip_gap`` (the largest relative gap
+        at a differing switch, 0 without one), ``flips_are_ties``,
+        ``pinned_score_error`` (``max|a - b| / max|b|`` against Keras with the
+        export's switches), ``copy_error`` (how far the copy with switch
+        outputs is from the file's scores). None when the file has no switch
+        tensor for some pooling layer (e.g. exported with ``pooling="default"``).
+    """
+    from keras_deconv import export
+
+    layers = pooling_layers(model)
+    indices = switch_tensor_indices(flatbuffer, [layer.name for layer in layers])
+    if not layers or len(indices) != len(layers):
+        return None
+    copy = with_switch_outputs(flatbuffer, [indices[layer.name] for layer in layers])
+    interpreter = export.litert_interpreter(copy, xnnpack=xnnpack)
+    runs = [export.run_tflite(copy, [image[None]], interpreter=interpreter) for image in batch]
+    scale = max(float(np.max(np.abs(outputs))), 1e-30)
+    copy_error = float(np.max(np.abs(np.concatenate([run[0] for run in runs]) - outputs))) / scale
+    count = len(runs[0]) - len(layers)
+    export_windows = [np.rint(np.concatenate([run[count + i] for run in runs])).astype(np.int64) for i in range(len(layers))]
+    pooled_from, keras_windows = keras_switches(model, batch, layers)
+    gaps = np.concatenate([flip_gaps(layer, x, np.asarray(ours, np.int64), theirs)
+                           for layer, x, ours, theirs in zip(layers, pooled_from, keras_windows, export_windows)])
+    with pinned_switches({layer.name: window for layer, window in zip(layers, export_windows)}):
+        reference = np.asarray(model(batch, training=False))
+    error = float(np.max(np.abs(outputs - reference))) / max(float(np.max(np.abs(reference))), 1e-30)
+    max_gap = float(np.max(gaps, initial=0.0))
+    return {"switches": int(sum(w.size for w in export_windows)), "switch_flips": int(gaps.size),
+            "max_flip_gap": max_gap, "flips_are_ties": bool(max_gap <= tie_tolerance),
+            "pinned_score_error": error, "copy_error": copy_error}
