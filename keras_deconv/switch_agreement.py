@@ -94,12 +94,13 @@ def _window_values(x, pool_size, strides, pooled_hw):
                      for dy in range(pool_size[0]) for dx in range(pool_size[1])], axis=-1)
 
 
-def keras_switches(model, batch, layers):
-    """Keras's pooled-from tensors and switches of ``layers`` on ``batch``: two lists of arrays."""
+def keras_switches(model, inputs, layers):
+    """Keras's pooled-from tensors and switches of ``layers`` on ``inputs``: two lists of arrays."""
     import keras
 
-    probe = keras.Model(model.inputs[0] if len(model.inputs) == 1 else model.inputs, [layer.input for layer in layers] + [layer.output[1] for layer in layers])
-    outputs = [np.asarray(t) for t in probe(batch, training=False)]
+    probe = keras.Model(model.inputs[0] if len(model.inputs) == 1 else model.inputs,
+                        [layer.input for layer in layers] + [layer.output[1] for layer in layers])
+    outputs = [np.asarray(t) for t in probe(inputs, training=False)]
     return outputs[: len(layers)], outputs[len(layers) :]
 
 
@@ -111,6 +112,38 @@ def flip_gaps(layer, pooled_from, keras_window, export_window):
     theirs = np.take_along_axis(values, np.clip(export_window, 0, values.shape[-1] - 1)[..., None].astype(np.int64), -1)[..., 0]
     scale = max(float(np.max(np.abs(pooled_from[np.isfinite(pooled_from)]), initial=0.0)), 1e-30)
     return (chosen[flipped] - theirs[flipped]) / scale
+
+
+def _relative(a, b):
+    return float(np.max(np.abs(a - b))) / max(float(np.max(np.abs(b))), 1e-30)
+
+
+def compare_with_switches(model, inputs, outputs, export_windows, copy_outputs, tie_tolerance=1e-5, score_output=None):
+    """The comparison behind :func:`pinned_comparison`, given an export's switches.
+
+    Args:
+        model: the Keras model the export came from.
+        inputs: what the export was given (an array, or a list for two inputs).
+        outputs: the export's scores on ``inputs``.
+        export_windows: one array of window switches per :func:`pooling_layers` layer.
+        copy_outputs: the scores of the copy that gave the switches (must match ``outputs``).
+        tie_tolerance: see :func:`pinned_comparison`.
+        score_output: key of the scores when the model returns a dict.
+
+    Returns:
+        The dict :func:`pinned_comparison` describes.
+    """
+    layers = pooling_layers(model)
+    pooled_from, keras_windows = keras_switches(model, inputs, layers)
+    gaps = np.concatenate([flip_gaps(layer, x, np.asarray(ours, np.int64), theirs)
+                           for layer, x, ours, theirs in zip(layers, pooled_from, keras_windows, export_windows)])
+    with pinned_switches({layer.name: window for layer, window in zip(layers, export_windows)}):
+        reference = model(inputs, training=False)
+    reference = np.asarray(reference[score_output] if score_output else reference)
+    max_gap = float(np.max(gaps, initial=0.0))
+    return {"switches": int(sum(w.size for w in export_windows)), "switch_flips": int(gaps.size),
+            "max_flip_gap": max_gap, "flips_are_ties": bool(max_gap <= tie_tolerance),
+            "pinned_score_error": _relative(outputs, reference), "copy_error": _relative(copy_outputs, outputs)}
 
 
 def pinned_comparison(model, flatbuffer, batch, outputs, xnnpack=True, tie_tolerance=1e-5):
@@ -143,17 +176,43 @@ def pinned_comparison(model, flatbuffer, batch, outputs, xnnpack=True, tie_toler
     copy = with_switch_outputs(flatbuffer, [indices[layer.name] for layer in layers])
     interpreter = export.litert_interpreter(copy, xnnpack=xnnpack)
     runs = [export.run_tflite(copy, [image[None]], interpreter=interpreter) for image in batch]
-    scale = max(float(np.max(np.abs(outputs))), 1e-30)
-    copy_error = float(np.max(np.abs(np.concatenate([run[0] for run in runs]) - outputs))) / scale
     count = len(runs[0]) - len(layers)
     export_windows = [np.rint(np.concatenate([run[count + i] for run in runs])).astype(np.int64) for i in range(len(layers))]
-    pooled_from, keras_windows = keras_switches(model, batch, layers)
-    gaps = np.concatenate([flip_gaps(layer, x, np.asarray(ours, np.int64), theirs)
-                           for layer, x, ours, theirs in zip(layers, pooled_from, keras_windows, export_windows)])
-    with pinned_switches({layer.name: window for layer, window in zip(layers, export_windows)}):
-        reference = np.asarray(model(batch, training=False))
-    error = float(np.max(np.abs(outputs - reference))) / max(float(np.max(np.abs(reference))), 1e-30)
-    max_gap = float(np.max(gaps, initial=0.0))
-    return {"switches": int(sum(w.size for w in export_windows)), "switch_flips": int(gaps.size),
-            "max_flip_gap": max_gap, "flips_are_ties": bool(max_gap <= tie_tolerance),
-            "pinned_score_error": error, "copy_error": copy_error}
+    return compare_with_switches(model, batch, outputs, export_windows, np.concatenate([run[0] for run in runs]),
+                                 tie_tolerance)
+
+
+def onnx_pinned_comparison(model, path, feeds, outputs, tie_tolerance=1e-5, score_output=None):
+    """:func:`pinned_comparison` for an ONNX file run with onnxruntime.
+
+    The switches come from the file with each pooling layer's switch tensor
+    (``.../<layer>[_N]/switches:0``) added to the graph outputs, run in
+    memory. ``feeds`` is the list of input arrays (images, and the class
+    query for DecoupledNet / TransferNet), ``outputs`` the file's scores.
+    """
+    import onnx
+    import onnxruntime
+
+    layers = pooling_layers(model)
+    graph = onnx.load(path)
+    produced = [name for node in graph.graph.node for name in node.output]
+    names = []
+    for layer in layers:
+        pattern = re.compile(rf"(^|/){re.escape(layer.name)}(_\d+)?/{SWITCH_TENSOR_NAME}:0$")
+        matches = [name for name in produced if pattern.search(name)]
+        if len(matches) != 1:
+            return None
+        names.append(matches[0])
+    if not layers:
+        return None
+    own = [output.name for output in graph.graph.output]
+    graph.graph.output.extend(onnx.helper.make_empty_tensor_value_info(name) for name in names)
+    session = onnxruntime.InferenceSession(graph.SerializeToString(), providers=["CPUExecutionProvider"])
+    inputs = [i.name for i in session.get_inputs()]
+    results = session.run(own + names, dict(zip(inputs, feeds)))
+    copy = next((r for r in results[: len(own)] if r.shape == outputs.shape), None)
+    if copy is None:
+        return None
+    windows = [np.asarray(r, np.int64) for r in results[len(own) :]]
+    return compare_with_switches(model, feeds if len(feeds) > 1 else feeds[0], outputs, windows, copy, tie_tolerance,
+                                 score_output)

@@ -103,3 +103,19 @@ def test_verify_fails_an_export_whose_arithmetic_differs(trained):
     for check in checks:
         assert check["label_agreement"] >= 0.999 and check["switches"]["pinned_score_error"] > 1e-4
         assert export.describe_check(check).endswith(": FAILED")
+
+
+def test_onnx_verify_uses_the_files_own_switches_too(trained, tmp_path):
+    if export.onnx_available():
+        pytest.skip(export.onnx_available())
+    model, _ = trained
+    path = export.to_onnx(model, str(tmp_path / "deconvnet-small.onnx"), (64, 64))
+    (check,) = export.verify_export(model, path, "onnx", input_size=(64, 64))
+    assert check["passed"], export.describe_check(check)
+    switches = check["switches"]  # onnxruntime's convolutions sum in another order too
+    assert check["score_error"] > 1e-4 and switches["copy_error"] == 0.0 and switches["flips_are_ties"]
+    assert 0 < switches["switch_flips"] and switches["pinned_score_error"] < 1e-5
+    other = zoo.create_model("deconvnet-small")
+    other.get_layer("conv1_1").kernel.assign(other.get_layer("conv1_1").kernel * 1.001)
+    (check,) = export.verify_export(other, path, "onnx", input_size=(64, 64))
+    assert not check["passed"] and check["switches"]["pinned_score_error"] > 1e-4
