@@ -19,6 +19,10 @@ For a float32 TFLite file with argmax pooling this module:
 3. runs Keras with the export's switches (:func:`keras_deconv.layers.argmax_pooling.pinned_switches`)
    and measures the score error against that.
 
+:func:`onnx_pinned_comparison` does the same for an ONNX file, and
+:func:`two_part_comparison` for a DecoupledNet / TransferNet folder, whose
+encoder file already outputs the switches its decoder file reads.
+
 Example:
 
 >>> import keras, numpy as np
@@ -216,3 +220,96 @@ def onnx_pinned_comparison(model, path, feeds, outputs, tie_tolerance=1e-5, scor
     windows = [np.asarray(r, np.int64) for r in results[len(own) :]]
     return compare_with_switches(model, feeds if len(feeds) > 1 else feeds[0], outputs, windows, copy, tie_tolerance,
                                  score_output)
+
+
+def _name(name):
+    return name.replace("-", "_")  # TFLite tensor names use "_" where Keras layer names have "-"
+
+
+def two_part_comparison(model, folder, images, labels=None, threshold=0.5, xnnpack=True, tie_tolerance=1e-5):
+    """The same separation for a DecoupledNet / TransferNet export folder (encoder and decoder files).
+
+    The encoder file's outputs are the switches (and DecoupledNet's ReLU
+    masks) that the decoder file consumes, so no copy is needed:
+
+    * each encoder output that is a switch must equal Keras's except at ties
+      (``tie_tolerance``); each ReLU mask bit must equal Keras's except
+      where the pre-activation is within ``tie_tolerance`` of 0 (relative to
+      its largest magnitude); every other encoder output is compared with
+      Keras's (``encoder_error``, bound ``export.SCORE_TOLERANCE``);
+    * the decoder file and the Keras decoder, both given the encoder file's
+      outputs and the pipeline's queries, are compared on ``seg-score``
+      (``pinned_score_error``).
+
+    Args:
+        model: the Keras DecoupledNet or TransferNet the folder came from.
+        folder: the export folder.
+        images: uint8 RGB images (any size; padded and resized as the pipelines do).
+        labels: per image, 1-based class ids to query (TransferNet needs them;
+            DecoupledNet uses its classifier's detections when None).
+        threshold: DecoupledNet's detection threshold (with ``labels=None``).
+        xnnpack: run the files with XNNPACK on or off.
+        tie_tolerance: see :func:`pinned_comparison`.
+
+    Returns:
+        The dict :func:`pinned_comparison` describes (ReLU mask bits count as
+        switches; ``copy_error`` 0), plus ``encoder_error``.
+    """
+    import keras
+
+    from keras_deconv import export, lite, pipelines
+
+    kind = export.model_kind(model)
+    encoder, decoder, cut = (pipelines.split_decouplednet if kind == "decouplednet" else pipelines.split_transfernet)(model)
+    cut_tensors = pipelines.decoder_inputs(model, kind)
+    pools = pooling_layers(model)
+    discrete = {}  # cut name -> (layer, "switch" | "relu")
+    for layer in model.layers:
+        what = "switch" if layer in pools else "relu" if type(layer).__name__ == "ReLUWithMask" else None
+        for name, tensor in cut_tensors.items():
+            if what and tensor is layer.output[1]:
+                discrete[name] = (layer, what)
+    layers = [layer for layer, _ in discrete.values()]
+    probe = keras.Model(model.inputs[0], [layer.input for layer in layers])
+    parts = lite.load(folder, xnnpack=xnnpack)
+    num_classes = model.inputs[1].shape[-1]
+    gaps, count, encoder_error, pairs = [], 0, 0.0, []
+    for index, image in enumerate(images):
+        x = pipelines._pad_square_and_resize(image, tuple(parts.size))[None].astype("float32")
+        theirs = parts.encoder(images=x)
+        ours = {name: np.asarray(value) for name, value in encoder(x, training=False).items()}
+        before = probe(x, training=False)
+        before = dict(zip([id(layer) for layer in layers], [np.asarray(t) for t in (before if len(layers) > 1 else [before])]))
+        for name, keras_value in ours.items():
+            if _name(name) not in theirs:
+                continue  # e.g. pool1_input: the Keras decoder's size reference, static in the files
+            export_value = np.asarray(theirs[_name(name)])
+            if name not in discrete:
+                encoder_error = max(encoder_error, _relative(export_value, keras_value))
+                continue
+            layer, what = discrete[name]
+            pre, count = before[id(layer)], count + export_value.size
+            if what == "switch":
+                gaps.append(flip_gaps(layer, pre, keras_value.astype(np.int64), np.rint(export_value).astype(np.int64)))
+            else:
+                differs = (keras_value > 0.5) != (export_value > 0.5)
+                gaps.append(np.abs(pre[differs]) / max(float(np.max(np.abs(pre))), 1e-30))
+        ids = None if labels is None else labels[index]
+        if kind == "decouplednet":
+            _, queries = pipelines.decouplednet_queries(ours["cls-score-avg-sigmoid"][0], threshold, ids)
+        else:
+            queries = np.eye(num_classes, dtype="float32")[pipelines.transfernet_class_ids(num_classes, threshold, ids)[0] - 1]
+        tensors = [np.asarray(theirs[_name(name)]) if _name(name) in theirs else ours[name] for name in cut]
+        for query in queries:
+            query = np.asarray(query, "float32")[None]
+            reference = decoder([query, *tensors], training=False)
+            reference = np.asarray(reference["seg-score"] if isinstance(reference, dict) else reference)
+            given = {_name(name): value for name, value in zip(cut, tensors) if _name(name) in parts.decoder.inputs}
+            pairs.append((parts.decoder(query=query, **given)["seg_score"], reference))
+    gaps = np.concatenate(gaps) if gaps else np.zeros(0)
+    scale = max([float(np.max(np.abs(b))) for _, b in pairs] + [1e-30])
+    pinned = max([float(np.max(np.abs(a - b))) for a, b in pairs] + [0.0]) / scale
+    max_gap = float(np.max(gaps, initial=0.0))
+    return {"switches": count, "switch_flips": int(gaps.size), "max_flip_gap": max_gap,
+            "flips_are_ties": bool(max_gap <= tie_tolerance), "pinned_score_error": pinned,
+            "encoder_error": encoder_error, "copy_error": 0.0}

@@ -119,3 +119,48 @@ def test_onnx_verify_uses_the_files_own_switches_too(trained, tmp_path):
     other.get_layer("conv1_1").kernel.assign(other.get_layer("conv1_1").kernel * 1.001)
     (check,) = export.verify_export(other, path, "onnx", input_size=(64, 64))
     assert not check["passed"] and check["switches"]["pinned_score_error"] > 1e-4
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory):
+    exported = {}
+    for name in ("transfernet-small", "decouplednet-small"):
+        path = str(tmp_path_factory.mktemp("export") / name)
+        export.export_model(name, path, "tflite", log=lambda message: None)
+        exported[name] = path
+    return exported
+
+
+@pytest.mark.parametrize("name, labels", [("transfernet-small", [[1, 2]] * 4), ("decouplednet-small", None)])
+def test_encoder_decoder_folders_are_compared_part_by_part(folders, name, labels):
+    images = export.sample_images((64, 64), count=4)
+    model = zoo.create_model(name)
+    same = switch_agreement.two_part_comparison(model, folders[name], images, labels)
+    # Every pooling's switches are compared, and DecoupledNet's relu6 / relu7 mask bits too.
+    discrete = [layer for layer in model.layers if type(layer).__name__ in ("MaxPoolingWithArgmax2D", "ReLUWithMask")]
+    assert len(discrete) == (8 if name == "decouplednet-small" else 4)
+    assert same["switches"] == len(images) * sum(int(np.prod(layer.output[1].shape[1:])) for layer in discrete)
+    assert same["flips_are_ties"] and same["switch_flips"] <= same["switches"] * 1e-4
+    assert same["pinned_score_error"] < 1e-5 and same["encoder_error"] < 1e-5, same
+    # Other decoder weights: the decoder comparison fails, the encoder's still holds.
+    decoder_layer = next(layer for layer in reversed(model.layers) if isinstance(layer, keras.layers.Conv2DTranspose))
+    decoder_layer.kernel.assign(decoder_layer.kernel * 1.001)
+    other = switch_agreement.two_part_comparison(model, folders[name], images, labels)
+    assert other["pinned_score_error"] > 1e-4 and other["encoder_error"] < 1e-5, other
+    # Other encoder weights: the encoder's values move (and some switches may flip at non-ties).
+    model = zoo.create_model(name)
+    model.get_layer("conv1_1").kernel.assign(model.get_layer("conv1_1").kernel * 1.001)
+    other = switch_agreement.two_part_comparison(model, folders[name], images, labels)
+    assert other["encoder_error"] > 1e-4, other
+
+
+def test_verify_fails_a_folder_whose_decoder_differs(folders):
+    images = export.sample_images((64, 64), count=4)
+    model = zoo.create_model("transfernet-small")
+    decoder_layer = next(layer for layer in reversed(model.layers) if isinstance(layer, keras.layers.Conv2DTranspose))
+    decoder_layer.kernel.assign(decoder_layer.kernel * 1.01)
+    checks = export.verify_export(model, folders["transfernet-small"], "tflite", images=images)
+    for check in checks:
+        assert not check["passed"] and check["score_error"] > 1e-4
+        assert check["switches"]["pinned_score_error"] > 1e-4 and check["switches"]["encoder_error"] < 1e-5
+        assert "the decoder given the encoder file's outputs" in export.describe_check(check)
