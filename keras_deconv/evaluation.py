@@ -1184,6 +1184,7 @@ def write_json(path, data):
 
     Example:
 
+    >>> import os, tempfile
     >>> p = os.path.join(tempfile.mkdtemp(), "r.json")
     >>> _ = write_json(p, {"a": float("nan")}); open(p).read().strip()
     '{\\n "a": null\\n}'

@@ -9,9 +9,10 @@ import tensorflow as tf
 from keras_deconv.layers import formulation
 from keras_deconv.layers import switches as sw
 
-#: Name of the op that yields the switches in the XNNPACK formulation; a
-#: TFLite export keeps it in the tensor's name (``.../pool1/switches``), which
-#: is how :mod:`keras_deconv.switch_agreement` finds an export's switches.
+#: Name of the op that yields a pooling layer's switches (both formulations).
+#: Exports keep it in the tensor's name (TFLite ``.../pool1_1/switches``, ONNX
+#: ``.../pool1_1/switches:0``): how :mod:`keras_deconv.switch_agreement`
+#: finds an export's switches.
 SWITCH_TENSOR_NAME = "switches"
 
 _pinned = threading.local()
@@ -110,9 +111,11 @@ def pinned_switches(switches_by_layer):
     Their pooled values are computed as usual; unpooling then places them
     where the given switches say. ``--verify`` uses this to run Keras with an
     export's own switches, which separates the export's arithmetic from its
-    tie decisions (see :mod:`keras_deconv.switch_agreement`). Layers run
-    eagerly or traced in this thread; the switches must have the shape the
-    layer's own would have, in its ``index_format``.
+    tie decisions (see :mod:`keras_deconv.switch_agreement`). A layer reads
+    them when it is called in this thread: on every eager call, but only once
+    for a ``tf.function``, which keeps them as constants if it was traced
+    inside the block. The switches must have the shape the layer's own would
+    have, in its ``index_format``.
 
     Example:
 
