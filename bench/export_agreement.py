@@ -9,7 +9,9 @@ images. Where a float32 file's scores miss the bound, ``--verify`` compares
 its pooling switches with Keras's (``keras_deconv.switch_agreement``): the
 last two columns give how many switches differ (all must be ties) and the
 score error against Keras run with the file's own switches; ``-`` where that
-comparison did not run. It is the same check as ``keras-deconv export NAME --format tflite
+comparison did not run. ``int8-io`` rows are integer-only int8 exports
+(``--integer-only``: uint8 in, int8 out, no float op), for the single-file
+models. It is the same check as ``keras-deconv export NAME --format tflite
 --quantize Q --verify``. About a minute.
 
     python bench/export_agreement.py [--models deconvnet-small,...]
@@ -38,11 +40,16 @@ def main():
     print(f"{'model':20s} {'quantize':8s} {'runtime':36s} {'labels agree':>12s} {'identical':>9s} {'score err':>9s} "
           f"{'size KB':>8s} {'flips':>6s} {'pinned err':>10s}  result")
     for name in args.models.split(","):
-        for quantize in export.QUANTIZATIONS:
+        # Integer-only int8 ("int8-io", --integer-only) exists for the single-file models.
+        variants = [(quantize, quantize, False) for quantize in export.QUANTIZATIONS]
+        if not name.startswith(("decouplednet", "transfernet")):
+            variants.append(("int8-io", "int8", True))
+        for label, quantize, integer_only in variants:
             with tempfile.TemporaryDirectory() as folder:
                 path = os.path.join(folder, "model")
                 try:
-                    result = export.export_model(name, path, "tflite", quantize=quantize, verify=True)
+                    result = export.export_model(name, path, "tflite", quantize=quantize, verify=True,
+                                                 integer_only=integer_only)
                     checks, size = result["verification"], result["size_bytes"]
                 except export.ExportError as error:
                     if error.verification is None:
@@ -52,7 +59,7 @@ def main():
                     switches = check.get("switches")
                     flips = "-" if not switches else f"{switches['switch_flips']}{'' if switches['flips_are_ties'] else '!'}"
                     pinned = "-" if not switches else f"{switches['pinned_score_error']:.2e}"
-                    print(f"{name:20s} {quantize:8s} {check['runtime']:36s} {100 * check['label_agreement']:11.3f}% "
+                    print(f"{name:20s} {label:8s} {check['runtime']:36s} {100 * check['label_agreement']:11.3f}% "
                           f"{100 * check['strict_label_agreement']:8.3f}% {check['score_error']:9.2e} "
                           f"{size / 1024:8.0f} {flips:>6s} {pinned:>10s}  {'pass' if check['passed'] else 'FAIL'}",
                           flush=True)

@@ -4,7 +4,9 @@ Exports one DeconvNet to int8 twice from the same calibration images:
 ``pooling="default"`` (the Keras layers' comparisons and selects, which
 XNNPACK does not delegate: what int8 exports used before this version) and
 ``pooling="auto"`` (the XNNPACK-delegated formulation with its switch
-arithmetic kept in float32, ``export.INT8_FLOAT_OPS``). For each, prints the
+arithmetic kept in float32, ``export.INT8_FLOAT_OPS``), and a third time
+integer-only (``integer_only=True``: uint8 in, int8 out, the pooling as
+int8 comparisons and selects, no float tensor). For each, prints the
 op types XNNPACK has no kernel for (they run in TFLite's own kernels), the
 number of XNNPACK partitions (the int8 reversed slice of the RGB->BGR flip
 stays outside XNNPACK in both, so the best is two), the
@@ -16,7 +18,7 @@ The model is the one ``bench/models.py`` times (trained-looking biases and BN
 terms, random kernels): random kernels have no class margins, so the label
 agreement compares the two formulations with each other, not with a trained
 model's accuracy (``bench/export_agreement.py`` does that on the shipped small
-models). About six minutes for the full DeconvNet (two int8 conversions).
+models). About nine minutes for the full DeconvNet (three int8 conversions).
 
     python bench/int8_pooling.py [--small]
 """
@@ -59,11 +61,13 @@ def main():
     reference = [np.asarray(model(image)) for image in images]
     print(describe_cpu())
     print(f"{name}, int8, LiteRT with XNNPACK, batch 1; agreement with Keras on {len(images)} shapes images")
-    print(f"{'pooling':9s} {'op types XNNPACK lacks':34s} {'partitions':>10s} {'median ms':>10s} {'labels':>8s} {'score err':>9s}")
+    print(f"{'pooling':12s} {'op types XNNPACK lacks':34s} {'partitions':>10s} {'median ms':>10s} {'labels':>8s} {'score err':>9s}")
     with tempfile.TemporaryDirectory() as folder:
-        for pooling in ("default", "auto"):
+        for pooling in ("default", "auto", "integer-only"):
             path = os.path.join(folder, f"{pooling}.tflite")
-            export.to_tflite(model, path, "int8", calibration, input_signature=spec, pooling=pooling)
+            integer_only = pooling == "integer-only"
+            export.to_tflite(model, path, "int8", calibration, input_signature=spec,
+                             pooling="auto" if integer_only else pooling, integer_only=integer_only)
             interpreter = export.litert_interpreter(path, xnnpack=True, num_threads=os.cpu_count())
             interpreter.allocate_tensors()
             nodes = collections.Counter(detail["op_name"] for detail in interpreter._get_ops_details())
@@ -74,9 +78,9 @@ def main():
                 agree.append(np.mean(scores.argmax(-1) == keras_scores.argmax(-1)))
                 error.append(np.abs(scores - keras_scores).mean() / np.abs(keras_scores).mean())
             detail = interpreter.get_input_details()[0]
-            interpreter.set_tensor(detail["index"], images[0])
+            interpreter.set_tensor(detail["index"], export.quantize_input(images[0], detail))
             milliseconds = median_ms(interpreter.invoke, 20 if args.small else 7, warmup=2)
-            print(f"{pooling:9s} {own or 'none':34s} {nodes['DELEGATE']:10d} {milliseconds:10.1f} "
+            print(f"{pooling:12s} {own or 'none':34s} {nodes['DELEGATE']:10d} {milliseconds:10.1f} "
                   f"{100 * np.mean(agree):7.2f}% {np.mean(error):9.4f}", flush=True)
 
 

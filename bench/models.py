@@ -114,9 +114,12 @@ CONFIGS = {
 
 
 def build(config):
+    import keras
+
     from keras_deconv.models import DeconvNet
 
     _, kwargs, size, _ = CONFIGS[config]
+    keras.utils.set_random_seed(0)  # the same kernels in every process and run
     return trained_like(DeconvNet(input_shape=(size, size, 3), **kwargs))
 
 

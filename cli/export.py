@@ -48,13 +48,13 @@ def _parse_size(text):
     return tuple(sizes)
 
 
-def _default_out(name, format_, quantize, kind):
+def _default_out(name, format_, quantize, kind, integer_only=False):
     stem = name.replace(":", "_").replace(".", "_")
     if format_ == "saved_model":
         return f"{stem}_saved_model"
     if format_ == "onnx":
         return f"{stem}.onnx"
-    suffix = "" if quantize == "none" else f"_{quantize}"
+    suffix = ("" if quantize == "none" else f"_{quantize}") + ("_integer" if integer_only else "")
     return f"{stem}{suffix}_tflite" if kind in ("decouplednet", "transfernet") else f"{stem}{suffix}.tflite"
 
 
@@ -82,10 +82,13 @@ def _default_out(name, format_, quantize, kind):
                    "train images, and --verify on 16 VOC val images instead of synthetic scenes.")
 @click.option("--calibration-count", type=click.IntRange(min=1), default=CALIBRATION_COUNT, show_default=True,
               help="int8: how many calibration images (evenly spaced over the dataset or folder).")
+@click.option("--integer-only", is_flag=True,
+              help="With --quantize int8 (DeconvNet, FCN-8s): no float op or tensor at all, uint8 image in and int8 "
+                   "scores out, for NPUs and integer-only accelerators. Slower on CPUs than plain int8.")
 @click.option("--threshold", type=float, default=None, help="DecoupledNet/TransferNet detection threshold (default: the card's).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def export_command(name, format_, quantize, out, verify, weights, config, input_size, calibration_data, data_dir,
-                   calibration_count, threshold, as_json):
+                   calibration_count, integer_only, threshold, as_json):
     """Export zoo model NAME as a SavedModel, a builtin-only TFLite model or ONNX.
 
     \b
@@ -100,6 +103,7 @@ def export_command(name, format_, quantize, out, verify, weights, config, input_
     Examples:
       keras-deconv export deconvnet --format saved_model --out deconvnet_sm
       keras-deconv export deconvnet --format tflite --quantize int8 --data-dir ~/data/voc --verify
+      keras-deconv export deconvnet --format tflite --quantize int8 --integer-only --data-dir ~/data/voc
       keras-deconv export decouplednet --format tflite --out decoupled_tflite
       keras-deconv export deconvnet --weights none --config width=1/16 \\
           --config fc_units=32 --config fc_kernel_size=2 --input-size 64 --format tflite --verify
@@ -112,6 +116,8 @@ def export_command(name, format_, quantize, out, verify, weights, config, input_
     options = {} if threshold is None else {"threshold": threshold}
     if format_ != "tflite" and quantize != "none":
         raise click.UsageError("--quantize applies to --format tflite only.")
+    if integer_only and quantize != "int8":
+        raise click.UsageError("--integer-only applies to --format tflite --quantize int8 only.")
     from keras_deconv.cli.evaluate import options_given
 
     calibration_options = options_given(["calibration_data", "calibration_count"] + ([] if verify else ["data_dir"]))
@@ -129,13 +135,13 @@ def export_command(name, format_, quantize, out, verify, weights, config, input_
         card["architecture"]["builder"] if isinstance(card["architecture"]["builder"], str) else "", None)
     if kind is None:
         raise click.ClickException(f"{name!r} is an ensemble; export its parts (deconvnet, fcn8s) separately.")
-    out = out or _default_out(name, format_, quantize, kind)
+    out = out or _default_out(name, format_, quantize, kind, integer_only)
     log = lambda message: click.echo(message, err=True)  # noqa: E731
     try:
         result = export.export_model(name, out, format_, quantize=quantize, weights=weights_value, config=builder_config,
                                      input_size=size, calibration_data=calibration_data, data_dir=data_dir,
                                      calibration_count=calibration_count, verify=verify,
-                                     pipeline_options=options, log=log)
+                                     pipeline_options=options, log=log, integer_only=integer_only)
     except export.ExportError as error:
         raise click.ClickException(str(error))
     except (ValueError, FileNotFoundError, zoo.WeightsError) as error:  # known problems: one line, exit 1

@@ -55,7 +55,7 @@ INT8_FLOAT_OPS = ("SUB", "CEIL", "MINIMUM", "MUL", "ADD", "SQUARED_DIFFERENCE")
 
 
 def to_tflite(model, path=None, quantize="none", representative_data=None, input_signature=None, pooling="auto",
-              metadata=None):
+              metadata=None, integer_only=False):
     """Convert a Keras model (or ``tf.function``) to a builtin-only TFLite flatbuffer.
 
     Args:
@@ -78,16 +78,26 @@ def to_tflite(model, path=None, quantize="none", representative_data=None, input
             :mod:`keras_deconv.layers.formulation`.
         metadata: a JSON-serialisable dict stored in the file as its
             :data:`TFLITE_METADATA_NAME` entry (:func:`tflite_metadata`).
+        integer_only: with ``quantize="int8"``, no float op or tensor at all:
+            uint8 inputs, int8 outputs (both quantized; see the input and
+            output details' ``quantization``), int8 ops throughout, the
+            argmax pooling as comparisons and selects on the int8 values
+            (:func:`keras_deconv.layers.formulation.integer_formulation`).
+            For NPUs and accelerators that run integer ops only; on CPUs the
+            default int8 export is faster (XNNPACK delegates its pooling).
 
     Returns:
         The flatbuffer as bytes.
 
     Raises:
-        ExportError: naming the ops that are not TFLite builtins.
+        ExportError: naming the ops that are not TFLite builtins, or (with
+            ``integer_only``) the ops left with float tensors.
     """
+    import contextlib
+
     import tensorflow as tf
 
-    from keras_deconv.layers.formulation import litert_formulation
+    from keras_deconv.layers.formulation import integer_formulation, litert_formulation
 
     if quantize not in QUANTIZATIONS:
         raise ValueError(f"Expected `quantize` to be one of {QUANTIZATIONS}. Received: quantize={quantize!r}")
@@ -95,6 +105,8 @@ def to_tflite(model, path=None, quantize="none", representative_data=None, input
         raise ValueError(f"Expected `pooling` to be one of {POOLING_FORMULATIONS}. Received: pooling={pooling!r}")
     if quantize == "int8" and representative_data is None:
         raise ValueError("int8 quantization needs `representative_data` (a few typical inputs) to calibrate ranges.")
+    if integer_only and quantize != "int8":
+        raise ValueError(f"An integer-only export is an int8 export: pass quantize='int8'. Received: quantize={quantize!r}")
 
     function = model
     if not isinstance(model, tf.types.experimental.GenericFunction):
@@ -110,10 +122,11 @@ def to_tflite(model, path=None, quantize="none", representative_data=None, input
 
         function = tf.function(serve, input_signature=input_signature)
     # The pooling layers trace XNNPACK-delegated ops unless told otherwise.
-    with litert_formulation(pooling != "default") as traced:
+    with litert_formulation(pooling != "default") as traced, (
+            integer_formulation() if integer_only else contextlib.nullcontext()):
         concrete = function.get_concrete_function()
     # int8 with that formulation keeps its arithmetic in float32 (INT8_FLOAT_OPS).
-    selective_int8 = quantize == "int8" and traced.used
+    selective_int8 = quantize == "int8" and traced.used and not integer_only
     # No trackable: the converter then freezes the captured variables into
     # constants (with one it keeps READ_VARIABLE ops that LiteRT cannot run).
     converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete])
@@ -130,6 +143,8 @@ def to_tflite(model, path=None, quantize="none", representative_data=None, input
             converter._experimental_calibrate_only = True
         else:
             converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        if integer_only:
+            converter.inference_input_type, converter.inference_output_type = tf.uint8, tf.int8
 
         def calibration():
             for sample in representative_data:
@@ -152,6 +167,11 @@ def to_tflite(model, path=None, quantize="none", representative_data=None, input
             import logging
 
             logging.getLogger(__name__).warning("int8: repaired the converter's quantization: %s", "; ".join(repairs))
+    if integer_only:
+        floating = float_ops(flatbuffer)
+        if floating:
+            raise ExportError(f"The integer-only export still has float tensors in: {', '.join(floating)}. "
+                              "Export with quantize='int8' alone (float switch arithmetic), or report the model.")
     if metadata is not None:
         flatbuffer = with_tflite_metadata(flatbuffer, metadata)
     if path is not None:
@@ -263,9 +283,50 @@ def run_tflite(flatbuffer, inputs, xnnpack=True, num_threads=None, interpreter=N
             interpreter.resize_tensor_input(detail["index"], array.shape, strict=False)
     interpreter.allocate_tensors()
     for detail, array in zip(interpreter.get_input_details(), inputs):
-        interpreter.set_tensor(detail["index"], array.astype(detail["dtype"], copy=False))
+        interpreter.set_tensor(detail["index"], quantize_input(array, detail))
     interpreter.invoke()
-    return [interpreter.get_tensor(detail["index"]) for detail in interpreter.get_output_details()]
+    return [dequantize_output(interpreter.get_tensor(detail["index"]), detail)
+            for detail in interpreter.get_output_details()]
+
+
+def quantize_input(array, detail):
+    """``array`` as a LiteRT input of ``detail`` (an input detail): quantized when the input is.
+
+    Integer-only exports take uint8 images: pixel values 0-255 when their
+    quantization is scale 1, zero point 0 (as calibration on images gives).
+    """
+    import numpy as np
+
+    dtype = np.dtype(detail["dtype"])
+    scale, zero_point = detail.get("quantization", (0.0, 0))
+    if np.issubdtype(dtype, np.integer) and scale and np.issubdtype(np.asarray(array).dtype, np.floating):
+        info = np.iinfo(dtype)
+        array = np.clip(np.round(np.asarray(array) / scale) + zero_point, info.min, info.max)
+    return np.asarray(array).astype(dtype, copy=False)
+
+
+def dequantize_output(array, detail):
+    """A LiteRT output as float32 when it is quantized (integer-only exports), else unchanged."""
+    import numpy as np
+
+    scale, zero_point = detail.get("quantization", (0.0, 0))
+    if scale and np.issubdtype(array.dtype, np.integer):
+        return ((array.astype(np.float32) - zero_point) * scale).astype(np.float32)
+    return array
+
+
+def float_ops(flatbuffer):
+    """``["OP (count)", ...]`` for the ops of a flatbuffer that read or write a float tensor (none in an integer-only model)."""
+    import collections
+
+    import numpy as np
+    from ai_edge_litert import interpreter as litert
+
+    interpreter = litert.Interpreter(model_content=flatbuffer)
+    floating = {d["index"] for d in interpreter.get_tensor_details() if np.issubdtype(d["dtype"], np.floating)}
+    counts = collections.Counter(op["op_name"] for op in interpreter._get_ops_details()
+                                 if floating & {i for i in list(op["inputs"]) + list(op["outputs"]) if i >= 0})
+    return [f"{name} ({count})" for name, count in sorted(counts.items())]
 
 
 def tflite_ops(flatbuffer):
@@ -277,7 +338,7 @@ def tflite_ops(flatbuffer):
 
 
 #: Name of the metadata entry in the ``.tflite`` file of a DeconvNet / FCN-8s
-#: export: a UTF-8 JSON object with ``kind``, ``quantize``, ``input_size`` and,
+#: export: a UTF-8 JSON object with ``kind``, ``quantize``, ``integer_only``, ``input_size`` and,
 #: for zoo models, ``model``, ``weights`` and ``class_names`` (background
 #: first). LiteRT ignores it; :func:`tflite_metadata` reads it, as can any
 #: flatbuffer reader (the schema's ``Model.metadata``). Export folders keep the
@@ -989,10 +1050,13 @@ def to_tflite_parts(model, path, quantize="none", calibration_data=None, class_n
 
 # ----------------------------------------------------------------------------- export_model + verify
 def _dense_tflite(model, path, quantize, calibration_data, input_size, calibration_count=CALIBRATION_COUNT, data_dir=None,
-                  metadata=None):
+                  metadata=None, integer_only=False):
     """One builtin-only file: ``images`` float32 ``[1, S, S, 3]`` (RGB 0-255) -> raw ``scores`` ``[1, S, S, C]``.
 
-    ``metadata`` (a dict) is stored with ``kind``, ``quantize`` and ``input_size`` added.
+    With ``integer_only``: ``images`` uint8 (quantized; scale 1, zero point 0
+    when calibration saw both 0 and 255) -> int8 ``scores`` (quantized).
+    ``metadata`` (a dict) is stored with ``kind``, ``quantize``,
+    ``integer_only`` and ``input_size`` added.
     """
     import tensorflow as tf
 
@@ -1004,9 +1068,10 @@ def _dense_tflite(model, path, quantize, calibration_data, input_size, calibrati
     if quantize == "int8":
         data = [[image] for image in _calibration_images(calibration_data, size, calibration_count, data_dir)]
     spec = [tf.TensorSpec((1,) + size + (3,), tf.float32, name="images")]
-    metadata = {**(metadata or {}), "kind": model_kind(model), "quantize": quantize, "input_size": list(size)}
+    metadata = {**(metadata or {}), "kind": model_kind(model), "quantize": quantize, "input_size": list(size),
+                "integer_only": bool(integer_only)}
     # fc6 / fc6-deconv become FULLY_CONNECTED (see layers.fully_connected_conv).
-    return to_tflite(model, path, quantize, data, input_signature=spec, metadata=metadata)
+    return to_tflite(model, path, quantize, data, input_signature=spec, metadata=metadata, integer_only=integer_only)
 
 
 def _official_input_size(name, model):
@@ -1036,7 +1101,7 @@ def _card_class_names(name, model):
 
 def export_model(model, path, format="saved_model", *, quantize="none", weights="default", config=None,
                  input_size=None, calibration_data="auto", calibration_count=CALIBRATION_COUNT, data_dir=None,
-                 verify=False, pipeline_options=None, log=None):
+                 verify=False, pipeline_options=None, log=None, integer_only=False):
     """Export a zoo model (by name) or a Keras model, optionally verifying the artifact.
 
     Args:
@@ -1070,6 +1135,9 @@ def export_model(model, path, format="saved_model", *, quantize="none", weights=
             the bounds.
         pipeline_options: pipeline settings (``threshold``, ``background_weight``).
         log: ``callable(str)`` for progress messages (default: none).
+        integer_only: int8 TFLite of DeconvNet / FCN-8s only: no float op or
+            tensor (uint8 image in, int8 scores out), for integer-only
+            accelerators; see :func:`to_tflite`.
 
     Returns:
         A dict: ``path``, ``format``, ``quantize``, ``kind``, ``size_bytes``
@@ -1091,6 +1159,8 @@ def export_model(model, path, format="saved_model", *, quantize="none", weights=
         raise ValueError(f"Expected `quantize` to be one of {QUANTIZATIONS}. Received: quantize={quantize!r}")
     if quantize != "none" and format != "tflite":
         raise ValueError(f"Quantization applies to TFLite only. Received: format={format!r}, quantize={quantize!r}")
+    if integer_only and quantize != "int8":
+        raise ValueError(f"An integer-only export is an int8 TFLite export: pass quantize='int8'. Received: quantize={quantize!r}")
     name = None
     if quantize == "int8" and isinstance(calibration_data, str) and calibration_data == "auto":
         if isinstance(model, str):
@@ -1109,6 +1179,9 @@ def export_model(model, path, format="saved_model", *, quantize="none", weights=
         log(f"Building {name} (weights={weights})...")
         model = zoo.create_model(name, weights=weights, **(config or {}))
     kind = model_kind(model)
+    if integer_only and kind not in ("deconvnet", "fcn8s"):
+        raise ValueError(f"Integer-only export is for the single-file models (DeconvNet, FCN-8s); {kind} exports an "
+                         "encoder and a decoder file. Export it with int8 alone.")
     settings = export_settings(model, name, pipeline_options)
     if input_size is not None:
         input_size = tuple(int(v) for v in input_size)
@@ -1128,7 +1201,8 @@ def export_model(model, path, format="saved_model", *, quantize="none", weights=
             names = _card_class_names(name, model)
             if names is not None:
                 about["class_names"] = names
-            _dense_tflite(model, path, quantize, calibration_data, input_size, calibration_count, data_dir, about)
+            _dense_tflite(model, path, quantize, calibration_data, input_size, calibration_count, data_dir, about,
+                          integer_only)
         else:
             if input_size is not None and tuple(input_size) != tuple(model.inputs[0].shape[1:3]):
                 raise ValueError(f"A {kind} model has a fixed input size {tuple(model.inputs[0].shape[1:3])}; "

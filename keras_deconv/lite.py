@@ -78,7 +78,7 @@ class LiteModel:
         try:
             if weight_cache is not None:
                 self._compiled = _CachedXnnpackModel(flatbuffer, weight_cache, num_threads)
-                inputs, details = self._compiled.inputs, self._compiled.outputs
+                inputs, details = _with_quantization(flatbuffer, self._compiled.inputs, self._compiled.outputs)
             else:
                 self.interpreter = litert_interpreter(flatbuffer, xnnpack=xnnpack, num_threads=num_threads)
                 self.interpreter.allocate_tensors()
@@ -92,21 +92,38 @@ class LiteModel:
         self.outputs = dict(zip(names, details))
 
     def __call__(self, **arrays):
+        from keras_deconv.export import dequantize_output, quantize_input
+
         checked = {}
         for name, detail in self.inputs.items():
             if name not in arrays:
                 raise ValueError(f"Missing input {name!r}; the model takes {sorted(self.inputs)}.")
-            array = np.asarray(arrays[name], dtype=detail["dtype"])
+            array = quantize_input(arrays[name], detail)  # integer-only files take quantized inputs
             if tuple(array.shape) != tuple(detail["shape"]):
                 raise ValueError(f"Input {name!r} must have shape {tuple(detail['shape'])}. Received {array.shape}.")
             checked[name] = array
         if self.interpreter is None:
             results = self._compiled(checked)
-            return {name: results[detail["name"]] for name, detail in self.outputs.items()}
+            return {name: dequantize_output(results[detail["name"]], detail) for name, detail in self.outputs.items()}
         for name, array in checked.items():
             self.interpreter.set_tensor(self.inputs[name]["index"], array)
         self.interpreter.invoke()
-        return {name: self.interpreter.get_tensor(detail["index"]) for name, detail in self.outputs.items()}
+        return {name: dequantize_output(self.interpreter.get_tensor(detail["index"]), detail)
+                for name, detail in self.outputs.items()}
+
+
+def _with_quantization(flatbuffer, inputs, outputs):
+    """``CompiledModel`` tensor details with the quantization an ``Interpreter`` reports (by tensor index).
+
+    ``CompiledModel`` omits it, and integer-only files need it to quantize
+    images and dequantize scores. The interpreter only reads the mapped file.
+    """
+    from keras_deconv.export import litert_interpreter
+
+    interpreter = litert_interpreter(flatbuffer, xnnpack=False)
+    known = {d["index"]: d["quantization"] for d in interpreter.get_input_details() + interpreter.get_output_details()}
+    return ([{**d, "quantization": known.get(d["index"], (0.0, 0))} for d in inputs],
+            [{**d, "quantization": known.get(d["index"], (0.0, 0))} for d in outputs])
 
 
 _CACHE_SUFFIX = ".xnnpack_cache"

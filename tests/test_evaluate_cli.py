@@ -223,8 +223,8 @@ def test_evaluate_and_predict_run_exported_tflite_models(tmp_path):
     assert json.loads(open(os.path.join(parts, "manifest.json")).read())["class_names"] == list(shapes.CLASS_NAMES)
     # The single file records the same facts in its TFLite metadata.
     assert export.tflite_metadata(dense) == {"class_names": list(shapes.CLASS_NAMES), "input_size": [64, 64],
-                                             "kind": "deconvnet", "model": "deconvnet-small", "quantize": "none",
-                                             "weights": "default"}
+                                             "integer_only": False, "kind": "deconvnet", "model": "deconvnet-small",
+                                             "quantize": "none", "weights": "default"}
     runner = CliRunner()
     metrics = {}
     for key, name in (("keras dense", "deconvnet-small"), ("tflite dense", dense),

@@ -558,3 +558,33 @@ def test_fc_layers_run_as_matmuls_and_compiled_predict():
     predict = export.compiled_predict(deconvnet)
     assert _rel(np.asarray(predict(tf.constant(x))), reference) < 1e-5
     assert list(predict.choices.values())[0] in (True, False)
+
+
+def test_integer_only_int8_export_of_a_trained_deconvnet(tmp_path):
+    path = str(tmp_path / "deconvnet-small_int8_integer.tflite")
+    result = export.export_model("deconvnet-small", path, "tflite", quantize="int8", integer_only=True, verify=True)
+    assert all(check["passed"] and check["label_agreement"] >= 0.98 for check in result["verification"])
+    flatbuffer = open(path, "rb").read()
+    assert export.float_ops(flatbuffer) == []
+    assert export.tflite_metadata(path)["integer_only"] is True
+    interpreter = export.litert_interpreter(path)
+    assert interpreter.get_input_details()[0]["dtype"] == np.uint8
+    assert interpreter.get_output_details()[0]["dtype"] == np.int8
+    images = export.sample_images((64, 64), count=2)
+    plain = lite.load(path)(images)
+    cached = lite.load(path, weight_cache=str(tmp_path / "cache"))(images)  # CompiledModel: no quantization in its details
+    for a, b in zip(plain, cached):
+        np.testing.assert_array_equal(a.labels, b.labels)
+        np.testing.assert_allclose(a.probabilities, b.probabilities, atol=1e-6)
+
+
+def test_cli_integer_only_needs_int8_and_a_single_file_model(tmp_path, monkeypatch):
+    from keras_deconv.cli.main import cli
+
+    monkeypatch.chdir(tmp_path)
+    runner = CliRunner()
+    result = runner.invoke(cli, ["export", "deconvnet-small", "--format", "tflite", "--integer-only"])
+    assert result.exit_code == 2 and "--integer-only applies to" in result.output
+    result = runner.invoke(cli, ["export", "decouplednet-small", "--format", "tflite", "--quantize", "int8", "--integer-only"])
+    assert result.exit_code == 1 and "single-file models" in result.output
+    assert os.listdir(tmp_path) == []

@@ -560,3 +560,34 @@ def test_import_keras_deconv_is_light():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=dict(os.environ))
     assert result.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("xnnpack", [True, False])
+def test_integer_only_int8_has_no_float_tensor_and_first_maximum_switches(xnnpack):
+    """uint8 in, int8 out, no float op; switches are Caffe's rule on the quantized values (ties included)."""
+    rng = np.random.default_rng(8)
+    model = pool_unpool_model(channels=2)
+    calibration = [[rng.uniform(0, 4, (1, 8, 8, 2)).astype("float32")] for _ in range(8)]
+    flatbuffer = export.to_tflite(model, quantize="int8", representative_data=calibration, integer_only=True)
+    assert export.float_ops(flatbuffer) == []
+    assert {"EQUAL", "SELECT_V2"} <= set(export.tflite_ops(flatbuffer))
+    interpreter = export.litert_interpreter(flatbuffer, xnnpack=xnnpack)
+    detail = interpreter.get_input_details()[0]
+    assert detail["dtype"] == np.uint8
+    scale, zero_point = detail["quantization"]
+    x = (rng.integers(0, 3, (2, 8, 8, 2)) + rng.uniform(0, 0.2 * scale, (2, 8, 8, 2))).astype("float32")
+    quantized = (np.clip(np.round(x / scale) + zero_point, 0, 255) - zero_point) * scale
+    _, plane = caffe_pool_numpy(quantized, 2, 2)
+    rows, cols = np.meshgrid(np.arange(4), np.arange(4), indexing="ij")
+    expected = ((plane // 8 - 2 * rows[None, :, :, None]) * 2 + plane % 8 - 2 * cols[None, :, :, None]).astype("int8")
+    assert (np.asarray(model(x)["switches"]) != expected).mean() > 0.1  # quantization decides, not the noise
+    outputs = export.run_tflite(flatbuffer, [x], xnnpack=xnnpack, interpreter=interpreter)
+    np.testing.assert_array_equal(next(o for o in outputs if o.dtype == np.int8), expected)
+    position = next(i for i, o in enumerate(outputs) if o.shape == x.shape)
+    restored = outputs[position]  # dequantized by run_tflite
+    out_scale = interpreter.get_output_details()[position]["quantization"][0]
+    first = np.zeros_like(quantized)  # each window's maximum at its first position, zeros elsewhere
+    for b, i, j, c in np.ndindex(2, 4, 4, 2):
+        k = expected[b, i, j, c]
+        first[b, 2 * i + k // 2, 2 * j + k % 2, c] = quantized[b, 2 * i:2 * i + 2, 2 * j:2 * j + 2, c].max()
+    np.testing.assert_allclose(restored, first, atol=0.5 * out_scale + 1e-6)  # one output rounding

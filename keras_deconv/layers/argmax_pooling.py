@@ -73,6 +73,23 @@ def first_max(slices, switch_dtype):
     return best, tf.cast(count, switch_dtype, name=SWITCH_TENSOR_NAME)
 
 
+def integer_first_max(slices):
+    """:func:`first_max` with comparisons and selects only: int32 window positions, no float op.
+
+    For integer-only int8 exports (:func:`keras_deconv.layers.formulation.integer_formulation`):
+    the slices and their maximum share the input's quantization, so ``EQUAL``
+    compares the int8 values themselves and the first maximum of the
+    quantized values wins.
+    """
+    best = slices[0]
+    for candidate in slices[1:]:
+        best = tf.maximum(best, candidate)
+    position = tf.fill(tf.shape(best), tf.constant(len(slices) - 1, tf.int32))
+    for k in range(len(slices) - 2, -1, -1):
+        position = tf.where(tf.equal(slices[k], best), tf.constant(k, tf.int32), position)
+    return best, tf.identity(position, name=SWITCH_TENSOR_NAME)
+
+
 def litert_first_max(x, pool_size, pooled_hw):
     """:func:`first_max` for non-overlapping windows, with XNNPACK-delegated ops only.
 
@@ -154,6 +171,9 @@ def max_pool_with_switches(x, pool_size=(2, 2), strides=None, padding="valid", i
         pad_h = tf.maximum((out_h - 1) * strides[0] + pool_size[0] - shape[1], 0)
         pad_w = tf.maximum((out_w - 1) * strides[1] + pool_size[1] - shape[2], 0)
         x = tf.pad(x, [[0, 0], [0, pad_h], [0, pad_w], [0, 0]], constant_values=float("-inf"))
+    if formulation.integer_active() and index_format == "window":
+        formulation.mark_used()
+        return integer_first_max(window_slices(x, pool_size, strides, (out_h, out_w)))
     if litert:
         formulation.mark_used()
         return litert_first_max(x, pool_size, tuple(s if s is not None else d for s, d in zip(static_hw, (out_h, out_w))))

@@ -18,6 +18,12 @@ inputs:
 * unpooling multiplies each value by a 0/1 mask, so an infinite value would
   give NaN in the zeroed positions (network activations are finite).
 
+:func:`integer_formulation` is the third one, for integer-only int8 exports
+(NPUs and accelerators that run no float op): the first maximum is found
+with ``EQUAL`` and ``SELECT_V2`` on the int8 values and int32 window
+positions, and unpooling selects with ``EQUAL`` on those positions. Every
+tensor is an integer; XNNPACK delegates none of these ops.
+
 Inside the formulation the switches travel between the two layers as float
 window positions (casting them to int8 and back would cost two
 non-delegated passes); :func:`keras_deconv.export.to_tflite` casts model
@@ -73,3 +79,23 @@ def mark_used():
 def litert_active():
     """True inside :func:`litert_formulation` (in this thread)."""
     return getattr(_state, "litert", False)
+
+
+@contextlib.contextmanager
+def integer_formulation():
+    """Within this block, pooling layers trace integer-only ops (int32 switches); yields a :class:`FormulationRecord`.
+
+    Takes precedence over :func:`litert_formulation`.
+    """
+    previous = integer_active(), getattr(_state, "record", None)
+    _state.integer = True
+    _state.record = record = FormulationRecord()
+    try:
+        yield record
+    finally:
+        _state.integer, _state.record = previous
+
+
+def integer_active():
+    """True inside :func:`integer_formulation` (in this thread)."""
+    return getattr(_state, "integer", False)

@@ -17,9 +17,11 @@ def _interleave(values, window, pool_size):
     """
     pool_h, pool_w = pool_size
     zero = tf.zeros([], values.dtype)
-    # TFLite has no EQUAL kernel for plain int8; its float32 EQUAL is the fastest.
-    window = tf.cast(window, tf.float32)
-    parts = [tf.where(tf.equal(window, float(k)), values, zero) for k in range(pool_h * pool_w)]
+    # TFLite has no EQUAL kernel for plain int8; its float32 EQUAL is the fastest,
+    # int32 the one integer-only exports use.
+    position_dtype = tf.int32 if formulation.integer_active() else tf.float32
+    window = tf.cast(window, position_dtype)
+    parts = [tf.where(tf.equal(window, tf.constant(k, position_dtype)), values, zero) for k in range(pool_h * pool_w)]
     rows = [tf.stack(parts[dy * pool_w : (dy + 1) * pool_w], axis=3) for dy in range(pool_h)]  # [B,h,w,kw,C]
     grid = tf.stack(rows, axis=2)  # [B, h, kh, w, kw, C]
     shape = tf.shape(values)
@@ -220,8 +222,8 @@ class MaxUnpooling2D(keras.layers.Layer):
             window = switches
             if self.index_format != "window":
                 window = sw.convert_switches(switches, self.index_format, "window", output_shape, self.pool_size, self.strides)
-            litert = formulation.litert_active() and self.index_format == "window"
-            if litert:
+            litert = formulation.litert_active() and self.index_format == "window" and not formulation.integer_active()
+            if litert or formulation.integer_active():
                 formulation.mark_used()
             out = (_litert_interleave if litert else _interleave)(values, window, self.pool_size)
             if reference is None or self._fits_exactly(values.shape, reference.shape):
