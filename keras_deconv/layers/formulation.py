@@ -58,15 +58,21 @@ class FormulationRecord:
 
 
 @contextlib.contextmanager
-def litert_formulation(enabled=True):
-    """Within this block, pooling layers trace the XNNPACK-friendly ops; yields a :class:`FormulationRecord`."""
-    previous = litert_active(), getattr(_state, "record", None)
-    _state.litert = bool(enabled)
+def _scoped(flag, value):
+    """Set ``flag`` in this thread for the block, with a fresh :class:`FormulationRecord`."""
+    previous = getattr(_state, flag, False), getattr(_state, "record", None)
+    setattr(_state, flag, value)
     _state.record = record = FormulationRecord()
     try:
         yield record
     finally:
-        _state.litert, _state.record = previous
+        setattr(_state, flag, previous[0])
+        _state.record = previous[1]
+
+
+def litert_formulation(enabled=True):
+    """Within this block, pooling layers trace the XNNPACK-friendly ops; yields a :class:`FormulationRecord`."""
+    return _scoped("litert", bool(enabled))
 
 
 def mark_used():
@@ -81,19 +87,12 @@ def litert_active():
     return getattr(_state, "litert", False)
 
 
-@contextlib.contextmanager
 def integer_formulation():
     """Within this block, pooling layers trace integer-only ops (int32 switches); yields a :class:`FormulationRecord`.
 
     Takes precedence over :func:`litert_formulation`.
     """
-    previous = integer_active(), getattr(_state, "record", None)
-    _state.integer = True
-    _state.record = record = FormulationRecord()
-    try:
-        yield record
-    finally:
-        _state.integer, _state.record = previous
+    return _scoped("integer", True)
 
 
 def integer_active():
