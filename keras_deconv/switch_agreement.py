@@ -44,6 +44,7 @@ import re
 import numpy as np
 
 from keras_deconv.layers.argmax_pooling import SWITCH_TENSOR_NAME, MaxPoolingWithArgmax2D, pinned_switches
+from keras_deconv.layers.relu_mask import ReLUWithMask
 
 #: How closely the copy with switch outputs must reproduce the file's own
 #: scores (relative to the largest score) for its switches to be the file's.
@@ -53,6 +54,11 @@ SAME_OUTPUT_TOLERANCE = 1e-6
 def pooling_layers(model):
     """The model's argmax pooling layers whose switches an export computes in its graph (window format)."""
     return [layer for layer in model.layers if isinstance(layer, MaxPoolingWithArgmax2D) and layer.index_format == "window"]
+
+
+def _switch_pattern(layer_name, suffix=""):
+    """A layer's switch tensor name: ``<scope>/<layer>[_N]/switches`` (tracing appends ``_N`` to scopes)."""
+    return re.compile(rf"(^|/){re.escape(layer_name)}(_\d+)?/{SWITCH_TENSOR_NAME}{re.escape(suffix)}$")
 
 
 def switch_tensor_indices(flatbuffer, layer_names):
@@ -67,7 +73,7 @@ def switch_tensor_indices(flatbuffer, layer_names):
     model = schema.Model.GetRootAsModel(flatbuffer, 0)
     subgraph = model.Subgraphs(0)
     found = {}
-    patterns = {name: re.compile(rf"(^|/){re.escape(name)}(_\d+)?/{SWITCH_TENSOR_NAME}$") for name in layer_names}
+    patterns = {name: _switch_pattern(name) for name in layer_names}
     for index in range(subgraph.TensorsLength()):
         for part in subgraph.Tensors(index).Name().decode("utf-8", "replace").split(";"):
             for name, pattern in patterns.items():
@@ -202,7 +208,7 @@ def onnx_pinned_comparison(model, path, feeds, outputs, tie_tolerance=1e-5, scor
     produced = [name for node in graph.graph.node for name in node.output]
     names = []
     for layer in layers:
-        pattern = re.compile(rf"(^|/){re.escape(layer.name)}(_\d+)?/{SWITCH_TENSOR_NAME}:0$")
+        pattern = _switch_pattern(layer.name, ":0")  # ONNX names a node's outputs NAME:0, NAME:1, ...
         matches = [name for name in produced if pattern.search(name)]
         if len(matches) != 1:
             return None
@@ -220,10 +226,6 @@ def onnx_pinned_comparison(model, path, feeds, outputs, tie_tolerance=1e-5, scor
     windows = [np.asarray(r, np.int64) for r in results[len(own) :]]
     return compare_with_switches(model, feeds if len(feeds) > 1 else feeds[0], outputs, windows, copy, tie_tolerance,
                                  score_output)
-
-
-def _name(name):
-    return name.replace("-", "_")  # TFLite tensor names use "_" where Keras layer names have "-"
 
 
 def two_part_comparison(model, folder, images, labels=None, threshold=0.5, xnnpack=True, tie_tolerance=1e-5):
@@ -259,13 +261,14 @@ def two_part_comparison(model, folder, images, labels=None, threshold=0.5, xnnpa
 
     from keras_deconv import export, lite, pipelines
 
+    _name = export._tflite_name  # the files name tensors with "_" where Keras layer names have "-"
     kind = export.model_kind(model)
     encoder, decoder, cut = (pipelines.split_decouplednet if kind == "decouplednet" else pipelines.split_transfernet)(model)
     cut_tensors = pipelines.decoder_inputs(model, kind)
     pools = pooling_layers(model)
     discrete = {}  # cut name -> (layer, "switch" | "relu")
     for layer in model.layers:
-        what = "switch" if layer in pools else "relu" if type(layer).__name__ == "ReLUWithMask" else None
+        what = "switch" if layer in pools else "relu" if isinstance(layer, ReLUWithMask) else None
         for name, tensor in cut_tensors.items():
             if what and tensor is layer.output[1]:
                 discrete[name] = (layer, what)
