@@ -43,7 +43,7 @@ import re
 
 import numpy as np
 
-from keras_deconv.layers.argmax_pooling import SWITCH_TENSOR_NAME, MaxPoolingWithArgmax2D, pinned_switches
+from keras_deconv.layers.argmax_pooling import SWITCH_TENSOR_NAME, MaxPoolingWithArgmax2D, pinned_switches, window_slices
 from keras_deconv.layers.relu_mask import ReLUWithMask
 
 #: How closely the copy with switch outputs must reproduce the file's own
@@ -100,8 +100,7 @@ def _window_values(x, pool_size, strides, pooled_hw):
     pad_h = max((out_h - 1) * strides[0] + pool_size[0] - x.shape[1], 0)
     pad_w = max((out_w - 1) * strides[1] + pool_size[1] - x.shape[2], 0)
     x = np.pad(x, [(0, 0), (0, pad_h), (0, pad_w), (0, 0)], constant_values=-np.inf)
-    return np.stack([x[:, dy : dy + (out_h - 1) * strides[0] + 1 : strides[0], dx : dx + (out_w - 1) * strides[1] + 1 : strides[1]]
-                     for dy in range(pool_size[0]) for dx in range(pool_size[1])], axis=-1)
+    return np.stack(window_slices(x, pool_size, strides, pooled_hw), axis=-1)  # the layer's own geometry
 
 
 def keras_switches(model, inputs, layers):

@@ -45,6 +45,14 @@ def window_slices(x, pool_size, strides, pooled_hw):
     return slices
 
 
+def _window_max(slices):
+    """A chain of ``maximum`` over the window views (the first operand wins ties, for the gradient)."""
+    best = slices[0]
+    for candidate in slices[1:]:
+        best = tf.maximum(best, candidate)
+    return best
+
+
 def first_max(slices, switch_dtype):
     """Maximum of the window views and the position of its *first* occurrence.
 
@@ -59,9 +67,7 @@ def first_max(slices, switch_dtype):
       which TFLite lacks) keeps every op a fast TFLite builtin; it is exact
       (small integers) and cast once at the end.
     """
-    best = slices[0]
-    for candidate in slices[1:]:
-        best = tf.maximum(best, candidate)
+    best = _window_max(slices)
     before_first = None
     count = None
     for candidate in slices[:-1]:
@@ -81,9 +87,7 @@ def integer_first_max(slices):
     compares the int8 values themselves and the first maximum of the
     quantized values wins.
     """
-    best = slices[0]
-    for candidate in slices[1:]:
-        best = tf.maximum(best, candidate)
+    best = _window_max(slices)
     position = tf.fill(tf.shape(best), tf.constant(len(slices) - 1, tf.int32))
     for k in range(len(slices) - 2, -1, -1):
         position = tf.where(tf.equal(slices[k], best), tf.constant(k, tf.int32), position)
