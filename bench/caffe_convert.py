@@ -29,9 +29,8 @@ import tempfile
 import threading
 import time
 
-_DEFAULT_SPEC = os.path.join(
-    os.path.dirname(__file__), "..", "..", "shared", "spec", "nets", "DeconvNet_inference_deploy.json"
-)
+# The vendored official network (keras_deconv/caffe/nets/), by name.
+_DEFAULT_SPEC = "DeconvNet_inference_deploy"
 
 
 def _write(path, spec_path):
@@ -78,7 +77,7 @@ class _PeakSampler:
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("path", nargs="?", help="an existing DeconvNet .caffemodel (kept)")
-    parser.add_argument("--spec", default=_DEFAULT_SPEC, help="network spec JSON for the synthetic file")
+    parser.add_argument("--spec", default=_DEFAULT_SPEC, help="network spec (a vendored name or a JSON path) for the synthetic file")
     parser.add_argument("--keep-output", action="store_true", help="keep the .weights.h5")
     parser.add_argument("--_write-only", dest="write_only", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)

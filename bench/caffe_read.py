@@ -21,32 +21,14 @@ import sys
 import tempfile
 import time
 
-_DEFAULT_SPEC = os.path.join(
-    os.path.dirname(__file__), "..", "..", "shared", "spec", "nets", "DeconvNet_inference_deploy.json"
-)
-
-
-def _deconvnet_layers():
-    """DeconvNet's parameter layers (canonical shapes) if no spec file exists."""
-    layers = []
-    chans = [(3, 64), (64, 64), (64, 128), (128, 128), (128, 256), (256, 256), (256, 256),
-             (256, 512), (512, 512), (512, 512), (512, 512), (512, 512), (512, 512)]
-    for i, (cin, cout) in enumerate(chans):
-        layers.append({"name": f"conv{i}", "type": "Convolution", "blobs": [[cout, cin, 3, 3], [cout]]})
-        layers.append({"name": f"bn{i}", "type": "BN", "blobs": [[1, cout, 1, 1]] * 2})
-    layers.append({"name": "fc6", "type": "Convolution", "blobs": [[4096, 512, 7, 7], [4096]]})
-    layers.append({"name": "fc7", "type": "Convolution", "blobs": [[4096, 4096, 1, 1], [4096]]})
-    layers.append({"name": "fc6-deconv", "type": "Deconvolution", "blobs": [[4096, 512, 7, 7], [512]]})
-    for i, (cin, cout) in enumerate(reversed(chans[1:])):
-        layers.append({"name": f"deconv{i}", "type": "Deconvolution", "blobs": [[cout, cin, 3, 3], [cin]]})
-        layers.append({"name": f"debn{i}", "type": "BN", "blobs": [[1, cin, 1, 1]] * 2})
-    return {"layers": layers}
+# The vendored official network (keras_deconv/caffe/nets/), by name.
+_DEFAULT_SPEC = "DeconvNet_inference_deploy"
 
 
 def _write(path, spec_path):
     from keras_deconv.caffe import load_net_spec, synthetic_layers_from_spec, write_caffemodel
 
-    spec = load_net_spec(spec_path) if spec_path and os.path.exists(spec_path) else _deconvnet_layers()
+    spec = load_net_spec(spec_path)
     layers = synthetic_layers_from_spec(spec, seed=0, scale=0.01, dialect="v1", lazy=True)
     write_caffemodel(path, layers, dialect="v1", name="DeconvNet-synthetic")
 
@@ -60,7 +42,7 @@ def _peak_rss_bytes():
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("path", nargs="?", help="an existing .caffemodel to read (kept)")
-    parser.add_argument("--spec", default=_DEFAULT_SPEC, help="network spec JSON for the synthetic file")
+    parser.add_argument("--spec", default=_DEFAULT_SPEC, help="network spec (a vendored name or a JSON path) for the synthetic file")
     parser.add_argument("--no-sha256", action="store_true", help="skip hashing the file")
     parser.add_argument("--_write-only", dest="write_only", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)

@@ -1,6 +1,6 @@
 """A NumPy implementation of Caffe forward semantics, for tests only.
 
-It runs a network given as the JSON layer list of ``shared/spec/nets/*.json``
+It runs a network given as the JSON layer list of ``keras_deconv/caffe/nets/*.json``
 (``name``, ``type``, ``bottom``, ``top``, ``params``) with weights given as
 ``{layer_name: [canonical blobs]}`` and inputs as NCHW float32 arrays, and
 returns every blob. It follows the C++ code of the two Caffe forks (see

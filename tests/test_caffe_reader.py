@@ -20,7 +20,7 @@ from keras_deconv import caffe
 from keras_deconv.caffe import CaffeModelError, read_caffemodel, write_caffemodel
 from keras_deconv.caffe import reader as reader_module
 
-from shared_spec import SPEC_DIR  # noqa: E402
+from official_nets import SPEC_DIR  # noqa: E402
 _SCRATCH = tempfile.mkdtemp(prefix="caffe_reader_test_")
 atexit.register(shutil.rmtree, _SCRATCH, ignore_errors=True)
 
@@ -189,8 +189,6 @@ def test_layer_filter_iterator_and_require():
                                           ("DecoupledNet_Full_anno_inference_deploy", "v1")])
 def test_round_trip_real_layer_structure_tiny_widths(name, dialect):
     spec_path = os.path.join(SPEC_DIR, name + ".json")
-    if not os.path.exists(spec_path):
-        pytest.skip("network specs not available")
     spec = ref.shrink_spec(caffe.load_net_spec(spec_path), factor=64)
     path = _path(f"{name}.caffemodel")
     write_caffemodel(path, caffe.synthetic_layers_from_spec(spec, seed=3, dialect=dialect, lazy=True),
@@ -204,10 +202,14 @@ def test_round_trip_real_layer_structure_tiny_widths(name, dialect):
             np.testing.assert_array_equal(got, want)
 
 
-def test_load_net_spec_needs_a_location(monkeypatch):
+def test_load_net_spec_finds_the_vendored_networks_and_names_unknown_ones(monkeypatch):
     monkeypatch.delenv(caffe.spec.SPEC_DIR_ENV, raising=False)
-    with pytest.raises(FileNotFoundError, match="spec_dir"):
-        caffe.load_net_spec("DeconvNet_inference_deploy")
+    for name in caffe.spec.OFFICIAL_NETS:
+        spec = caffe.load_net_spec(name)
+        assert spec["layers"] and spec["parameter_count"] > 100_000_000
+    with pytest.raises(FileNotFoundError, match="spec_dir") as error:
+        caffe.load_net_spec("NoSuchNet_deploy")
+    assert "DeconvNet_inference_deploy" in str(error.value)
 
 
 def test_writer_rejects_bad_input_and_leaves_no_partial_file():

@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from keras_deconv import zoo
-from shared_spec import SPEC_DIR
+from official_nets import SPEC_DIR
 from keras_deconv.cli.main import cli
 from keras_deconv.zoo import cache, registry
 

@@ -27,8 +27,10 @@ may be a bias or a 1x1 weight.
 
 The JSON network specs (``<name>.json``: ``layers`` with ``name``, ``type``,
 ``bottom``, ``top``, ``params``, ``blobs`` = canonical blob shapes) are
-read with :func:`load_net_spec`. The package never assumes where they live:
-pass a path, a ``spec_dir``, or set ``KERAS_DECONV_SPEC_DIR``.
+read with :func:`load_net_spec`. The official deploy networks ship with the
+package in ``keras_deconv/caffe/nets/`` (:data:`NETS_DIR`, see its
+``PROVENANCE.md``); a path, a ``spec_dir`` or ``KERAS_DECONV_SPEC_DIR``
+selects others.
 """
 
 import json
@@ -229,15 +231,27 @@ def squeeze_legacy(layer_type, arrays):
 
 SPEC_DIR_ENV = "KERAS_DECONV_SPEC_DIR"
 
+#: The official deploy networks as data, vendored with the package (provenance
+#: in ``nets/PROVENANCE.md``): ``<name>.json`` for each of :data:`OFFICIAL_NETS`.
+NETS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "nets")
+
+#: Names of the vendored official networks, usable as ``load_net_spec(name)``.
+OFFICIAL_NETS = (
+    "DeconvNet_inference_deploy",
+    "DecoupledNet_Full_anno_inference_deploy",
+    "TransferNet_deploy",
+    "fcn-8s-pascal-deploy",
+)
+
 
 def load_net_spec(name_or_path, spec_dir=None):
     """Read a network spec JSON (``layers`` list + metadata) into a dict.
 
     Args:
         name_or_path: a path to a ``.json`` file, or a bare network name such
-            as ``"DeconvNet_inference_deploy"`` resolved inside ``spec_dir``.
-        spec_dir: folder holding ``<name>.json``; defaults to the
-            ``KERAS_DECONV_SPEC_DIR`` environment variable.
+            as ``"DeconvNet_inference_deploy"``, looked up in ``spec_dir``,
+            then ``KERAS_DECONV_SPEC_DIR``, then the vendored :data:`NETS_DIR`.
+        spec_dir: folder holding ``<name>.json``.
 
     Returns:
         The parsed JSON dict.
@@ -252,21 +266,21 @@ def load_net_spec(name_or_path, spec_dir=None):
         ...     json.dump({"layers": []}, f)
         >>> load_net_spec("tiny", spec_dir=folder)
         {'layers': []}
+        >>> load_net_spec("DeconvNet_inference_deploy")["parameter_count"]
+        251805653
     """
     path = os.fspath(name_or_path)
     if not os.path.exists(path):
-        folder = spec_dir or os.environ.get(SPEC_DIR_ENV)
-        candidate = None
-        if folder:
-            candidate = os.path.join(folder, path)
-            if not candidate.endswith(".json"):
-                candidate += ".json"
-        if candidate is None or not os.path.exists(candidate):
+        file_name = path if path.endswith(".json") else path + ".json"
+        folders = [f for f in (spec_dir, os.environ.get(SPEC_DIR_ENV), NETS_DIR) if f]
+        candidates = [os.path.join(folder, file_name) for folder in folders]
+        found = [c for c in candidates if os.path.exists(c)]
+        if not found:
             raise FileNotFoundError(
-                f"No network spec {name_or_path!r}: pass a path to a .json "
-                f"file, or a name together with spec_dir= (or set "
-                f"{SPEC_DIR_ENV}). Looked at: {candidate or path}."
+                f"No network spec {name_or_path!r}: pass a path to a .json file, a vendored "
+                f"name ({', '.join(OFFICIAL_NETS)}), or a name together with spec_dir= "
+                f"(or set {SPEC_DIR_ENV}). Looked at: {', '.join(candidates)}."
             )
-        path = candidate
+        path = found[0]
     with open(path, encoding="utf-8") as handle:
         return json.load(handle)
