@@ -5,7 +5,10 @@ Conventions shared by every command:
 * results go to stdout, progress and messages to stderr;
 * exit 0 on success, 2 on a usage error (click prints the usage line),
   1 on any other error with one ``Error: ...`` line and no traceback;
-* ``keras-deconv --debug COMMAND`` shows the full traceback instead.
+* ``keras-deconv --debug COMMAND`` shows the full traceback instead;
+* TensorFlow's, absl's and LiteRT's own log lines and Python warnings are
+  kept off stderr (:mod:`keras_deconv.cli.quiet`) unless
+  ``keras-deconv --verbose COMMAND``.
 
 Command groups live in their own modules and are attached in ``_COMMANDS``;
 they are imported only when invoked, so ``keras-deconv --help`` stays fast.
@@ -18,6 +21,7 @@ import sys
 import click
 
 from keras_deconv import __version__
+from keras_deconv.cli import quiet
 
 # name -> (module, attribute, one-line help). Imported lazily on use.
 _COMMANDS = {
@@ -63,8 +67,9 @@ def register(name, module, attribute, short_help):
 @click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "--version", prog_name="keras-deconv")
 @click.option("--debug", is_flag=True, help="Show full tracebacks on errors.")
+@click.option("--verbose", is_flag=True, help="Let TensorFlow's and LiteRT's own log lines and Python warnings through.")
 @click.pass_context
-def cli(ctx, debug):
+def cli(ctx, debug, verbose):
     """keras-deconv: DeconvNet, DecoupledNet and TransferNet in Keras 3.
 
     \b
@@ -87,19 +92,29 @@ def main(argv=None):
     """Run the CLI; turn unexpected exceptions into one clear line and exit 1."""
     args = sys.argv[1:] if argv is None else list(argv)
     debug = "--debug" in args or os.environ.get("KERAS_DECONV_DEBUG") == "1"
+    verbose = "--verbose" in args or os.environ.get("KERAS_DECONV_VERBOSE") == "1"
+    restore_stderr = (lambda: None) if verbose else quiet.silence()
     try:
-        cli.main(args=args, prog_name="keras-deconv", standalone_mode=False)
+        sys.exit(_run(args, debug))
+    finally:
+        restore_stderr()
+
+
+def _run(args, debug):
+    """Run the click group; return the exit code (a command's ``ctx.exit(N)`` included)."""
+    try:
+        code = cli.main(args=args, prog_name="keras-deconv", standalone_mode=False)
     except click.exceptions.Exit as exit_:
-        sys.exit(exit_.exit_code)
+        return exit_.exit_code
     except click.Abort:
         click.echo("Aborted.", err=True)
-        sys.exit(1)
+        return 1
     except click.ClickException as error:  # UsageError exits 2, others 1
         error.show()
-        sys.exit(error.exit_code)
+        return error.exit_code
     except KeyboardInterrupt:
         click.echo("Interrupted.", err=True)
-        sys.exit(130)
+        return 130
     except Exception as error:  # noqa: BLE001 - the CLI's one error boundary
         if debug:
             raise
@@ -109,8 +124,9 @@ def main(argv=None):
             message = str(error) or type(error).__name__
         click.echo(f"Error: {message}", err=True)
         click.echo("(run with --debug for the traceback)", err=True)
-        sys.exit(1)
-    sys.exit(0)
+        return 1
+    # standalone_mode=False hands back ctx.exit(N) as the return value.
+    return code if isinstance(code, int) else 0
 
 
 if __name__ == "__main__":

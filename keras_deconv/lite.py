@@ -34,6 +34,8 @@ import os
 
 import numpy as np
 
+from keras_deconv._atomic import give_default_mode
+
 _EXPORT_HINT = "Export one with `keras-deconv export NAME --format tflite --out PATH`."
 _PART_FILES = "encoder.tflite, decoder.tflite and manifest.json"
 
@@ -192,6 +194,7 @@ class _CachedXnnpackModel:
         try:
             self.model = CompiledModel.from_file(path, environment=_litert_environment(), options=Options(cpu_options=cpu))
             if building:
+                give_default_mode(cache)
                 os.replace(cache, final)
         finally:
             if building and os.path.exists(cache):

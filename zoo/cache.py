@@ -58,15 +58,19 @@ def sha256_file(path, chunk_size=8 * 2**20):
 
 @contextlib.contextmanager
 def locked(path):
-    """Exclusive inter-process lock tied to ``path`` (a ``.lock`` file beside it)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(str(path) + ".lock", "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    """Exclusive inter-process lock for writing ``path``.
+
+    The lock is taken on the folder that holds ``path`` (``flock`` works on a
+    directory's descriptor), so no ``.lock`` file is ever left behind.
+    """
+    folder = Path(path).parent
+    folder.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(descriptor)  # releases the lock
 
 
 

@@ -12,6 +12,7 @@ import tempfile
 
 import numpy as np
 
+from keras_deconv._atomic import give_default_mode
 from keras_deconv.caffe import spec as _spec
 
 _WIRE_VARINT, _WIRE_FIXED64, _WIRE_BYTES, _WIRE_FIXED32 = 0, 1, 2, 5
@@ -125,6 +126,7 @@ def write_caffemodel(path, layers, dialect="v1", name=""):
                 _write_layer(out, dialect, *_normalize_item(item))
             out.flush()
             os.fsync(out.fileno())
+        give_default_mode(temp_path)
         os.replace(temp_path, path)
     except BaseException:
         try:
