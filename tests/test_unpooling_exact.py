@@ -259,6 +259,11 @@ def test_flat_index_unpooling_exports_to_builtin_tflite_exactly():
     index = RNG.integers(0, 7 * 9 * 2, (2, 3, 4, 2)).astype("int32")
     expected = scatter_reference(values, index, (2, 7, 9, 2), "flat")
     np.testing.assert_array_equal(export.run_tflite(flatbuffer, [values, index])[0], expected)
+    # The converter drops the range check: a per-image index past the end goes past the
+    # whole output (refused) rather than into the next image.
+    index[0, 0, 0, 0] = 7 * 9 * 2
+    with pytest.raises(RuntimeError, match="out of bounds"):
+        export.run_tflite(flatbuffer, [values, index])
 
 
 def test_window_fast_path_with_an_explicit_output_size():

@@ -120,7 +120,9 @@ def _graph_range_check(layer, switches, inside, output_shape):
     """Compiled-graph counterpart of :func:`_range_error`: an ``InvalidArgumentError`` when the graph runs.
 
     XLA compiles ``Assert`` to nothing and the TFLite converter drops it; there
-    the out-of-range values are dropped instead (see :meth:`MaxUnpooling2D.call`).
+    the out-of-range switches are sent past the end of the output (see
+    :meth:`MaxUnpooling2D.call`), which XLA's scatter drops and TFLite's
+    ``SCATTER_ND`` refuses ("index out of bounds").
     """
     ok = tf.reshape(inside, [-1])
     # A trailing 0 keeps argmin defined for empty inputs; it is found only when all are inside.
@@ -151,8 +153,8 @@ class MaxUnpooling2D(keras.layers.Layer):
     indices, bit for bit. A switch that points outside the output raises (a
     ``ValueError`` in eager calls, ``tf.errors.InvalidArgumentError`` when a
     compiled graph runs) with the layer's name, the first bad switch and the
-    output shape; it is never written somewhere else. Under XLA and in TFLite,
-    which drop the check, such values are dropped.
+    output shape; it is never written somewhere else. XLA compiles the check
+    away and drops such values; in TFLite, ``SCATTER_ND`` refuses to run.
 
     **Output size** (height, width), first that applies:
 
@@ -348,8 +350,8 @@ class MaxUnpooling2D(keras.layers.Layer):
         checks = [] if eager else [_graph_range_check(self, switches, inside, output_shape)]
         with tf.control_dependencies(checks):
             # Where the check is compiled away (XLA, TFLite), a switch outside the
-            # output goes past the end of the buffer, where the scatter drops it,
-            # instead of into a neighbouring row or image.
+            # output goes past the end of the buffer (XLA drops it, TFLite refuses
+            # it) instead of into a neighbouring row or image.
             outside = tf.reduce_prod(tf.cast(output_shape, targets.dtype))
             targets = tf.where(inside, targets, outside)
         return _scatter(values, targets, output_shape)
