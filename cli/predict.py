@@ -6,6 +6,7 @@ import os
 import click
 import numpy as np
 
+from keras_deconv.progress import progress_bar
 from keras_deconv.cli.evaluate import (
     config_option,
     load_exported_or_fail,
@@ -175,7 +176,9 @@ def predict_command(ctx, name, inputs, out_dir, weights, num_classes, config, pi
         click.echo("warning: weights: none (random initialisation): the label maps are NOT meaningful.", err=True)
 
     records, failures = [], []
-    for (path, _rel), stem in zip(found, _output_names(found)):
+    items = progress_bar(zip(found, _output_names(found)), total=len(found), desc="predicting", unit="img",
+                         enabled=None if len(found) > 1 else False)
+    for (path, _rel), stem in items:
         try:
             image = read_image(path, max_pixels=max_pixels)
             prediction = segmenter.predict([image], image_labels=None if query is None else [query])[0]

@@ -9,11 +9,10 @@ import hashlib
 import http.client
 import os
 import socket
-import sys
-import time
 import urllib.error
 import urllib.request
 
+from keras_deconv.progress import progress_bar
 from keras_deconv.zoo.cache import WeightsError
 
 CONNECT_TIMEOUT_S = 15
@@ -24,16 +23,6 @@ def _offline_message(url, name, error):
         f"Cannot download {url}: {error}. This needs network access to the authors' server. "
         f"If you have the file from elsewhere, convert it with `keras-deconv weights import {name} PATH`."
     )
-
-
-def _progress(done, total, started, stream):
-    elapsed = max(time.monotonic() - started, 1e-6)
-    rate = done / elapsed / 2**20
-    if total:
-        stream.write(f"\r  {done / 2**20:8.1f} / {total / 2**20:.1f} MiB ({100 * done / total:5.1f}%) {rate:6.1f} MiB/s")
-    else:
-        stream.write(f"\r  {done / 2**20:8.1f} MiB {rate:6.1f} MiB/s")
-    stream.flush()
 
 
 def download(url, destination, name, expected_size=None, expected_sha256=None, progress=True, chunk_size=2**20):
@@ -54,10 +43,10 @@ def download(url, destination, name, expected_size=None, expected_sha256=None, p
             offset = 0  # server ignored Range: start again
         total = response.headers.get("Content-Length")
         total = int(total) + offset if total is not None else expected_size
-        stream = sys.stderr if progress else None
-        started = time.monotonic()
         done = offset
-        with open(partial, "ab" if offset else "wb") as output:
+        bar = progress_bar(total=total, desc=os.path.basename(destination), unit="B", enabled=None if progress else False,
+                           unit_scale=True, unit_divisor=1024, initial=offset)
+        with bar, open(partial, "ab" if offset else "wb") as output:
             while True:
                 try:
                     block = response.read(chunk_size)
@@ -67,10 +56,7 @@ def download(url, destination, name, expected_size=None, expected_sha256=None, p
                     break
                 output.write(block)
                 done += len(block)
-                if stream:
-                    _progress(done, total, started, stream)
-        if stream:
-            stream.write("\n")
+                bar.update(len(block))
     size = os.path.getsize(partial)
     expected = expected_size if expected_size is not None else total
     if expected is not None and size < expected:
