@@ -86,8 +86,9 @@ def load_segmenter_or_fail(name, weights, num_classes, config, pipeline_options,
 
 @click.command("evaluate")
 @click.argument("name", required=False)
-@click.option("--data", type=click.Choice(["voc2012", "shapes"]), required=True,
-              help="Dataset: the built-in synthetic 'shapes' (no files) or PASCAL VOC 2012 (needs --data-dir).")
+@click.option("--data", type=click.Choice(["voc2012", "shapes", "shapes-hard"]), required=True,
+              help="Dataset: the built-in synthetic 'shapes' (no files), its harder version-1 config 'shapes-hard' "
+                   "(what the shipped small models were trained on), or PASCAL VOC 2012 (needs --data-dir).")
 @click.option("--split", default="val", show_default=True,
               help="shapes: train/val/test; voc2012: val (1,449 images, the standard list), train, train_aug (needs SBD).")
 @click.option("--data-dir", type=click.Path(file_okay=False),
