@@ -152,7 +152,7 @@ def evaluate_command(name, data, split, data_dir, image_size, batch_size, limit,
       keras-deconv evaluate transfernet --data voc2012 --data-dir ~/data/voc --save-examples 8
       # the deployed artifact itself (here an int8 export of a shipped small model)
       keras-deconv export deconvnet-small --format tflite --quantize int8 --out d.tflite
-      keras-deconv evaluate d.tflite --data shapes --split val
+      keras-deconv evaluate d.tflite --data shapes-hard --split val
       # score label PNGs written by another tool
       keras-deconv evaluate --predictions results/ --data voc2012 --data-dir ~/data/voc
     """
