@@ -1,4 +1,4 @@
-"""Reference baseline on ``shapes``: a plain ~0.5M-parameter U-Net trained on the streaming train split for a time budget.
+"""Reference baseline on ``shapes``: a plain ~0.5M-parameter U-Net trained on streaming images for a time budget.
 
     python bench/shapes_baseline.py [--minutes 30] [--threads 2] [--image-size 64] [--curve curve.png]
 

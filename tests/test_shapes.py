@@ -1,4 +1,7 @@
-"""Tests for the synthetic ``shapes`` dataset: its guarantees in both configs (generation speed: bench/shapes_speed.py)."""
+"""Tests for the synthetic ``shapes`` dataset: its guarantees in both configs.
+
+Generation speed is measured by bench/shapes_speed.py, not here.
+"""
 
 import hashlib
 

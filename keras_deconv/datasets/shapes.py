@@ -267,8 +267,8 @@ def _image_labels_cached(split, config):
 def image_labels(split, config="standard"):
     """Multi-hot image-level labels of a whole split, without rendering.
 
-    Standard config: the classes are a hash of the index (about 1 s for the
-    1,000,000 train images). Hard config: the scenes are sampled (about 1-2 s
+    Standard config: the classes are a hash of the index (well under a
+    second for the 1,000,000 train images). Hard config: the scenes are sampled (about 1-2 s
     for its 4000 train images). The result is cached for the process.
 
     Args:

@@ -67,7 +67,10 @@ def needs_oracle_labels(name):
 
 
 def shapes_config(name):
-    """The shapes config a zoo entry's weights were trained on (card field ``shapes_config``; ``"standard"`` if absent)."""
+    """The shapes config a zoo entry's weights were trained on.
+
+    The card field ``shapes_config`` of the weights entry; ``"standard"`` if absent.
+    """
     from keras_deconv import zoo
 
     base, tag = zoo.resolve_tag(name)
