@@ -1,9 +1,11 @@
 """The papers' claims, in miniature: the README's table (Training), printed from the shipped small models.
 
-    python bench/claims.py [--count N] [--markdown]
+    python bench/claims.py [--count N] [--markdown] [--shapes-config hard]
 
-Data: the shapes test split (500 images, 64x64), each model through its zoo
-pipeline (``zoo.load``), one ConfusionMatrix per row (VOC mIoU).
+Data: the shapes test split (500 images, 64x64) of the generator config the
+shipped models were trained on (their cards' ``shapes_config``; override with
+``--shapes-config``), each model through its zoo pipeline (``zoo.load``), one
+ConfusionMatrix per row (VOC mIoU).
 
 1. DeconvNet vs FCN-8s (ICCV 2015: DeconvNet handles objects of many scales,
    FCN's fixed receptive field struggles with small and large ones; the
@@ -42,6 +44,8 @@ from keras_deconv.zoo import registry  # noqa: E402
 
 SIZE_BINS = (("small", 0.0, 0.03), ("medium", 0.03, 0.15), ("large", 0.15, 1.01))
 CAM_THRESHOLDS = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
+#: The shapes generator config scored on (main() sets it).
+CONFIG = "standard"
 
 
 class ObjectAccuracy:
@@ -78,7 +82,7 @@ def deconvnet_vs_fcn(count):
     for label, pipeline in (("DeconvNet-small", deconv), ("FCN-8s-small", fcn),
                             ("EDeconvNet-small (average of the two)", ensemble)):
         objects = ObjectAccuracy()
-        matrix = evaluate.score(pipeline, "test", count=count, on_example=objects)
+        matrix = evaluate.score(pipeline, "test", count=count, on_example=objects, config=CONFIG)
         rows.append((label, 100 * matrix.mean_iou, 100 * matrix.pixel_accuracy, objects.row()))
     print("\n## 1. DeconvNet vs FCN-8s (shapes test, %s images)\n" % (count or 500))
     print("| model | params | mIoU | pixel acc. | obj. acc. small | medium | large |")
@@ -105,21 +109,21 @@ def decouplednet_budgets(count):
     The target-domain column is where the budget is strict (the encoder's
     pretraining saw source-domain masks only).
     """
-    target = shapes.domain_indices("test", "target")
+    target = shapes.domain_indices("test", "target", config=CONFIG)
     print("\n## 2. DecoupledNet: strong annotations per class (shapes test, %s images)\n" % (count or 500))
     print("| strong images per class | strong train images | mIoU, classifier's labels | mIoU, oracle labels "
           "| target-domain images, oracle labels |")
     print("|---|---|---|---|---|")
     for tag in ("5", "10", "25", "all"):
         pipeline = zoo.load(f"decouplednet-small.{tag}")
-        own = evaluate.score(pipeline, "test", count=count)
-        oracle = evaluate.score(pipeline, "test", count=count, oracle_labels=True)
-        strict = evaluate.score(pipeline, "test", indices=target, count=count, oracle_labels=True)
-        strong = len(shapes.strong_indices("all" if tag == "all" else int(tag)))
+        own = evaluate.score(pipeline, "test", count=count, config=CONFIG)
+        oracle = evaluate.score(pipeline, "test", count=count, oracle_labels=True, config=CONFIG)
+        strict = evaluate.score(pipeline, "test", indices=target, count=count, oracle_labels=True, config=CONFIG)
+        strong = len(shapes.strong_indices("all" if tag == "all" else int(tag), config=CONFIG))
         print(f"| {tag} | {strong} | {_fmt(100 * own.mean_iou)} | {_fmt(100 * oracle.mean_iou)} | "
               f"{_fmt(100 * strict.mean_iou)} |")
-    floor = evaluate.score(BackgroundOnly(), "test", count=count)
-    floor_target = evaluate.score(BackgroundOnly(), "test", indices=target, count=count, oracle_labels=True)
+    floor = evaluate.score(BackgroundOnly(), "test", count=count, config=CONFIG)
+    floor_target = evaluate.score(BackgroundOnly(), "test", indices=target, count=count, oracle_labels=True, config=CONFIG)
     print(f"| (every pixel background) | | {_fmt(100 * floor.mean_iou)} | {_fmt(100 * floor.mean_iou)} | "
           f"{_fmt(100 * floor_target.mean_iou)} |")
 
@@ -134,10 +138,10 @@ def cam_baseline():
 
 def transfer_vs_weak(count):
     classifier = cam_baseline()
-    source_val = shapes.domain_indices("val", "source")
+    source_val = shapes.domain_indices("val", "source", config=CONFIG)
     best = None
     for threshold in CAM_THRESHOLDS:
-        m = evaluate.score(CAMPipeline(classifier, threshold), "val", indices=source_val, oracle_labels=True)
+        m = evaluate.score(CAMPipeline(classifier, threshold), "val", indices=source_val, oracle_labels=True, config=CONFIG)
         if best is None or m.mean_iou > best[1]:
             best = (threshold, m.mean_iou)
     cam = CAMPipeline(classifier, best[0])
@@ -152,12 +156,12 @@ def transfer_vs_weak(count):
                             ("every pixel background", BackgroundOnly())):
         cells = []
         for domain in ("target", "source"):
-            indices = shapes.domain_indices("test", domain)
-            m = evaluate.score(pipeline, "test", indices=indices, count=count, oracle_labels=True)
+            indices = shapes.domain_indices("test", domain, config=CONFIG)
+            m = evaluate.score(pipeline, "test", indices=indices, count=count, oracle_labels=True, config=CONFIG)
             cells += [_fmt(100 * m.mean_iou), _fmt(100 * m.pixel_accuracy)]
         print(f"| {label} | " + " | ".join(cells) + " |")
-    n_t = len(shapes.domain_indices("test", "target")[:count])
-    n_s = len(shapes.domain_indices("test", "source")[:count])
+    n_t = len(shapes.domain_indices("test", "target", config=CONFIG)[:count])
+    n_s = len(shapes.domain_indices("test", "source", config=CONFIG)[:count])
     print(f"\nimages: {n_t} target-domain, {n_s} source-domain test images")
 
 
@@ -174,7 +178,12 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, help="only the first N images of each selection (default: all)")
     parser.add_argument("--only", choices=("deconvnet", "decouplednet", "transfernet"), action="append")
+    parser.add_argument("--shapes-config", choices=shapes.CONFIGS,
+                        help="shapes generator config (default: the one on deconvnet-small's card)")
     args = parser.parse_args()
+    global CONFIG
+    CONFIG = args.shapes_config or (evaluate.shapes_config("deconvnet-small") if _shipped("deconvnet-small") else "standard")
+    print(f"data: shapes config {CONFIG!r} (version {shapes.VERSIONS[CONFIG]})")
     parts = args.only or ("deconvnet", "decouplednet", "transfernet")
     checks = {"deconvnet": (("deconvnet-small", "fcn8s-small"), deconvnet_vs_fcn),
               "decouplednet": (("decouplednet-small",), decouplednet_budgets),

@@ -18,7 +18,12 @@ Two measurements, each printed with the numbers behind the conclusion:
    and inversion: the recipes' ``invariances`` hyperparameter) shows whether
    that augmentation turns memorisation into learning.
 
-    python bench/learnability_check.py [--steps 150] [--classifier-steps 1000]
+    python bench/learnability_check.py [--steps 150] [--classifier-steps 1000] [--shapes-config standard]
+
+Default data: the ``hard`` shapes config (version 1), the data this check
+was written to diagnose; ``--shapes-config standard`` runs it on the default
+generator (the classifier then uses the first 4000 of its streaming train
+images).
 """
 
 import argparse
@@ -26,6 +31,9 @@ import os
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+CONFIG = "hard"  # set by --shapes-config
 
 
 def fit_one_batch(learning_rate, steps):
@@ -36,7 +44,7 @@ def fit_one_batch(learning_rate, steps):
     from keras_deconv.models import DeconvNet
 
     keras.utils.set_random_seed(0)
-    batch = shapes.as_numpy("train", count=16)
+    batch = shapes.as_numpy("train", count=16, config=CONFIG)
     x, y = batch["image"].astype("float32"), batch["label"].astype("int32")
     model = DeconvNet(shapes.NUM_CLASSES, (64, 64, 3), width=1 / 8, fc_units=128, fc_kernel_size=2,
                       batch_norm="trainable")
@@ -56,7 +64,7 @@ def classifier_generalisation(steps, invariances, min_size=0.3):
     from keras_deconv.training import augmentation
 
     def easy_subset(split):
-        data = shapes.as_numpy(split)
+        data = shapes.as_numpy(split, count=4000, config=CONFIG)
         keep = (data["num_objects"] == 1) & (data["sizes"][:, 0] > min_size)
         return data["image"][keep].astype("float32"), data["image_labels"][keep].argmax(1)
 
@@ -90,7 +98,10 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=150, help="steps of the one-batch fits")
     parser.add_argument("--classifier-steps", type=int, default=1000)
+    parser.add_argument("--shapes-config", choices=("standard", "hard"), default="hard")
     args = parser.parse_args()
+    global CONFIG
+    CONFIG = args.shapes_config
 
     print(f"1. DeconvNet (width 1/8, BN) fitted to one batch of 16 train images, {args.steps} Adam steps:")
     for learning_rate in (0.002, 0.01):

@@ -2,7 +2,7 @@
 
 Usage (after bench/train_small.sh):
 
-    python bench/make_cards.py [deconvnet-small fcn8s-small decouplednet-small transfernet-small]
+    python bench/make_cards.py [--shapes-config hard] [deconvnet-small fcn8s-small decouplednet-small transfernet-small]
 
 For each model: the card is written from the run directory (runs/<name>/run.json:
 command, configuration, stage timings) and the shipped weights in zoo/weights/,
@@ -10,6 +10,11 @@ then every tag is evaluated through the zoo pipeline (``zoo.load``) with
 ``keras_deconv.metrics.ConfusionMatrix`` on the full shapes test split (500
 images) and on the CI subset (the first 64), and both values are stored in
 the card. tests/test_training.py re-computes the subset value.
+
+Every weights entry records the shapes generator it was trained and scored
+on (``shapes_config``, ``shapes_version``): the recipes train on the default
+``standard`` config; ``--shapes-config hard`` writes cards for weights trained
+on the version-1 generator (the models shipped before version 2).
 """
 
 import json
@@ -23,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from keras_deconv import zoo  # noqa: E402
-from keras_deconv.datasets import shapes  # noqa: E402
+from keras_deconv.datasets import shapes, shapes_baselines  # noqa: E402
 from keras_deconv.training import evaluate  # noqa: E402
 from keras_deconv.zoo import registry  # noqa: E402
 from keras_deconv.zoo.cache import sha256_file  # noqa: E402
@@ -38,6 +43,17 @@ PREPROCESSING = {
     "source": "official MATLAB inference code, util/preprocess_image*.m",
 }
 SHAPES = "keras_deconv.datasets.shapes (built-in synthetic data, 64x64, no download)"
+#: The shapes config the weights were trained on; set by --shapes-config.
+SHAPES_CONFIG = "standard"
+
+
+def _data_name():
+    """The ``--data`` value of ``keras-deconv evaluate`` for SHAPES_CONFIG."""
+    return "shapes" if SHAPES_CONFIG == "standard" else f"shapes-{SHAPES_CONFIG}"
+
+
+def _shapes_description():
+    return f"{SHAPES}, config {SHAPES_CONFIG!r} (version {shapes.VERSIONS[SHAPES_CONFIG]})"
 
 MODELS = {
     "deconvnet-small": {
@@ -45,14 +61,14 @@ MODELS = {
         "pipeline": {"class": "DeconvNetPipeline", "config": {"mode": "whole", "min_size": 64}},
         "summary": "A 1/4-width DeconvNet trained from scratch on the synthetic shapes dataset with the two-stage "
                    "recipe (object-centred crops, then windows; rot90/colour invariances), BN folded for inference.",
-        "tags": {"shapes": "all 4000 shapes train images: stage 1 object-centred crops, stage 2 windows overlapping the ground truth"},
+        "tags": {"shapes": "the first 4000 shapes train images (training.data.MAX_TRAIN_IMAGES): stage 1 object-centred crops, stage 2 windows overlapping the ground truth"},
     },
     "fcn8s-small": {
         "base": "fcn8s", "title": "FCN-8s (small, shapes)", "builder": "FCN8s", "num_classes": 13,
         "pipeline": {"class": "FCN8sPipeline", "config": {"pad_to": None}},
         "summary": "A 1/16-width FCN-8s trained from scratch on the synthetic shapes dataset (whole images, "
                    "scale/crop/flip augmentation): the DeconvNet paper's baseline in miniature.",
-        "tags": {"shapes": "all 4000 shapes train images (whole images, scale/crop/flip augmentation)"},
+        "tags": {"shapes": "the first 4000 shapes train images (training.data.MAX_TRAIN_IMAGES) (whole images, scale/crop/flip augmentation)"},
     },
     "decouplednet-small": {
         "base": "decouplednet", "title": "DecoupledNet (small, shapes)", "builder": "DecoupledNet", "num_classes": 12,
@@ -62,10 +78,10 @@ MODELS = {
                    "and one figure-ground network per annotation budget (5, 10, 25 strong images per class, or "
                    "all). One tag per budget.",
         "tags": {
-            "all": "image-level labels of all 4000 train images; pixel masks of all 4000 (pretraining: masks of the source-domain train images)",
-            "25": "image-level labels of all 4000 train images; pixel masks of shapes.strong_indices(25) only (pretraining: masks of the source-domain train images, classes 1-7)",
-            "10": "image-level labels of all 4000 train images; pixel masks of shapes.strong_indices(10) only (pretraining: masks of the source-domain train images, classes 1-7)",
-            "5": "image-level labels of all 4000 train images; pixel masks of shapes.strong_indices(5) only (pretraining: masks of the source-domain train images, classes 1-7)",
+            "all": "image-level labels of the first 4000 train images; pixel masks of all 4000 (pretraining: masks of the source-domain train images)",
+            "25": "image-level labels of the first 4000 train images; pixel masks of shapes.strong_indices(25) only (pretraining: masks of the source-domain train images, classes 1-7)",
+            "10": "image-level labels of the first 4000 train images; pixel masks of shapes.strong_indices(10) only (pretraining: masks of the source-domain train images, classes 1-7)",
+            "5": "image-level labels of the first 4000 train images; pixel masks of shapes.strong_indices(5) only (pretraining: masks of the source-domain train images, classes 1-7)",
         },
         "default": "all",
     },
@@ -117,7 +133,9 @@ def skeleton(name):
             "shipped_file": file_name,
             "sha256": sha256_file(path) if path.exists() else None,
             "size": path.stat().st_size if path.exists() else None,
-            "trained_on": f"{SHAPES}: {trained_on}",
+            "trained_on": f"{_shapes_description()}: {trained_on}",
+            "shapes_config": SHAPES_CONFIG,
+            "shapes_version": shapes.VERSIONS[SHAPES_CONFIG],
             "training": {
                 "command": command,
                 "run": run.get("stages"),
@@ -179,13 +197,14 @@ def metrics_for(name, tag):
 
 def _metric(name, tag, count, subset, oracle):
     start = time.perf_counter()
-    matrix = evaluate.score_zoo_model(f"{name}.{tag}", "test", count=count, oracle_labels=oracle)
+    matrix = evaluate.score_zoo_model(f"{name}.{tag}", "test", count=count, oracle_labels=oracle, config=SHAPES_CONFIG)
     setting = ORACLE if oracle else "no CRF"
-    command = f"keras-deconv evaluate {name}:{tag} --data shapes --split test" + (f" --limit {count}" if count else "")
+    command = f"keras-deconv evaluate {name}:{tag} --data {_data_name()} --split test" + (f" --limit {count}" if count else "")
     if oracle and not evaluate.needs_oracle_labels(name):
         setting, command = ORACLE + " instead of the classifier's", command + " --oracle-labels"
     return {
-        "dataset": "shapes", "split": "test", "subset": subset, "metric": "mIoU",
+        "dataset": "shapes", "shapes_config": SHAPES_CONFIG, "shapes_version": shapes.VERSIONS[SHAPES_CONFIG],
+        "split": "test", "subset": subset, "metric": "mIoU",
         "value": round(100 * matrix.mean_iou, 2), "pixel_accuracy": round(100 * matrix.pixel_accuracy, 2),
         "setting": setting, "oracle_labels": bool(oracle),
         "command": command,
@@ -216,16 +235,17 @@ def tune_pipeline(name, tag):
     key, grid, criterion = TUNING[name]
     scores = {}
     if criterion == "image-label F1":
-        data = shapes.as_numpy("val", count=TUNING_IMAGES)
+        data = shapes.as_numpy("val", count=TUNING_IMAGES, config=SHAPES_CONFIG)
         pipeline = zoo.load(f"{name}.{tag}", threshold=1.0)  # scores only: no class pass
         class_scores = np.stack([r.scores for r in pipeline(list(data["image"]))])
         for value in grid:
             scores[value] = round(100 * _label_f1(class_scores, np.asarray(data["image_labels"]), value), 2)
     else:
-        indices = shapes.domain_indices("val", "source")[:TUNING_IMAGES]
+        indices = shapes.domain_indices("val", "source", config=SHAPES_CONFIG)[:TUNING_IMAGES]
         for value in grid:
             pipeline = zoo.load(f"{name}.{tag}", **{key: value})
-            matrix = evaluate.score(pipeline, "val", indices=indices, oracle_labels=evaluate.needs_oracle_labels(name))
+            matrix = evaluate.score(pipeline, "val", indices=indices, oracle_labels=evaluate.needs_oracle_labels(name),
+                                    config=SHAPES_CONFIG)
             scores[value] = round(100 * matrix.mean_iou, 2)
     return key, max(scores, key=scores.get), scores
 
@@ -233,9 +253,8 @@ def tune_pipeline(name, tag):
 def background_only_miou():
     """mIoU (%) of labelling every pixel background on the full shapes test split: the no-learning floor."""
 
-    labels = shapes.as_numpy("test")["label"]
-    valid = labels != shapes.VOID_LABEL
-    return round(100 * float((labels[valid] == 0).mean()) / shapes.NUM_CLASSES, 2)
+    labels = shapes.as_numpy("test", config=SHAPES_CONFIG)["label"]
+    return round(shapes_baselines.background_only_miou(labels), 2)
 
 
 def main(names):
@@ -266,10 +285,17 @@ def main(names):
         floor = background_only_miou()
         scores = ", ".join(f"{tag} {w['metrics'][0]['value']}" for tag, w in card["weights"].items() if w["metrics"])
         if scores:
-            card["notes"].append(f"Shapes test mIoU (all 500): {scores}; labelling every pixel background scores "
-                                 f"{floor} (bench/make_cards.py background_only_miou).")
+            card["notes"].append(f"Shapes test mIoU (all 500, config {SHAPES_CONFIG!r}): {scores}; labelling every "
+                                 f"pixel background scores {floor} (bench/make_cards.py background_only_miou).")
         write(name, card)
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:] or list(MODELS))
+    args = sys.argv[1:]
+    if "--shapes-config" in args:
+        at = args.index("--shapes-config")
+        SHAPES_CONFIG = args[at + 1]
+        if SHAPES_CONFIG not in shapes.CONFIGS:
+            sys.exit(f"--shapes-config must be one of {', '.join(shapes.CONFIGS)}; got {SHAPES_CONFIG!r}.")
+        del args[at : at + 2]
+    main(args or list(MODELS))

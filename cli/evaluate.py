@@ -86,8 +86,9 @@ def load_segmenter_or_fail(name, weights, num_classes, config, pipeline_options,
 
 @click.command("evaluate")
 @click.argument("name", required=False)
-@click.option("--data", type=click.Choice(["voc2012", "shapes"]), required=True,
-              help="Dataset: the built-in synthetic 'shapes' (no files) or PASCAL VOC 2012 (needs --data-dir).")
+@click.option("--data", type=click.Choice(["voc2012", "shapes", "shapes-hard"]), required=True,
+              help="Dataset: the built-in synthetic 'shapes' (no files), its harder version-1 config 'shapes-hard' "
+                   "(what the shipped small models were trained on), or PASCAL VOC 2012 (needs --data-dir).")
 @click.option("--split", default="val", show_default=True,
               help="shapes: train/val/test; voc2012: val (1,449 images, the standard list), train, train_aug (needs SBD).")
 @click.option("--data-dir", type=click.Path(file_okay=False),
@@ -151,7 +152,7 @@ def evaluate_command(name, data, split, data_dir, image_size, batch_size, limit,
       keras-deconv evaluate transfernet --data voc2012 --data-dir ~/data/voc --save-examples 8
       # the deployed artifact itself (here an int8 export of a shipped small model)
       keras-deconv export deconvnet-small --format tflite --quantize int8 --out d.tflite
-      keras-deconv evaluate d.tflite --data shapes --split val
+      keras-deconv evaluate d.tflite --data shapes-hard --split val
       # score label PNGs written by another tool
       keras-deconv evaluate --predictions results/ --data voc2012 --data-dir ~/data/voc
     """

@@ -638,7 +638,7 @@ class DataSource:
     """A split of a dataset to evaluate on (see :func:`open_dataset`).
 
     Attributes:
-        name: ``"shapes"`` or ``"voc2012"``.
+        name: ``"shapes"``, ``"shapes-hard"`` or ``"voc2012"``.
         split: The split name.
         class_names: Names of the ``num_classes`` labels (background first).
         ids: Ids of the selected examples, in order.
@@ -664,29 +664,36 @@ class DataSource:
 
 
 class _ShapesSource(DataSource):
-    def __init__(self, split, limit=None, image_size=64):
+    def __init__(self, split, limit=None, image_size=64, config="standard"):
         from keras_deconv.datasets import shapes
 
-        if split not in shapes.SPLITS:
-            raise DataError(f"shapes has no split {split!r}. Splits: {', '.join(shapes.SPLITS)}.")
-        self._shapes = shapes
-        self.name, self.split, self.image_size = "shapes", split, int(image_size)
+        splits = shapes.CONFIG_SPLITS[config]
+        if split not in splits:
+            raise DataError(f"shapes has no split {split!r}. Splits: {', '.join(splits)}.")
+        self._shapes, self._config = shapes, config
+        self.name = "shapes" if config == "standard" else f"shapes-{config}"
+        self.split, self.image_size = split, int(image_size)
         self.class_names = tuple(shapes.CLASS_NAMES)
-        total = shapes.SPLITS[split]
+        self._total = total = splits[split]
         count = total if limit is None else min(int(limit), total)
         self._indices = list(range(count))
         self.ids = [self._id(i) for i in self._indices]
-        self.all_ids = [self._id(i) for i in range(total)]
-        self.description = (f"shapes (built-in synthetic, {shapes.NUM_CLASSES} classes), split {split!r}: "
+        self.description = (f"shapes (built-in synthetic, {shapes.NUM_CLASSES} classes, config {config!r} "
+                            f"version {shapes.VERSIONS[config]}), split {split!r}: "
                             f"{count} of {total} images, {self.image_size}x{self.image_size}")
         self.image_labels_source = "the dataset's image-level labels (objects present in the image)"
+
+    @property
+    def all_ids(self):
+        # Built on demand: the standard train split has a million ids.
+        return [self._id(i) for i in range(self._total)]
 
     def _id(self, index):
         return f"{self.split}_{index:05d}"
 
     def examples(self, with_images=True):
         for index in self._indices:
-            ex = self._shapes.generate_example(self.split, index, self.image_size)
+            ex = self._shapes.generate_example(self.split, index, self.image_size, config=self._config)
             ids = (np.flatnonzero(ex["image_labels"]) + 1).tolist()
             yield Example(self._id(index), ex["image"] if with_images else None, ex["label"], ids)
 
@@ -787,7 +794,9 @@ def open_dataset(data, split, data_dir=None, limit=None, image_size=64):
     """Opens a split for evaluation.
 
     Args:
-        data: ``"shapes"`` (built in, no files) or ``"voc2012"``.
+        data: ``"shapes"`` (built in, no files; the standard config),
+            ``"shapes-hard"`` (its hard config, version 1, on which the
+            shipped small models were trained) or ``"voc2012"``.
         split: shapes: ``train``/``val``/``test``; voc2012: ``train``,
             ``val`` (1,449 images, the standard evaluation list) or
             ``train_aug`` (needs SBD).
@@ -814,9 +823,11 @@ def open_dataset(data, split, data_dir=None, limit=None, image_size=64):
         raise DataError(f"Expected limit >= 1. Received: limit={limit}")
     if data == "shapes":
         return _ShapesSource(split, limit, image_size)
+    if data == "shapes-hard":
+        return _ShapesSource(split, limit, image_size, config="hard")
     if data in ("voc2012", "voc"):
         return _VocSource(split, data_dir, limit)
-    raise DataError(f"Unknown dataset {data!r}: expected 'shapes' or 'voc2012'.")
+    raise DataError(f"Unknown dataset {data!r}: expected 'shapes', 'shapes-hard' or 'voc2012'.")
 
 
 # =============================================================================== evaluation
@@ -945,7 +956,7 @@ def _check_labels(model_name, num_labels, model_names, source):
     if num_labels > n and [s.lower() for s in model_names[:n]] == [s.lower() for s in names]:
         return
     hint = ""
-    if source.name == "shapes":
+    if source.name.startswith("shapes"):
         hint = (f" Use --num-classes {n} with --weights none (random initialisation, e.g. with "
                 f"--config width=0.0625 --config fc_units=32) or --weights PATH of a model trained on shapes.")
     raise ValueError(

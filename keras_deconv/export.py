@@ -901,7 +901,8 @@ def calibration_dataset(name, weights="default"):
     """Where int8 calibration images for zoo model ``name`` with ``weights`` come from by default.
 
     The weights' own training data, from their card: ``"shapes"`` for the
-    models keras-deconv trained on the synthetic shapes, ``"voc2012"`` for
+    models keras-deconv trained on the synthetic shapes (``"shapes-hard"``
+    when the card records its ``hard`` config), ``"voc2012"`` for
     the authors' models, trained on natural images (PASCAL VOC, COCO), for
     which VOC 2012 train images stand in. Random weights (None) were trained
     on nothing: ``"shapes"`` (offline). A weights file (a path) is taken to be
@@ -910,7 +911,7 @@ def calibration_dataset(name, weights="default"):
     Example:
 
     >>> calibration_dataset("deconvnet-small"), calibration_dataset("transfernet"), calibration_dataset("fcn8s", None)
-    ('shapes', 'voc2012', 'shapes')
+    ('shapes-hard', 'voc2012', 'shapes')
     """
     from keras_deconv.zoo import registry
 
@@ -919,8 +920,11 @@ def calibration_dataset(name, weights="default"):
     entry = registry.card(name)
     tag = weights if isinstance(weights, str) and weights in entry["weights"] else registry.DEFAULT
     _, tag = registry.resolve_tag(name, tag)
-    datasets = {metric.get("dataset") for metric in entry["weights"][tag].get("metrics", [])}
-    return "shapes" if datasets == {"shapes"} else "voc2012"
+    spec = entry["weights"][tag]
+    datasets = {metric.get("dataset") for metric in spec.get("metrics", [])}
+    if datasets != {"shapes"}:
+        return "voc2012"
+    return "shapes-hard" if spec.get("shapes_config") == "hard" else "shapes"
 
 
 def _spread(items, count):
@@ -964,7 +968,7 @@ def _calibration_images(calibration_data, size, count=CALIBRATION_COUNT, data_di
     """Up to ``count`` float32 ``[1, H, W, 3]`` RGB arrays resized to ``size``.
 
     ``calibration_data``: ``"shapes"`` (the synthetic shapes dataset, train
-    split), ``"voc2012"`` (VOC 2012 segmentation train images under
+    split; ``"shapes-hard"``: its hard config), ``"voc2012"`` (VOC 2012 segmentation train images under
     ``data_dir``, the folder holding ``VOCdevkit/VOC2012``), a folder of
     images (png/jpg/bmp), or an iterable of ``(H, W, 3)`` arrays. From a list
     or a folder the images are taken evenly spaced.
@@ -972,16 +976,19 @@ def _calibration_images(calibration_data, size, count=CALIBRATION_COUNT, data_di
     import numpy as np
     import tensorflow as tf
 
-    if calibration_data is None or (isinstance(calibration_data, str) and calibration_data == "shapes"):
+    if calibration_data is None or (isinstance(calibration_data, str) and calibration_data in ("shapes", "shapes-hard")):
         from keras_deconv.datasets import shapes
 
-        images = [shapes.generate_example("train", index, image_size=64)["image"] for index in range(count)]
+        config = "hard" if calibration_data == "shapes-hard" else "standard"
+        images = [shapes.generate_example("train", index, image_size=64, config=config)["image"]
+                  for index in range(count)]
     elif isinstance(calibration_data, str) and calibration_data == "voc2012":
         images = [_read_rgb(path) for path in _voc_files(data_dir, count)]
     elif isinstance(calibration_data, (str, os.PathLike)):
         folder = os.fspath(calibration_data)
         if not os.path.isdir(folder):
-            raise ValueError(f"Calibration data must be 'shapes', 'voc2012' or a folder of images. Received: {folder!r}")
+            raise ValueError(f"Calibration data must be 'shapes', 'shapes-hard', 'voc2012' or a folder of images. "
+                             f"Received: {folder!r}")
         files = sorted(f for f in os.listdir(folder) if f.lower().endswith((".png", ".jpg", ".jpeg", ".bmp")))
         if not files:
             raise ValueError(f"No .png/.jpg/.bmp image in the calibration folder {folder!r}.")

@@ -262,3 +262,18 @@ def test_evaluate_and_predict_run_exported_tflite_models(tmp_path):
     assert result.exit_code == 1 and "No TFLite file" in result.output
     result = runner.invoke(cli, ["evaluate", dense, "--data", "shapes", "--pipeline-option", "threshold=0.3"])
     assert result.exit_code == 1 and "takes no pipeline options" in result.output
+
+
+def test_shapes_hard_is_the_version_1_generator_and_scores_like_shapes():
+    from keras_deconv import evaluation
+
+    source = evaluation.open_dataset("shapes-hard", "val", limit=2)
+    assert source.name == "shapes-hard" and "'hard' version 1" in source.description
+    for index, example in enumerate(source.examples()):
+        np.testing.assert_array_equal(example.image, shapes.generate_example("val", index, config="hard")["image"])
+    standard = evaluation.open_dataset("shapes", "train", limit=1)
+    assert len(standard.all_ids) == shapes.SPLITS["train"] and standard.ids == ["train_00000"]
+    result = CliRunner().invoke(cli, ["evaluate", "deconvnet", "--data", "shapes-hard", "--split", "val",
+                                      "--limit", "2", *SMALL])
+    assert result.exit_code == 0, result.output
+    assert "shapes-hard val, 2 images" in result.output

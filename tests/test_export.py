@@ -504,7 +504,8 @@ def test_int8_calibration_uses_the_weights_training_data(tmp_path):
     result = CliRunner().invoke(cli, ["export", "deconvnet-small", "--format", "tflite", "--data-dir", str(tmp_path)])
     assert result.exit_code == 2 and "apply to --quantize int8 only (--data-dir also to --verify)" in result.output
     assert export.calibration_dataset("decouplednet.25") == "voc2012"
-    assert export.calibration_dataset("decouplednet-small.25") == "shapes"
+    assert export.calibration_dataset("decouplednet-small.25") == "shapes-hard"  # its card: shapes config 'hard'
+    assert export.calibration_dataset("decouplednet-small.25", None) == "shapes"
 
     # A VOC 2012 folder: evenly spaced images of the segmentation *train* list.
     root = tmp_path / "voc" / "VOCdevkit" / "VOC2012"

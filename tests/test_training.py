@@ -228,5 +228,6 @@ def test_shipped_models_reproduce_the_card_metric(name, tag, metric):
     only float noise (a few pixels flipping between CPUs) may differ.
     """
     matrix = evaluate.score_zoo_model(f"{name}.{tag}", "test", count=evaluate.CI_SUBSET,
-                                      oracle_labels=metric.get("oracle_labels"))
+                                      oracle_labels=metric.get("oracle_labels"),
+                                      config=metric.get("shapes_config", "standard"))
     assert abs(100 * matrix.mean_iou - metric["value"]) <= 0.2, (name, tag, 100 * matrix.mean_iou, metric["value"])

@@ -3,7 +3,9 @@
 Submodules load lazily so that ``import keras_deconv.datasets`` stays cheap:
 
 * :mod:`keras_deconv.datasets.shapes`: deterministic synthetic segmentation
-  data generated on the fly (NumPy; TensorFlow only for ``shapes.load``).
+  data generated on the fly (NumPy; TensorFlow only for ``shapes.load``), in a
+  ``standard`` and a ``hard`` config; :mod:`keras_deconv.datasets.shapes_baselines`
+  scores its no-learning references (all-background, colour-only).
 * :mod:`keras_deconv.datasets.voc`: the ``voc2012_seg`` TFDS builder (imports
   ``tensorflow_datasets``), reading VOC 2012 and SBD from a manual directory.
 * :mod:`keras_deconv.datasets.coco`: TransferNet's source domain (the 60
@@ -16,7 +18,7 @@ Submodules load lazily so that ``import keras_deconv.datasets`` stays cheap:
 
 import importlib
 
-_SUBMODULES = ("shapes", "voc", "coco")
+_SUBMODULES = ("shapes", "shapes_baselines", "voc", "coco")
 
 __all__ = list(_SUBMODULES)
 

@@ -3,7 +3,8 @@
 Images are generated on the fly from a seed (no files, no downloads) and are
 cheap enough to train and evaluate small DeconvNet-family models on a CPU.
 The **shape** of an object is the only cue to its class: colours and
-textures are random and shared by objects and background alike.
+textures are random, so a per-pixel colour classifier scores near the
+all-background floor (:mod:`keras_deconv.datasets.shapes_baselines`).
 
 Classes (``CLASS_NAMES``; 0 is background, 255 is void):
 
@@ -18,34 +19,38 @@ Classes (``CLASS_NAMES``; 0 is background, 255 is void):
   6   ring        source   12   diamond     target
 ====  ==========  ======  ====  ==========  ======
 
-The generator, per image:
+Two generator configs (argument ``config`` everywhere, default
+``"standard"``; ``VERSIONS`` gives each one's version, recorded on model
+cards):
 
-* **Background**: a random texture (linear gradient, stripes, checkerboard
-  or smooth noise, two random colours), then 1-4 **distractors** that are not
-  objects and stay labelled background: straight lines 1-3 px thick, wavy
-  strokes, and irregular blobs (unions of 4-6 spread-out small discs).
-* **Objects**: 1-3 (probabilities 0.4 / 0.35 / 0.25), each with a uniformly
-  random class, a random rotation, a diameter drawn log-uniformly from 10% to
-  95% of the image side (so from a few pixels to larger than half the
-  image), and its own random texture whose mean colour differs from the
-  background's. Later objects are drawn over earlier ones (40% of them are
-  placed next to an earlier object, so occlusion is common); objects may be
-  cut by the image border. The label map shows what is **visible**. Every
-  object keeps at least 35% of its in-image area and a few non-void pixels,
-  so image-level labels always agree with the mask.
-* **Void band**: as in VOC, the outer rim of every object (``max(1, S // 64)``
-  pixels for image side ``S``: 1 px at 64, 3 px at 224) is labelled 255;
-  between two touching objects the band is therefore 2 rims wide. The image
-  border gets no band.
-* **Noise**: Gaussian pixel noise with a per-image sigma in [0, 10].
+* ``"standard"`` (version 2, ``VERSION``): objects always stand out from what
+  is around them (fill colours >= 110 RGB units from the background beneath
+  and >= 90 from touching objects; flat, striped or mildly graded fills) on a
+  two-colour gradient background with mild low-frequency noise and 0-2 thin
+  distractor lines. A small CNN learns most of it on a 2-core CPU in half an
+  hour (``bench/shapes_baseline.py``). Its train split **streams**: 1,000,000
+  distinct images, so no model memorises it. Details:
+  :mod:`keras_deconv.datasets._shapes_standard`.
+* ``"hard"`` (version 1): the original generator, unchanged bit for bit:
+  textured objects whose colours may match the background, 1-4 distractors
+  (lines, waves, blobs), stronger noise; 4000 train images. Small models
+  trained here score near the all-background floor. Details:
+  :mod:`keras_deconv.datasets._shapes_hard`.
 
-Geometry, colours and textures are sampled in normalised coordinates from a
-per-example seed ``(split, index)``, so an example is identical bit for bit
+Both share the geometry: 1-3 objects of uniformly random class, rotation,
+diameter log-uniform from 10% to 90% (hard: 95%) of the side, later objects
+drawn over earlier ones (occlusion is common), each keeping >= 35% of its
+in-image area; the label map shows what is **visible**, and the outer rim of
+every object (``max(1, S // 64)`` pixels for side ``S``) is void (255), as in
+VOC. Geometry and colours are sampled in normalised coordinates from a seed
+``(config version, split, index)``, so an example is identical bit for bit
 however often and in whatever order it is generated, and the same scene is
 rendered (up to pixel rounding) at every ``image_size`` (a multiple of 32,
->= 64, e.g. 64, 96, 128, 224).
+>= 64).
 
-Splits (``SPLITS``): train 4000, val 500, test 500, from disjoint seed streams.
+Splits (``SPLITS``, or ``CONFIG_SPLITS[config]``): train 1,000,000
+(hard: 4000), val 500, test 500, from disjoint seed streams. Val and test
+are fixed.
 
 Annotation budgets (DecoupledNet's semi-supervised setting,
 :func:`strong_indices`): for a budget of 5, 10 or 25 images per class, a
@@ -68,14 +73,25 @@ Example:
 >>> ex = shapes.generate_example("train", 0)
 >>> ex["image"].shape, ex["image"].dtype, ex["label"].shape
 ((64, 64, 3), dtype('uint8'), (64, 64))
->>> len(shapes.CLASS_NAMES), shapes.SPLITS["test"]
-(13, 500)
+>>> len(shapes.CLASS_NAMES), shapes.SPLITS["test"], shapes.SPLITS["train"]
+(13, 500, 1000000)
+>>> hard = shapes.generate_example("train", 0, config="hard")
+>>> shapes.VERSIONS
+{'standard': 2, 'hard': 1}
 """
 
 import functools
-import math
 
 import numpy as np
+
+from keras_deconv.datasets import _shapes_hard, _shapes_standard
+from keras_deconv.datasets._shapes_geometry import (
+    CLASS_NAMES,
+    MAX_OBJECTS,
+    NUM_CLASSES,
+    NUM_OBJECT_CLASSES,
+    VOID_LABEL,
+)
 
 __all__ = [
     "CLASS_NAMES",
@@ -84,6 +100,10 @@ __all__ = [
     "SOURCE_CLASSES",
     "TARGET_CLASSES",
     "SPLITS",
+    "CONFIGS",
+    "CONFIG_SPLITS",
+    "VERSION",
+    "VERSIONS",
     "VOID_LABEL",
     "MAX_OBJECTS",
     "BUDGETS",
@@ -95,57 +115,52 @@ __all__ = [
     "domain_indices",
 ]
 
-CLASS_NAMES = (
-    "background",
-    "circle",
-    "square",
-    "triangle",
-    "star",
-    "cross",
-    "ring",
-    "ellipse",
-    "hexagon",
-    "heart",
-    "crescent",
-    "arrow",
-    "diamond",
-)
-NUM_CLASSES = len(CLASS_NAMES)  # including background
-NUM_OBJECT_CLASSES = NUM_CLASSES - 1
 SOURCE_CLASSES = tuple(range(1, 8))
 TARGET_CLASSES = tuple(range(8, NUM_CLASSES))
-VOID_LABEL = 255
-MAX_OBJECTS = 3
-SPLITS = {"train": 4000, "val": 500, "test": 500}
 BUDGETS = (5, 10, 25, "all")
 
-# Disjoint seed streams per split; bump _VERSION if the generator changes.
-_VERSION = 1
+#: Generator configs; ``"standard"`` is the default everywhere.
+CONFIGS = ("standard", "hard")
+#: Version of each config's generator: part of every seed, and recorded on model cards.
+#: Bump a config's version whenever its output changes.
+VERSIONS = {"standard": 2, "hard": 1}
+VERSION = VERSIONS["standard"]
+CONFIG_SPLITS = {
+    "standard": {"train": 1_000_000, "val": 500, "test": 500},
+    "hard": {"train": 4000, "val": 500, "test": 500},
+}
+SPLITS = CONFIG_SPLITS["standard"]
+
 _SPLIT_IDS = {"train": 0, "val": 1, "test": 2}
 _BASE_SEED = 20151207  # ICCV 2015 (DeconvNet)
-_CHECK_SIZE = 64  # visibility is checked at this resolution
-
-_MIN_DIAMETER, _MAX_DIAMETER = 0.10, 0.95
-_MIN_VISIBLE_FRACTION = 0.35
-_MIN_INTERIOR_PIXELS = 4  # at _CHECK_SIZE
+_LABEL_STREAM = 7  # separates the hash of object classes from the geometry seeds
+_MAX_AS_NUMPY = 100_000  # more images than this would take hours to render into memory
+_SHUFFLE_BUFFER = 65_536  # larger selections are permuted once, not reshuffled per epoch
 
 
-# --- Seeds ---------------------------------------------------------------
+# --- Arguments and seeds ---------------------------------------------------
 
 
-def _check_split(split):
-    if split not in SPLITS:
+def _check_config(config):
+    if config not in CONFIGS:
+        raise ValueError(f"Expected config in {list(CONFIGS)}. Received: config={config!r}")
+
+
+def _check_split(split, config="standard"):
+    _check_config(config)
+    if split not in CONFIG_SPLITS[config]:
         raise ValueError(
-            f"Expected split in {sorted(SPLITS)}. Received: split={split!r}"
+            f"Expected split in {sorted(CONFIG_SPLITS[config])}. Received: split={split!r}"
         )
 
 
-def _check_index(split, index):
+def _check_index(split, index, config="standard"):
     index = int(index)
-    if not 0 <= index < SPLITS[split]:
+    size = CONFIG_SPLITS[config][split]
+    if not 0 <= index < size:
         raise IndexError(
             f"Index {index} out of range for split {split!r} "
-            f"(size {SPLITS[split]})."
+            f"(size {size}, config {config!r})."
         )
     return index
 
@@ -160,400 +175,36 @@ def _check_size(image_size):
     return image_size
 
 
-def _rngs(split, index):
-    seq = np.random.SeedSequence([_BASE_SEED, _VERSION, _SPLIT_IDS[split], index])
+def _rngs(split, index, config):
+    seq = np.random.SeedSequence([_BASE_SEED, VERSIONS[config], _SPLIT_IDS[split], index])
     scene_seq, pixel_seq = seq.spawn(2)
     return np.random.default_rng(scene_seq), np.random.default_rng(pixel_seq)
 
 
-# --- Geometry ------------------------------------------------------------
+def _standard_classes(split, indices):
+    key = (_BASE_SEED, VERSIONS["standard"], _LABEL_STREAM, _SPLIT_IDS[split])
+    return _shapes_standard.label_draws(key, indices)[1]
 
 
-def _grid(size):
-    c = (np.arange(size, dtype=np.float32) + 0.5) / size
-    return np.meshgrid(c, c)  # xx, yy in [0, 1]
-
-
-def _in_polygon(u, v, vertices):
-    # Even-odd crossing test, vectorised over pixels (loop over edges only).
-    inside = np.zeros(u.shape, dtype=bool)
-    xs, ys = vertices[:, 0], vertices[:, 1]
-    for i in range(len(vertices)):
-        x1, y1, x2, y2 = xs[i], ys[i], xs[i - 1], ys[i - 1]
-        crosses = (y1 > v) != (y2 > v)
-        dy = y2 - y1 if y2 != y1 else 1e-12
-        x_at = (x2 - x1) * (v - y1) / dy + x1
-        inside ^= crosses & (u < x_at)
-    return inside
-
-
-def _regular(n, radius=1.0, phase=-math.pi / 2):
-    a = phase + 2 * math.pi * np.arange(n) / n
-    return np.stack([radius * np.cos(a), radius * np.sin(a)], axis=1)
-
-
-def _shape_mask(obj, xx, yy):
-    """Boolean mask of one object in canonical coordinates (unit radius)."""
-    cls, p = obj["cls"], obj["params"]
-    dx, dy = xx - obj["cx"], yy - obj["cy"]
-    c, s = math.cos(obj["theta"]), math.sin(obj["theta"])
-    r = obj["d"] / 2
-    u = (dx * c + dy * s) / r
-    v = (-dx * s + dy * c) / r / obj["aspect"]
-    name = CLASS_NAMES[cls]
-    if name == "circle":
-        return u * u + v * v <= 1.0
-    if name == "square":
-        return np.maximum(np.abs(u), np.abs(v)) <= 0.72
-    if name == "triangle":
-        return _in_polygon(u, v, _regular(3))
-    if name == "star":
-        outer = _regular(5)
-        inner = _regular(5, p["inner"], phase=-math.pi / 2 + math.pi / 5)
-        verts = np.empty((10, 2))
-        verts[0::2], verts[1::2] = outer, inner
-        return _in_polygon(u, v, verts)
-    if name == "cross":
-        w, au, av = p["arm"], np.abs(u), np.abs(v)
-        return ((au <= w) & (av <= 0.9)) | ((av <= w) & (au <= 0.9))
-    if name == "ring":
-        rr = u * u + v * v
-        return (rr <= 1.0) & (rr >= p["inner"] ** 2)
-    if name == "ellipse":
-        return u * u + (v / p["minor"]) ** 2 <= 1.0
-    if name == "hexagon":
-        out = np.ones(u.shape, dtype=bool)
-        for k in range(6):
-            a = math.pi / 3 * k
-            out &= u * math.cos(a) + v * math.sin(a) <= math.cos(math.pi / 6)
-        return out
-    if name == "heart":
-        x, y = 1.2 * u, -1.2 * v + 0.2
-        q = x * x + y * y - 1.0
-        return q * q * q - x * x * y * y * y <= 0.0
-    if name == "crescent":
-        bite = (u - p["offset"]) ** 2 + v * v <= p["bite"] ** 2
-        return (u * u + v * v <= 1.0) & ~bite
-    if name == "arrow":
-        sw, hw, h0 = p["shaft"], p["head"], p["neck"]
-        verts = np.array(
-            [[-1, -sw], [h0, -sw], [h0, -hw], [1, 0], [h0, hw], [h0, sw], [-1, sw]],
-            dtype=np.float64,
-        )
-        return _in_polygon(u, v, verts)
-    if name == "diamond":
-        return np.abs(u) + np.abs(v) / p["minor"] <= 1.0
-    raise AssertionError(name)
-
-
-def _sample_shape_params(rng, cls):
-    name = CLASS_NAMES[cls]
-    p = {}
-    aspect = 1.0
-    if name == "star":
-        p["inner"] = rng.uniform(0.38, 0.5)
-    elif name == "cross":
-        p["arm"] = rng.uniform(0.24, 0.36)
-    elif name == "ring":
-        p["inner"] = rng.uniform(0.45, 0.62)
-    elif name == "ellipse":
-        p["minor"] = rng.uniform(0.4, 0.62)
-    elif name == "crescent":
-        p["offset"] = rng.uniform(0.4, 0.55)
-        p["bite"] = rng.uniform(0.75, 0.88)
-    elif name == "arrow":
-        p["shaft"] = rng.uniform(0.17, 0.27)
-        p["head"] = rng.uniform(0.55, 0.72)
-        p["neck"] = rng.uniform(0.0, 0.2)
-    elif name == "diamond":
-        p["minor"] = rng.uniform(0.5, 0.68)
-    if name in ("triangle", "star", "cross", "hexagon", "heart", "arrow", "crescent"):
-        # Mild squash: variety without turning one class into another.
-        aspect = rng.uniform(0.85, 1.0)
-    return p, aspect
-
-
-# --- Textures ------------------------------------------------------------
-
-
-def _random_colour(rng):
-    return rng.uniform(0, 255, size=3)
-
-
-def _sample_texture(rng, avoid=None, min_distance=90.0, contrast=None):
-    """Texture parameters; ``avoid`` is a colour to keep away from."""
-    best, best_d = None, -1.0
-    for _ in range(12):
-        c1 = _random_colour(rng)
-        if contrast is None:
-            c2 = _random_colour(rng)
-        else:
-            c2 = np.clip(c1 + rng.normal(0, contrast, size=3), 0, 255)
-        mean = (c1 + c2) / 2
-        d = np.inf if avoid is None else float(np.linalg.norm(mean - avoid))
-        if d > best_d:
-            best, best_d = (c1, c2), d
-        if d >= min_distance:
-            break
-    c1, c2 = best
-    kind = rng.choice(["solid", "gradient", "stripes", "checker", "noise"],
-                      p=[0.2, 0.2, 0.25, 0.15, 0.2])
-    return {
-        "kind": str(kind),
-        "c1": c1,
-        "c2": c2,
-        "angle": rng.uniform(0, math.pi),
-        "period": rng.uniform(0.03, 0.15),
-        "offset": rng.uniform(0, 1),
-        "grid": rng.uniform(0, 1, size=(int(rng.integers(3, 8)),) * 2),
-    }
-
-
-def _upsample(grid, xx, yy):
-    g = grid.shape[0]
-    gx, gy = xx * (g - 1), yy * (g - 1)
-    x0 = np.clip(np.floor(gx).astype(int), 0, g - 2)
-    y0 = np.clip(np.floor(gy).astype(int), 0, g - 2)
-    fx, fy = gx - x0, gy - y0
-    top = grid[y0, x0] * (1 - fx) + grid[y0, x0 + 1] * fx
-    bottom = grid[y0 + 1, x0] * (1 - fx) + grid[y0 + 1, x0 + 1] * fx
-    return top * (1 - fy) + bottom * fy
-
-
-def _render_texture(tex, xx, yy):
-    kind = tex["kind"]
-    t = xx * math.cos(tex["angle"]) + yy * math.sin(tex["angle"])
-    if kind == "solid":
-        w = np.zeros_like(xx)
-    elif kind == "gradient":
-        w = (t - t.min()) / max(float(t.max() - t.min()), 1e-6)
-    elif kind == "stripes":
-        w = (np.mod(t / tex["period"] + tex["offset"], 1.0) < 0.5).astype(np.float32)
-    elif kind == "checker":
-        t2 = -xx * math.sin(tex["angle"]) + yy * math.cos(tex["angle"])
-        a = np.floor(t / tex["period"] / 1.5) + np.floor(t2 / tex["period"] / 1.5)
-        w = np.mod(a, 2).astype(np.float32)
-    else:  # smooth noise
-        w = _upsample(tex["grid"], xx, yy)
-    w = w[..., None]
-    return (1 - w) * tex["c1"] + w * tex["c2"]
-
-
-# --- Scene sampling ------------------------------------------------------
-
-
-def _sample_object(rng, placed):
-    cls = int(rng.integers(1, NUM_CLASSES))
-    d = math.exp(rng.uniform(math.log(_MIN_DIAMETER), math.log(_MAX_DIAMETER)))
-    r = d / 2
-    if placed and rng.uniform() < 0.4:
-        # Next to an earlier object, so that occlusion is common.
-        other = placed[int(rng.integers(len(placed)))]
-        a = rng.uniform(0, 2 * math.pi)
-        dist = rng.uniform(0.3, 1.0) * (r + other["d"] / 2)
-        cx = other["cx"] + dist * math.cos(a)
-        cy = other["cy"] + dist * math.sin(a)
-    else:
-        m = min(r, 0.5) * 0.6
-        cx, cy = rng.uniform(m, 1 - m), rng.uniform(m, 1 - m)
-    params, aspect = _sample_shape_params(rng, cls)
-    return {
-        "cls": cls,
-        "cx": float(cx),
-        "cy": float(cy),
-        "d": float(d),
-        "theta": float(rng.uniform(0, 2 * math.pi)),
-        "aspect": float(aspect),
-        "params": params,
-    }
-
-
-def _band_width(size):
-    return max(1, size // 64)
-
-
-def _object_ids(objects, xx, yy):
-    ids = np.zeros(xx.shape, dtype=np.uint8)
-    full = []
-    for k, obj in enumerate(objects):
-        m = _shape_mask(obj, xx, yy)
-        ids[m] = k + 1
-        full.append(int(m.sum()))
-    return ids, full
-
-
-def _interior(ids, width):
-    """Object pixels farther than ``width`` (4-connected) from a label change."""
-    inner = ids > 0
-    for _ in range(width):
-        # Edge replication: the image border is not a boundary.
-        p_ids = np.pad(ids, 1, mode="edge")
-        p_in = np.pad(inner, 1, mode="edge")
-        keep = inner.copy()
-        for sy, sx in ((0, 1), (2, 1), (1, 0), (1, 2)):
-            nb_ids = p_ids[sy : sy + ids.shape[0], sx : sx + ids.shape[1]]
-            nb_in = p_in[sy : sy + ids.shape[0], sx : sx + ids.shape[1]]
-            keep &= (nb_ids == ids) & nb_in
-        inner = keep
-    return inner
-
-
-def _visible_ok(objects, xx, yy):
-    ids, full = _object_ids(objects, xx, yy)
-    inner = _interior(ids, _band_width(xx.shape[0]))
-    vis = np.bincount(ids.ravel(), minlength=len(objects) + 1)[1:]
-    core = np.bincount(ids[inner].ravel(), minlength=len(objects) + 1)[1:]
-    for k in range(len(objects)):
-        if full[k] == 0 or vis[k] < _MIN_VISIBLE_FRACTION * full[k]:
-            return False
-        if core[k] < _MIN_INTERIOR_PIXELS:
-            return False
-    return True
-
-
-@functools.lru_cache(maxsize=1)
-def _check_grid():
-    return _grid(_CHECK_SIZE)
-
-
-def _sample_distractor(rng):
-    kind = str(rng.choice(["line", "wave", "blob"], p=[0.4, 0.3, 0.3]))
-    out = {
-        "kind": kind,
-        "colour": _random_colour(rng),
-        "width": rng.uniform(0.012, 0.045),
-        "p0": rng.uniform(-0.1, 1.1, size=2),
-        "p1": rng.uniform(-0.1, 1.1, size=2),
-        "amp": rng.uniform(0.02, 0.08),
-        "freq": rng.uniform(2.0, 6.0),
-        "phase": rng.uniform(0, 2 * math.pi),
-    }
-    centre = rng.uniform(0.05, 0.95, size=2)
-    scale = math.exp(rng.uniform(math.log(0.03), math.log(0.12)))
-    # Several small, well-spread discs: irregular, never a clean circle.
-    n = int(rng.integers(4, 7))
-    out["discs"] = [
-        (centre + rng.normal(0, scale * 1.1, size=2), scale * rng.uniform(0.35, 0.75))
-        for _ in range(n)
-    ]
-    return out
-
-
-def _distractor_mask(dis, xx, yy):
-    if dis["kind"] == "blob":
-        m = np.zeros(xx.shape, dtype=bool)
-        for (cx, cy), r in dis["discs"]:
-            m |= (xx - cx) ** 2 + (yy - cy) ** 2 <= r * r
-        return m
-    p0, p1 = dis["p0"], dis["p1"]
-    d = p1 - p0
-    length = max(float(np.hypot(*d)), 1e-6)
-    ux, uy = d / length
-    along = (xx - p0[0]) * ux + (yy - p0[1]) * uy
-    across = -(xx - p0[0]) * uy + (yy - p0[1]) * ux
-    if dis["kind"] == "wave":
-        across = across - dis["amp"] * np.sin(
-            dis["freq"] * 2 * math.pi * along / length + dis["phase"]
-        )
-    return (along >= 0) & (along <= length) & (np.abs(across) <= dis["width"] / 2)
-
-
-def _sample_scene(split, index):
-    rng, _ = _rngs(split, index)
-    background = _sample_texture(rng)
-    bg_mean = (background["c1"] + background["c2"]) / 2
-    distractors = [_sample_distractor(rng) for _ in range(int(rng.integers(1, 5)))]
-    n_objects = int(rng.choice([1, 2, 3], p=[0.4, 0.35, 0.25]))
-    xx, yy = _check_grid()
-    objects = []
-    for _ in range(n_objects):
-        for _attempt in range(20):
-            obj = _sample_object(rng, objects)
-            if _visible_ok(objects + [obj], xx, yy):
-                objects.append(obj)
-                break
-    if not objects:  # practically never; keeps "at least one object" true
-        obj = _sample_object(rng, [])
-        obj.update(cx=0.5, cy=0.5, d=0.5)
-        objects.append(obj)
-    for obj in objects:
-        obj["texture"] = _sample_texture(rng, avoid=bg_mean, contrast=60.0)
-    return {
-        "background": background,
-        "distractors": distractors,
-        "objects": objects,
-        "noise_sigma": float(rng.uniform(0.0, 10.0)),
-    }
-
-
-# --- Rendering -----------------------------------------------------------
-
-
-def _render(scene, size, pixel_rng):
-    xx, yy = _grid(size)
-    image = _render_texture(scene["background"], xx, yy)
-    for dis in scene["distractors"]:
-        image[_distractor_mask(dis, xx, yy)] = dis["colour"]
-    objects = scene["objects"]
-    ids = np.zeros((size, size), dtype=np.uint8)
-    full = []
-    for k, obj in enumerate(objects):
-        m = _shape_mask(obj, xx, yy)
-        image[m] = _render_texture(obj["texture"], xx, yy)[m]
-        ids[m] = k + 1
-        full.append(int(m.sum()))
-    if scene["noise_sigma"] > 0:
-        image = image + pixel_rng.normal(0, scene["noise_sigma"], size=image.shape)
-    image = np.clip(np.round(image), 0, 255).astype(np.uint8)
-
-    classes = np.array([0] + [o["cls"] for o in objects], dtype=np.uint8)
-    inner = _interior(ids, _band_width(size))
-    label = classes[ids]
-    band = (ids > 0) & ~inner
-    label[band] = VOID_LABEL
-    instances = ids.copy()
-    instances[band] = VOID_LABEL
-
-    n = len(objects)
-    boxes = np.zeros((MAX_OBJECTS, 4), dtype=np.float32)
-    obj_classes = np.full((MAX_OBJECTS,), -1, dtype=np.int32)
-    areas = np.zeros((MAX_OBJECTS,), dtype=np.int32)
-    sizes = np.zeros((MAX_OBJECTS,), dtype=np.float32)
-    visible = np.zeros((MAX_OBJECTS,), dtype=np.float32)
-    for k in range(n):
-        ys, xs = np.nonzero(ids == k + 1)
-        boxes[k] = [ys.min() / size, xs.min() / size,
-                    (ys.max() + 1) / size, (xs.max() + 1) / size]
-        obj_classes[k] = objects[k]["cls"]
-        areas[k] = len(ys)
-        sizes[k] = max(ys.max() + 1 - ys.min(), xs.max() + 1 - xs.min()) / size
-        visible[k] = len(ys) / full[k]
-    multi_hot = np.zeros((NUM_OBJECT_CLASSES,), dtype=np.uint8)
-    multi_hot[obj_classes[:n] - 1] = 1
-    return {
-        "image": image,
-        "label": label,
-        "instances": instances,
-        "image_labels": multi_hot,
-        "boxes": boxes,
-        "classes": obj_classes,
-        "areas": areas,
-        "sizes": sizes,
-        "visible_fraction": visible,
-        "num_objects": np.int32(n),
-    }
+def _sample_scene(split, index, config):
+    rng, _ = _rngs(split, index, config)
+    if config == "hard":
+        return _shapes_hard.sample_scene(rng)
+    classes = [int(c) for c in _standard_classes(split, [index])[0] if c > 0]
+    return _shapes_standard.sample_scene(rng, classes)
 
 
 # --- Public API ----------------------------------------------------------
 
 
-def generate_example(split, index, image_size=64):
-    """Generates one example, deterministically from ``(split, index)``.
+def generate_example(split, index, image_size=64, config="standard"):
+    """Generates one example, deterministically from ``(split, index)`` (and ``config``).
 
     Args:
         split: ``"train"``, ``"val"`` or ``"test"``.
-        index: Example index in ``[0, SPLITS[split])``.
+        index: Example index in ``[0, CONFIG_SPLITS[config][split])``.
         image_size: Side length in pixels; a multiple of 32, at least 64.
+        config: ``"standard"`` (default) or ``"hard"`` (version 1).
 
     Returns:
         A dict of NumPy arrays (``S = image_size``, ``N = MAX_OBJECTS = 3``;
@@ -582,53 +233,65 @@ def generate_example(split, index, image_size=64):
     >>> ex["label"].shape, int(ex["num_objects"]) >= 1
     ((96, 96), True)
     """
-    _check_split(split)
-    index = _check_index(split, index)
+    _check_split(split, config)
+    index = _check_index(split, index, config)
     image_size = _check_size(image_size)
-    _, pixel_rng = _rngs(split, index)
+    _, pixel_rng = _rngs(split, index, config)
     # The scene uses its own RNG stream, so pixel noise never shifts geometry.
-    out = _render(_sample_scene(split, index), image_size, pixel_rng)
+    generator = _shapes_hard if config == "hard" else _shapes_standard
+    out = generator.render(_sample_scene(split, index, config), image_size, pixel_rng)
     out["index"] = np.int32(index)
     out["has_mask"] = np.bool_(True)
     return out
 
 
 @functools.lru_cache(maxsize=None)
-def _image_labels_cached(split):
-    labels = np.zeros((SPLITS[split], NUM_OBJECT_CLASSES), dtype=np.uint8)
-    for i in range(SPLITS[split]):
-        for obj in _sample_scene(split, i)["objects"]:
-            labels[i, obj["cls"] - 1] = 1
+def _image_labels_cached(split, config):
+    size = CONFIG_SPLITS[config][split]
+    labels = np.zeros((size, NUM_OBJECT_CLASSES), dtype=np.uint8)
+    if config == "hard":  # the classes come out of scene sampling
+        for i in range(size):
+            for obj in _sample_scene(split, i, config)["objects"]:
+                labels[i, obj["cls"] - 1] = 1
+    else:  # the classes are a hash of the index: no scene needed
+        for start in range(0, size, 1 << 16):
+            rows = np.arange(start, min(size, start + (1 << 16)))
+            classes = _standard_classes(split, rows)
+            for k in range(MAX_OBJECTS):
+                present = classes[:, k] > 0
+                labels[rows[present], classes[present, k] - 1] = 1
     labels.flags.writeable = False
     return labels
 
 
-def image_labels(split):
+def image_labels(split, config="standard"):
     """Multi-hot image-level labels of a whole split, without rendering.
 
-    Only the scenes are sampled (about 1-2 s for the 4000 train images); the
-    result is cached for the process.
+    Standard config: the classes are a hash of the index (well under a
+    second for the 1,000,000 train images). Hard config: the scenes are sampled (about 1-2 s
+    for its 4000 train images). The result is cached for the process.
 
     Args:
         split: ``"train"``, ``"val"`` or ``"test"``.
+        config: ``"standard"`` (default) or ``"hard"``.
 
     Returns:
-        Read-only ``(SPLITS[split], 12)`` uint8 array; column ``c - 1`` is
-        class ``c``.
+        Read-only ``(CONFIG_SPLITS[config][split], 12)`` uint8 array; column
+        ``c - 1`` is class ``c``.
 
     Example:
 
     >>> image_labels("val").shape
     (500, 12)
     """
-    _check_split(split)
-    return _image_labels_cached(split)
+    _check_split(split, config)
+    return _image_labels_cached(split, config)
 
 
 @functools.lru_cache(maxsize=None)
-def _strong_cached(budget):
-    labels = image_labels("train").astype(bool)
-    order = np.random.default_rng([_BASE_SEED, _VERSION, 99]).permutation(len(labels))
+def _strong_cached(budget, config):
+    labels = image_labels("train", config).astype(bool)
+    order = np.random.default_rng([_BASE_SEED, VERSIONS[config], 99]).permutation(len(labels))
     counts = np.zeros(NUM_OBJECT_CLASSES, dtype=np.int64)
     chosen = []
     for i in order:
@@ -643,7 +306,7 @@ def _strong_cached(budget):
     return out
 
 
-def strong_indices(budget):
+def strong_indices(budget, config="standard"):
     """Train indices that keep pixel masks under an annotation budget.
 
     Args:
@@ -651,6 +314,7 @@ def strong_indices(budget):
             positive int) or ``"all"``. Each chosen image counts for every
             class it contains, so every class gets at least ``budget`` strong
             images and some get a few more.
+        config: ``"standard"`` (default) or ``"hard"``.
 
     Returns:
         Sorted read-only int64 array of train indices.
@@ -660,22 +324,24 @@ def strong_indices(budget):
     >>> len(strong_indices(5)) < 60
     True
     """
+    _check_config(config)
     if budget == "all" or budget is None:
-        return np.arange(SPLITS["train"], dtype=np.int64)
+        return np.arange(CONFIG_SPLITS[config]["train"], dtype=np.int64)
     if isinstance(budget, bool) or not isinstance(budget, (int, np.integer)) or budget < 1:
         raise ValueError(
             f"Expected budget to be a positive int or 'all'. Received: budget={budget!r}"
         )
-    return _strong_cached(int(budget))
+    return _strong_cached(int(budget), config)
 
 
-def domain_indices(split, domain):
+def domain_indices(split, domain, config="standard"):
     """Indices of the images of one TransferNet domain.
 
     Args:
         split: ``"train"``, ``"val"`` or ``"test"``.
         domain: ``"source"`` (images whose objects are all source classes,
             ``SOURCE_CLASSES``) or ``"target"`` (all target classes).
+        config: ``"standard"`` (default) or ``"hard"``.
 
     Returns:
         Sorted int64 array of indices.
@@ -686,8 +352,8 @@ def domain_indices(split, domain):
     >>> bool(image_labels("val")[src][:, len(SOURCE_CLASSES):].any())
     False
     """
-    _check_split(split)
-    labels = image_labels(split).astype(bool)
+    _check_split(split, config)
+    labels = image_labels(split, config).astype(bool)
     src = labels[:, : len(SOURCE_CLASSES)].any(axis=1)
     tgt = labels[:, len(SOURCE_CLASSES) :].any(axis=1)
     if domain == "source":
@@ -701,8 +367,9 @@ def domain_indices(split, domain):
     return np.nonzero(keep)[0].astype(np.int64)
 
 
-def _select(split, count, indices, budget, domain):
-    _check_split(split)
+def _select(split, count, indices, budget, domain, config):
+    _check_split(split, config)
+    size = CONFIG_SPLITS[config][split]
     if budget is not None and split != "train":
         raise ValueError(
             "Annotation budgets apply to the train split only. "
@@ -710,27 +377,27 @@ def _select(split, count, indices, budget, domain):
         )
     if indices is None:
         if domain is not None:
-            indices = domain_indices(split, domain)
+            indices = domain_indices(split, domain, config)
         else:
-            indices = np.arange(SPLITS[split], dtype=np.int64)
+            indices = np.arange(size, dtype=np.int64)
     else:
         indices = np.asarray(indices, dtype=np.int64).ravel()
         for i in indices[:1].tolist() + indices[-1:].tolist():
-            _check_index(split, i)
-        if indices.size and (indices.min() < 0 or indices.max() >= SPLITS[split]):
+            _check_index(split, i, config)
+        if indices.size and (indices.min() < 0 or indices.max() >= size):
             raise IndexError(f"indices out of range for split {split!r}")
     if count is not None:
         indices = indices[: int(count)]
     strong = None
     if budget is not None and budget != "all":
-        strong = np.zeros(SPLITS["train"], dtype=bool)
-        strong[strong_indices(budget)] = True
+        strong = np.zeros(CONFIG_SPLITS[config]["train"], dtype=bool)
+        strong[strong_indices(budget, config)] = True
     weak_domain = domain == "target" and split == "train"
     return indices, strong, weak_domain
 
 
-def _example_for(split, index, image_size, strong, weak_domain):
-    ex = generate_example(split, index, image_size)
+def _example_for(split, index, image_size, strong, weak_domain, config):
+    ex = generate_example(split, index, image_size, config)
     if weak_domain or (strong is not None and not strong[index]):
         ex["label"] = np.full_like(ex["label"], VOID_LABEL)
         ex["instances"] = np.full_like(ex["instances"], VOID_LABEL)
@@ -739,7 +406,7 @@ def _example_for(split, index, image_size, strong, weak_domain):
 
 
 def as_numpy(split, count=None, image_size=64, indices=None, budget=None,
-             domain=None):
+             domain=None, config="standard"):
     """Generates a (part of a) split as a dict of stacked NumPy arrays.
 
     Args:
@@ -752,9 +419,15 @@ def as_numpy(split, count=None, image_size=64, indices=None, budget=None,
             ``has_mask = False`` (image-level labels are kept).
         domain: ``"source"`` or ``"target"``: restrict to that domain's images
             (:func:`domain_indices`); target train images become weak-only.
+        config: ``"standard"`` (default) or ``"hard"``.
 
     Returns:
         The keys of :func:`generate_example`, each stacked along axis 0.
+
+    Raises:
+        ValueError: More than 100,000 images selected (e.g. the whole
+            streaming train split): pass ``count`` or ``indices``, or stream
+            with :func:`load`.
 
     Example:
 
@@ -763,9 +436,15 @@ def as_numpy(split, count=None, image_size=64, indices=None, budget=None,
     ((4, 64, 64, 3), dtype('uint8'))
     """
     image_size = _check_size(image_size)
-    indices, strong, weak_domain = _select(split, count, indices, budget, domain)
+    indices, strong, weak_domain = _select(split, count, indices, budget, domain, config)
+    if len(indices) > _MAX_AS_NUMPY:
+        raise ValueError(
+            f"as_numpy would render {len(indices)} images of split {split!r} into memory "
+            f"(config {config!r}). Pass count= or indices= (at most {_MAX_AS_NUMPY}), "
+            "or stream them with shapes.load()."
+        )
     examples = [
-        _example_for(split, int(i), image_size, strong, weak_domain) for i in indices
+        _example_for(split, int(i), image_size, strong, weak_domain, config) for i in indices
     ]
     if not examples:
         raise ValueError(f"No examples selected from split {split!r}.")
@@ -779,11 +458,14 @@ _KEYS = ("image", "label", "instances", "image_labels", "boxes", "classes",
 
 def load(split, batch_size=32, image_size=64, budget=None, domain=None,
          shuffle=None, seed=0, as_dict=False, indices=None, count=None,
-         drop_remainder=False):
+         drop_remainder=False, config="standard"):
     """A ``tf.data.Dataset`` that generates the split on the fly.
 
     Examples are generated in parallel ``tf.numpy_function`` calls (no files).
     Shuffling permutes the indices only, so it is cheap and reproducible.
+    Selections of more than 65,536 images (the streaming standard train
+    split) are permuted once with ``seed`` instead of reshuffled each epoch:
+    one pass over a million images outlasts any training run here.
 
     Args:
         split: ``"train"``, ``"val"`` or ``"test"``.
@@ -799,6 +481,7 @@ def load(split, batch_size=32, image_size=64, budget=None, domain=None,
         indices: Explicit example indices, e.g. ``strong_indices(10)``.
         count: Use only the first ``count`` selected examples.
         drop_remainder: Drop the last incomplete batch.
+        config: ``"standard"`` (default) or ``"hard"``.
 
     Returns:
         A ``tf.data.Dataset``.
@@ -812,7 +495,7 @@ def load(split, batch_size=32, image_size=64, budget=None, domain=None,
     import tensorflow as tf
 
     image_size = _check_size(image_size)
-    indices, strong, weak_domain = _select(split, count, indices, budget, domain)
+    indices, strong, weak_domain = _select(split, count, indices, budget, domain, config)
     if shuffle is None:
         shuffle = split == "train"
     S = image_size
@@ -833,7 +516,7 @@ def load(split, batch_size=32, image_size=64, budget=None, domain=None,
     keys = _KEYS if as_dict else ("image", "label")
 
     def make(i):
-        ex = _example_for(split, int(i), S, strong, weak_domain)
+        ex = _example_for(split, int(i), S, strong, weak_domain, config)
         return tuple(np.asarray(ex[k], dtype=specs[k][0].as_numpy_dtype) for k in keys)
 
     def generate(i):
@@ -843,8 +526,12 @@ def load(split, batch_size=32, image_size=64, budget=None, domain=None,
             v.set_shape(specs[k][1])
         return dict(zip(keys, values)) if as_dict else tuple(values)
 
-    ds = tf.data.Dataset.from_tensor_slices(np.asarray(indices, dtype=np.int64))
-    if shuffle:
+    indices = np.asarray(indices, dtype=np.int64)
+    streaming = len(indices) > _SHUFFLE_BUFFER
+    if shuffle and streaming:
+        indices = np.random.default_rng(seed).permutation(indices)
+    ds = tf.data.Dataset.from_tensor_slices(indices)
+    if shuffle and not streaming:
         ds = ds.shuffle(len(indices), seed=seed, reshuffle_each_iteration=True)
     ds = ds.map(generate, num_parallel_calls=tf.data.AUTOTUNE,
                 deterministic=True)

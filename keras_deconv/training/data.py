@@ -1,7 +1,9 @@
 """Training inputs built from the synthetic ``shapes`` dataset (``tf.data``, no files).
 
-The selected split is generated once per process into NumPy arrays (about
-2 ms an image at 64x64) and served from memory; every random choice
+The selected split is generated once per process into NumPy arrays (a few
+ms an image at 64x64) and served from memory: at most
+:data:`MAX_TRAIN_IMAGES` (4000) train images, the first of the selection,
+since the standard ``shapes`` train split streams 1,000,000 images; every random choice
 (shuffling, crops, windows, flips) happens in the ``tf.data`` graph, so the
 same code feeds one device or a ``tf.distribute`` strategy.
 
@@ -40,6 +42,11 @@ from keras_deconv.training import augmentation
 CROP_RATIO = 250 / 224
 
 
+#: Train images held in memory at most (the first of the selection): the size of the
+#: original ``shapes`` train split, now a slice of the streaming standard one.
+MAX_TRAIN_IMAGES = 4000
+
+
 @functools.lru_cache(maxsize=8)
 def _arrays(split, image_size, indices_key):
     indices = None if indices_key is None else np.asarray(indices_key, dtype=np.int64)
@@ -50,7 +57,15 @@ def _arrays(split, image_size, indices_key):
 
 
 def arrays(split="train", image_size=64, indices=None):
-    """The selected examples of a split as a dict of NumPy arrays (cached per process)."""
+    """The selected examples of a split as a dict of NumPy arrays (cached per process).
+
+    The train split gives at most :data:`MAX_TRAIN_IMAGES`: the first of
+    ``indices`` (default: of the split).
+    """
+    if split == "train":
+        if indices is None:
+            indices = np.arange(min(MAX_TRAIN_IMAGES, shapes.SPLITS["train"]))
+        indices = np.asarray(indices).ravel()[:MAX_TRAIN_IMAGES]
     key = None if indices is None else tuple(int(i) for i in np.asarray(indices).ravel())
     return _arrays(split, int(image_size), key)
 

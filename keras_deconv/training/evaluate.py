@@ -27,7 +27,8 @@ def predict_labels(pipeline, image, ids=None):
     return np.asarray(pipeline([image])[0].labels)
 
 
-def score(pipeline, split="test", *, count=None, indices=None, image_size=64, oracle_labels=False, on_example=None):
+def score(pipeline, split="test", *, count=None, indices=None, image_size=64, oracle_labels=False, on_example=None,
+          config="standard"):
     """Confusion matrix of ``pipeline`` over shapes images.
 
     Args:
@@ -40,16 +41,17 @@ def score(pipeline, split="test", *, count=None, indices=None, image_size=64, or
         oracle_labels: pass the ground-truth image-level labels (TransferNet,
             the CAM baseline: their class ids come from outside).
         on_example: optional ``callable(example, prediction)``.
+        config: shapes generator config, ``"standard"`` or ``"hard"``.
 
     Returns:
         A :class:`~keras_deconv.metrics.ConfusionMatrix` over the 13 labels.
     """
     if indices is None:
-        indices = np.arange(shapes.SPLITS[split])
+        indices = np.arange(shapes.CONFIG_SPLITS[config][split])
     indices = np.asarray(indices)[: count if count is not None else None]
     matrix = ConfusionMatrix(shapes.NUM_CLASSES, ignore_label=255, class_names=shapes.CLASS_NAMES)
     for index in indices:
-        example = shapes.generate_example(split, int(index), image_size)
+        example = shapes.generate_example(split, int(index), image_size, config=config)
         prediction = predict_labels(pipeline, example["image"], class_ids(example) if oracle_labels else None)
         matrix.update(example["label"], prediction)
         if on_example is not None:
@@ -64,15 +66,29 @@ def needs_oracle_labels(name):
     return zoo.info(name)["pipeline"]["class"] == "TransferNetPipeline"
 
 
-def score_zoo_model(name, split="test", count=None, indices=None, image_size=64, oracle_labels=None):
+def shapes_config(name):
+    """The shapes config a zoo entry's weights were trained on.
+
+    The card field ``shapes_config`` of the weights entry; ``"standard"`` if absent.
+    """
+    from keras_deconv import zoo
+
+    base, tag = zoo.resolve_tag(name)
+    return zoo.info(base)["weights"][tag].get("shapes_config", "standard")
+
+
+def score_zoo_model(name, split="test", count=None, indices=None, image_size=64, oracle_labels=None, config=None):
     """``zoo.load(name)`` (name may carry a tag, ``"decouplednet-small.5"``) scored on shapes.
 
     ``oracle_labels``: default :func:`needs_oracle_labels`; ``True`` also for
     DecoupledNet (its pipeline then takes the ground-truth class ids instead
-    of its classifier's).
+    of its classifier's). ``config``: the shapes generator config; default
+    :func:`shapes_config`, the one the weights were trained on.
     """
     from keras_deconv import zoo
 
     pipeline = zoo.load(name)
     oracle = needs_oracle_labels(name) if oracle_labels is None else bool(oracle_labels)
-    return score(pipeline, split, count=count, indices=indices, image_size=image_size, oracle_labels=oracle)
+    config = shapes_config(name) if config is None else config
+    return score(pipeline, split, count=count, indices=indices, image_size=image_size, oracle_labels=oracle,
+                 config=config)

@@ -1,0 +1,211 @@
+"""Reference baseline on ``shapes``: a plain ~0.5M-parameter U-Net trained on streaming images for a time budget.
+
+    python bench/shapes_baseline.py [--minutes 30] [--threads 2] [--image-size 64] [--curve curve.png]
+
+What it does, in order:
+
+1. Prints the no-learning references on the test split (500 images): the
+   all-background floor and a colour-only per-pixel classifier (majority
+   class per RGB bin, fitted on ``--colour-train-images`` train images),
+   both from :mod:`keras_deconv.datasets.shapes_baselines`.
+2. Trains a U-Net-like net (3x3 conv + BN + ReLU pairs at 16/32/64/128
+   channels, 2x2 max pooling, transposed-conv upsampling with skip
+   concatenation; about 0.48M parameters) with Adam, batch 16, on fresh
+   images of the streaming train split (``shapes.load``; no image is seen
+   twice), for ``--minutes`` of wall-clock time. The learning rate follows a
+   cosine decay over the *time* budget (``lr * (1 + cos(pi * t / T)) / 2``),
+   so any budget ends at zero. Loss: pixel cross-entropy, void (255) ignored.
+3. Every ``--eval-every`` seconds prints one curve row: elapsed time, step,
+   mean training loss since the last row, mIoU on the first
+   ``--val-images`` val images.
+4. Prints the final mIoU on the whole test split (500 images; background
+   included; :class:`keras_deconv.metrics.ConfusionMatrix`, VOC convention)
+   and optionally saves the curve as a PNG (``--curve FILE``).
+
+Goal of the standard config: >= 75 test mIoU within 30 minutes on 2 CPU
+threads (the all-background floor is about 7).
+"""
+
+import argparse
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np  # noqa: E402
+
+from keras_deconv.datasets import shapes, shapes_baselines  # noqa: E402
+
+
+def unet(num_classes, image_size, widths=(16, 32, 64, 128)):
+    """A plain U-Net: conv pairs down to 1/8 resolution and back up with skip connections."""
+    import keras
+    from keras import layers
+
+    def conv_pair(x, channels):
+        for _ in range(2):
+            x = layers.Conv2D(channels, 3, padding="same", use_bias=False)(x)
+            x = layers.ReLU()(layers.BatchNormalization()(x))
+        return x
+
+    inputs = keras.Input((image_size, image_size, 3))
+    x = layers.Rescaling(1 / 127.5, offset=-1.0)(inputs)
+    skips = []
+    for channels in widths[:-1]:
+        x = conv_pair(x, channels)
+        skips.append(x)
+        x = layers.MaxPooling2D()(x)
+    x = conv_pair(x, widths[-1])
+    for channels, skip in zip(reversed(widths[:-1]), reversed(skips)):
+        x = layers.Conv2DTranspose(channels, 2, strides=2, use_bias=False)(x)
+        x = conv_pair(layers.Concatenate()([x, skip]), channels)
+    outputs = layers.Conv2D(num_classes, 1)(x)
+    return keras.Model(inputs, outputs, name="shapes_unet")
+
+
+def references(test, train_images):
+    """(all-background mIoU, colour-only mIoU) on the test arrays, in percent."""
+    train = shapes.as_numpy("train", count=train_images, image_size=test["image"].shape[1])
+    floor = shapes_baselines.background_only_miou(test["label"])
+    colour = shapes_baselines.colour_only_miou(train["image"], train["label"], test["image"], test["label"])
+    return floor, colour
+
+
+def miou(model, data, batch_size=50):
+    """mIoU (%) of ``model`` on stacked arrays, with the project's ConfusionMatrix."""
+    from keras_deconv.metrics import ConfusionMatrix
+
+    matrix = ConfusionMatrix(shapes.NUM_CLASSES, ignore_label=shapes.VOID_LABEL)
+    for start in range(0, len(data["image"]), batch_size):
+        images = data["image"][start : start + batch_size].astype("float32")
+        logits = model(images, training=False)
+        matrix.update(data["label"][start : start + batch_size], np.asarray(logits).argmax(-1))
+    return 100 * matrix.mean_iou
+
+
+def train(args, val):
+    import keras
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(args.seed)
+    model = unet(shapes.NUM_CLASSES, args.image_size)
+    print(f"model: U-Net, {model.count_params():,} parameters; Adam lr {args.lr} cosine-decayed over "
+          f"{args.minutes:g} min; batch {args.batch_size}; {args.image_size}x{args.image_size}; "
+          f"{args.threads} thread(s)")
+    optimizer = keras.optimizers.Adam(args.lr)
+    loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=shapes.VOID_LABEL)
+
+    @tf.function(jit_compile=args.jit)
+    def step(images, labels):
+        with tf.GradientTape() as tape:
+            logits = model(tf.cast(images, "float32"), training=True)
+            loss = loss_fn(tf.cast(labels, "int32"), logits)
+        grads = tape.gradient(loss, model.trainable_variables)
+        optimizer.apply(grads, model.trainable_variables)
+        return loss
+
+    data = shapes.load("train", batch_size=args.batch_size, image_size=args.image_size, seed=args.seed,
+                       drop_remainder=True)
+    budget = 60 * args.minutes
+    curve, losses, step_count = [], [], 0
+    start = last_eval = time.perf_counter()
+    print(f"{'time':>8} {'step':>7} {'loss':>7} {'val mIoU':>9}")
+    for images, labels in data:
+        elapsed = time.perf_counter() - start
+        if elapsed >= budget:
+            break
+        optimizer.learning_rate.assign(args.lr * 0.5 * (1 + math.cos(math.pi * elapsed / budget)))
+        losses.append(float(step(images, labels)))
+        step_count += 1
+        if time.perf_counter() - last_eval >= args.eval_every:
+            curve.append(_curve_row(model, val, start, step_count, losses))
+            losses, last_eval = [], time.perf_counter()
+    if losses:
+        curve.append(_curve_row(model, val, start, step_count, losses))
+    return model, curve
+
+
+def _curve_row(model, val, start, step_count, losses):
+    row = (time.perf_counter() - start, step_count, float(np.mean(losses)), miou(model, val))
+    print(f"{row[0]:7.0f}s {row[1]:7d} {row[2]:7.3f} {row[3]:9.2f}", flush=True)
+    return row
+
+
+def save_curve(path, curve, floor, colour, test_miou):
+    """A small PNG of val mIoU (and loss) against time, drawn with Pillow."""
+    from PIL import Image, ImageDraw
+
+    width, height, margin = 640, 400, 50
+    image = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(image)
+    t_max = max(row[0] for row in curve) or 1.0
+    loss_max = max(row[2] for row in curve) or 1.0
+
+    def xy(t, value, top):
+        return (margin + (width - 2 * margin) * t / t_max,
+                height - margin - (height - 2 * margin) * value / top)
+
+    draw.rectangle([margin, margin, width - margin, height - margin], outline="black")
+    for value in range(0, 101, 20):
+        y = xy(0, value, 100)[1]
+        draw.line([margin - 4, y, margin, y], fill="black")
+        draw.text((8, y - 6), f"{value}", fill="black")
+    for level, colour_name in ((floor, "gray"), (colour, "orange")):
+        y = xy(0, level, 100)[1]
+        draw.line([margin, y, width - margin, y], fill=colour_name)
+    draw.line([xy(r[0], r[3], 100) for r in curve] if len(curve) > 1 else [xy(0, 0, 100)] * 2, fill="blue", width=2)
+    draw.line([xy(r[0], r[2], loss_max) for r in curve] if len(curve) > 1 else [xy(0, 0, 1)] * 2, fill="red", width=1)
+    draw.text((margin, 15), f"val mIoU (blue, %) and loss (red, max {loss_max:.2f}) over {t_max / 60:.1f} min; "
+                            f"test mIoU {test_miou:.1f}", fill="black")
+    draw.text((margin - 4, height - margin + 4), "0", fill="black")
+    draw.text((width - margin - 30, height - margin + 4), f"{t_max / 60:.1f} min", fill="black")
+    draw.text((margin, height - 30), f"all-background {floor:.1f} (gray), colour-only {colour:.1f} (orange)",
+              fill="black")
+    image.save(path)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--minutes", type=float, default=30.0, help="wall-clock training budget")
+    parser.add_argument("--threads", type=int, default=2, help="TensorFlow intra- and inter-op threads")
+    parser.add_argument("--image-size", type=int, default=64, help="as the shipped small models (cards' input_size)")
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--lr", type=float, default=3e-3, help="peak Adam learning rate")
+    parser.add_argument("--eval-every", type=float, default=60.0, help="seconds between curve rows")
+    parser.add_argument("--val-images", type=int, default=100, help="val images per curve row")
+    parser.add_argument("--colour-train-images", type=int, default=1000)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--no-jit", dest="jit", action="store_false", help="no XLA for the training step")
+    parser.add_argument("--curve", help="save the curve as this PNG file")
+    args = parser.parse_args()
+    if args.minutes <= 0:
+        parser.error(f"--minutes must be positive; got {args.minutes}")
+
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+    tf.config.threading.set_inter_op_parallelism_threads(args.threads)
+
+    print(f"data: shapes config 'standard' (version {shapes.VERSION}); train streams "
+          f"{shapes.SPLITS['train']:,} images, test {shapes.SPLITS['test']}")
+    test = shapes.as_numpy("test", image_size=args.image_size)
+    val = shapes.as_numpy("val", count=args.val_images, image_size=args.image_size)
+    floor, colour = references(test, args.colour_train_images)
+    print(f"all-background floor: {floor:.2f} test mIoU")
+    print(f"colour-only classifier (8 bins/channel, {args.colour_train_images} train images): {colour:.2f} test mIoU")
+
+    model, curve = train(args, val)
+    test_miou = miou(model, test)
+    print(f"final test mIoU ({len(test['image'])} images, background included): {test_miou:.2f} "
+          f"after {curve[-1][1] if curve else 0} steps, {curve[-1][0] / 60 if curve else 0:.1f} min")
+    if args.curve:
+        save_curve(args.curve, curve, floor, colour, test_miou)
+        print(f"curve: {args.curve}")
+
+
+if __name__ == "__main__":
+    main()
