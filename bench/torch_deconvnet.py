@@ -32,12 +32,14 @@ class _Affine(nn.Module):
         return x * self.scale + self.shift
 
 
-def _block(conv, channels):
-    return nn.Sequential(conv, _Affine(channels), nn.ReLU(inplace=True))
+def _block(conv, channels, batch_norm=False):
+    norm = nn.BatchNorm2d(channels, eps=1e-3, momentum=0.01) if batch_norm else _Affine(channels)
+    return nn.Sequential(conv, norm, nn.ReLU(inplace=True))
 
 
 class TorchDeconvNet(nn.Module):
-    def __init__(self, num_classes=21, width=1.0, fc_units=None, fc_kernel_size=7):
+    def __init__(self, num_classes=21, width=1.0, fc_units=None, fc_kernel_size=7, batch_norm=False):
+        """``batch_norm=True``: trainable BatchNorm (the training configuration) instead of the folded affine."""
         super().__init__()
         fc_units = fc_units or _scaled(4096, width)
         self.encoder = nn.ModuleList()
@@ -46,18 +48,18 @@ class TorchDeconvNet(nn.Module):
             layers = []
             for filters in block:
                 filters = _scaled(filters, width)
-                layers.append(_block(nn.Conv2d(channels, filters, 3, padding=1), filters))
+                layers.append(_block(nn.Conv2d(channels, filters, 3, padding=1), filters, batch_norm))
                 channels = filters
             self.encoder.append(nn.Sequential(*layers))
-        self.fc6 = _block(nn.Conv2d(channels, fc_units, fc_kernel_size), fc_units)
-        self.fc7 = _block(nn.Conv2d(fc_units, fc_units, 1), fc_units)
-        self.fc6_deconv = _block(nn.ConvTranspose2d(fc_units, channels, fc_kernel_size), channels)
+        self.fc6 = _block(nn.Conv2d(channels, fc_units, fc_kernel_size), fc_units, batch_norm)
+        self.fc7 = _block(nn.Conv2d(fc_units, fc_units, 1), fc_units, batch_norm)
+        self.fc6_deconv = _block(nn.ConvTranspose2d(fc_units, channels, fc_kernel_size), channels, batch_norm)
         self.decoder = nn.ModuleList()
         for level in (5, 4, 3, 2, 1):
             layers = []
             for filters in DECODER_BLOCKS[level]:
                 filters = _scaled(filters, width)
-                layers.append(_block(nn.ConvTranspose2d(channels, filters, 3, padding=1), filters))
+                layers.append(_block(nn.ConvTranspose2d(channels, filters, 3, padding=1), filters, batch_norm))
                 channels = filters
             self.decoder.append(nn.Sequential(*layers))
         self.score = nn.Conv2d(channels, num_classes, 1)
