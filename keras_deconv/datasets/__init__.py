@@ -6,6 +6,8 @@ Submodules load lazily so that ``import keras_deconv.datasets`` stays cheap:
   data generated on the fly (NumPy; TensorFlow only for ``shapes.load``).
 * :mod:`keras_deconv.datasets.voc`: the ``voc2012_seg`` TFDS builder (imports
   ``tensorflow_datasets``), reading VOC 2012 and SBD from a manual directory.
+* :mod:`keras_deconv.datasets.folder`: your own data, a folder of images
+  and class-index masks (``classes.txt``, ``images/<split>/``, ``masks/<split>/``).
 * :mod:`keras_deconv.datasets.coco`: TransferNet's source domain (the 60
   non-VOC COCO classes) read from a COCO instances file and its images.
 
@@ -16,7 +18,7 @@ Submodules load lazily so that ``import keras_deconv.datasets`` stays cheap:
 
 import importlib
 
-_SUBMODULES = ("shapes", "voc", "coco")
+_SUBMODULES = ("shapes", "voc", "coco", "folder")
 
 __all__ = list(_SUBMODULES)
 

@@ -1,0 +1,176 @@
+"""Folder datasets: validation, `keras-deconv data check`, the streaming pipeline, training from disk, runs as models."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from keras_deconv.datasets import folder
+
+CLASSES = ("background", "disc", "bar")
+BLOCK = 8
+
+
+def _label_map(rng, height, width, num_classes=len(CLASSES), void=True):
+    """Blocks of BLOCK x BLOCK pixels, each one class (some void): bilinear resizing is exact inside a block."""
+    blocks = rng.integers(0, num_classes, (-(-height // BLOCK), -(-width // BLOCK)))
+    if void:
+        blocks[0, 0] = 255
+    return np.kron(blocks, np.ones((BLOCK, BLOCK), np.int64))[:height, :width].astype(np.uint8)
+
+
+def image_for(label):
+    """An RGB image the label map can be read back from: red = 60 * class, void red = 250, green = 7."""
+    red = np.where(label == 255, 250, label.astype(np.int64) * 60)
+    return np.stack([red, np.full_like(red, 7), np.zeros_like(red)], -1).astype(np.uint8)
+
+
+def make_dataset(root, splits=(("train", 4), ("val", 2)), size=(24, 32), classes=CLASSES, palette=False, seed=0):
+    rng = np.random.default_rng(seed)
+    root = str(root)
+    with open(os.path.join(root, "classes.txt"), "w") as f:
+        f.write("\n".join(classes) + "\n")
+    for split, count in splits:
+        os.makedirs(os.path.join(root, "images", split))
+        os.makedirs(os.path.join(root, "masks", split))
+        for i in range(count):
+            label = _label_map(rng, *size, num_classes=len(classes))
+            Image.fromarray(image_for(label)).save(os.path.join(root, "images", split, f"img{i}.png"))
+            mask = Image.fromarray(label)
+            if palette:
+                mask = mask.convert("P")
+                mask.putpalette([v for c in range(256) for v in ((c * 37) % 256, (c * 91) % 256, (c * 13) % 256)])
+            mask.save(os.path.join(root, "masks", split, f"img{i}.png"))
+    return root
+
+
+# ---------------------------------------------------------------- scan / check
+def test_check_counts_images_and_class_pixel_shares(tmp_path):
+    root = make_dataset(tmp_path)
+    report = folder.check(root)
+    assert report["classes"] == list(CLASSES)
+    assert {s: v["images"] for s, v in report["splits"].items()} == {"train": 4, "val": 2}
+    # independent count over the mask files
+    masks = [np.array(Image.open(os.path.join(root, "masks", "train", f"img{i}.png"))) for i in range(4)]
+    values = np.concatenate([m.ravel() for m in masks])
+    labelled = values[values != 255]
+    for index, name in enumerate(CLASSES):
+        assert report["splits"]["train"]["class_shares"][name] == pytest.approx(np.mean(labelled == index))
+    assert report["splits"]["train"]["void_share"] == pytest.approx(np.mean(values == 255))
+    assert sum(report["splits"]["val"]["class_shares"].values()) == pytest.approx(1.0)
+
+
+def test_palette_masks_are_read_by_index_not_colour(tmp_path):
+    root = make_dataset(tmp_path, splits=(("train", 2),), palette=True)
+    path = os.path.join(root, "masks", "train", "img0.png")
+    assert Image.open(path).mode == "P"
+    label = folder.read_mask(path)
+    image = np.array(Image.open(os.path.join(root, "images", "train", "img0.png")))
+    np.testing.assert_array_equal(np.where(label == 255, 250, label.astype(int) * 60), image[..., 0])
+    name, image_read, label_read = next(folder.examples(root, "train"))
+    assert name == "img0" and image_read.dtype == np.uint8 and label_read.dtype == np.uint8
+    np.testing.assert_array_equal(label_read, label)
+
+
+def _break(root, kind):
+    train = os.path.join(root, "images", "train")
+    masks = os.path.join(root, "masks", "train")
+    if kind == "missing mask":
+        os.remove(os.path.join(masks, "img2.png"))
+        return "img2.png", "without a mask"
+    if kind == "bad value":
+        label = np.array(Image.open(os.path.join(masks, "img1.png")))
+        label[3, 3] = 7
+        Image.fromarray(label).save(os.path.join(masks, "img1.png"))
+        return "img1.png", "mask values 7"
+    if kind == "size mismatch":
+        Image.fromarray(np.zeros((10, 10), np.uint8)).save(os.path.join(masks, "img3.png"))
+        return "img3.png", "sizes differ"
+    if kind == "unreadable image":
+        with open(os.path.join(train, "img0.png"), "wb") as f:
+            f.write(b"not an image at all")
+        return "img0.png", "unreadable"
+    if kind == "colour mask":
+        Image.new("RGB", (32, 24)).save(os.path.join(masks, "img1.png"))
+        return "img1.png", "RGB"
+    if kind == "empty split":
+        for name in os.listdir(train):
+            os.remove(os.path.join(train, name))
+        return "images/train", "empty split"
+    if kind == "missing classes":
+        os.remove(os.path.join(root, "classes.txt"))
+        return "classes.txt", "missing"
+    raise AssertionError(kind)
+
+
+BROKEN = ["missing mask", "bad value", "size mismatch", "unreadable image", "colour mask", "empty split",
+          "missing classes"]
+
+
+@pytest.mark.parametrize("kind", BROKEN)
+def test_scan_names_the_broken_file(tmp_path, kind):
+    root = make_dataset(tmp_path)
+    file_name, words = _break(root, kind)
+    with pytest.raises(folder.FolderDatasetError) as info:
+        folder.scan(root, "train")
+    message = str(info.value)
+    assert file_name in message and words in message and "\n" not in message, message
+    assert isinstance(info.value, ValueError)
+
+
+def test_error_lists_the_first_files_then_a_count(tmp_path):
+    root = make_dataset(tmp_path, splits=(("train", 6),))
+    for i in range(5):
+        os.remove(os.path.join(root, "masks", "train", f"img{i}.png"))
+    with pytest.raises(folder.FolderDatasetError, match=r"\(5 files\).*img0.png, .*img1.png, .*img2.png and 2 more"):
+        folder.scan(root, "train")
+
+
+def test_missing_split_names_the_splits_found(tmp_path):
+    root = make_dataset(tmp_path, splits=(("train", 1),))
+    with pytest.raises(folder.FolderDatasetError, match="splits found: train"):
+        folder.scan(root, "val")
+
+
+# ---------------------------------------------------------------- keras-deconv data check
+def test_data_check_cli_prints_counts_and_shares(tmp_path):
+    from keras_deconv.cli.main import cli
+
+    root = make_dataset(tmp_path)
+    result = CliRunner().invoke(cli, ["data", "check", root])
+    assert result.exit_code == 0, result.output
+    report = folder.check(root)
+    lines = result.output.splitlines()
+    assert any(line.split() == ["images", "4", "2"] for line in lines), result.output
+    disc = next(line for line in lines if line.startswith("disc"))
+    assert disc.split()[1] == f"{100 * report['splits']['train']['class_shares']['disc']:.2f}%"
+
+
+def test_data_check_cli_broken_dataset_is_one_line_and_exit_1(tmp_path):
+    from keras_deconv.cli.main import main
+
+    root = make_dataset(tmp_path)
+    _break(root, "bad value")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["data", "check", root])
+    assert exit_info.value.code == 1
+
+
+def test_data_check_console_entry_point(tmp_path):
+    executable = os.path.join(os.path.dirname(sys.executable), "keras-deconv")
+    if not os.path.exists(executable):
+        pytest.skip("the keras-deconv console script is not installed next to this Python")
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    root = make_dataset(tmp_path)
+    good = subprocess.run([executable, "data", "check", root], capture_output=True, text=True, env=env, timeout=120)
+    assert good.returncode == 0 and "images" in good.stdout, good.stderr
+    _break(root, "missing mask")
+    bad = subprocess.run([executable, "data", "check", root], capture_output=True, text=True, env=env, timeout=120)
+    assert bad.returncode == 1
+    assert bad.stderr.startswith("Error: ") and "img2.png" in bad.stderr and "Traceback" not in bad.stderr
+    assert len(bad.stderr.strip().splitlines()) == 1, bad.stderr
