@@ -11,6 +11,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from keras_deconv.datasets import folder
+from keras_deconv.training.augmentation import MEAN_RGB
 
 CLASSES = ("background", "disc", "bar")
 BLOCK = 8
@@ -174,3 +175,59 @@ def test_data_check_console_entry_point(tmp_path):
     assert bad.returncode == 1
     assert bad.stderr.startswith("Error: ") and "img2.png" in bad.stderr and "Traceback" not in bad.stderr
     assert len(bad.stderr.strip().splitlines()) == 1, bad.stderr
+
+
+# ---------------------------------------------------------------- streaming pipeline
+MEAN_RED = MEAN_RGB[0]  # the mean colour pads images where labels get 255
+
+
+def _decode_labels(image):
+    """The label each pixel's red value encodes (void: 250 or the mean padding), -1 if none."""
+    red = image[..., 0]
+    out = np.full(red.shape, -1, np.int64)
+    for index in range(len(CLASSES)):
+        out[np.abs(red - 60 * index) < 1e-3] = index
+    out[(np.abs(red - 250) < 1e-3) | (np.abs(red - MEAN_RED) < 1e-2)] = 255
+    return out
+
+
+def test_pipeline_moves_image_and_mask_together_and_keeps_void(tmp_path):
+    import tensorflow as tf
+
+    from keras_deconv.training import folder_data
+
+    tf.random.set_seed(0)
+    root = make_dataset(tmp_path, splits=(("train", 3),), size=(40, 56))
+    split = folder.scan(root, "train")
+    # no rescaling: pixel exact, crops of 64 > image pad with void
+    images, labels = next(iter(folder_data.batches(split, 3, (64, 64), scale_range=(1, 1))))
+    images, labels = images.numpy(), labels.numpy()
+    np.testing.assert_array_equal(_decode_labels(images), labels)
+    assert (labels == 255).mean() > 0.4  # 40x56 in 64x64: the padding is void
+    # crops smaller than the image: pixel exact as well, and mirrored sometimes
+    for images, labels in folder_data.batches(split, 3, (24, 24), scale_range=(1, 1)).take(3):
+        np.testing.assert_array_equal(_decode_labels(images.numpy()), labels.numpy())
+    # rescaled and "fit": labels only take mask values (nearest), image agrees away from block edges
+    for framing in ("native", "fit"):
+        images, labels = next(iter(folder_data.batches(split, 3, (64, 64), framing=framing, scale_range=(1.3, 1.6))))
+        images, labels = images.numpy(), labels.numpy()
+        assert set(np.unique(labels)) <= {0, 1, 2, 255}
+        decoded = _decode_labels(images)
+        known = decoded >= 0
+        assert known.mean() > 0.5 and (decoded[known] == labels[known]).mean() > 0.97, framing
+    # "fit" shows the whole image: every class and void present in the masks survives
+    images, labels = next(iter(folder_data.batches(split, 3, (32, 32), framing="fit", scale_range=(1, 1),
+                                                   shuffle=False)))
+    for k, mask_path in enumerate(split.mask_paths):
+        assert set(np.unique(labels[k].numpy())) == set(np.unique(folder.read_mask(mask_path)))
+
+
+def test_pipeline_streams_one_pass_of_every_file(tmp_path):
+    from keras_deconv.training import folder_data
+
+    root = make_dataset(tmp_path, splits=(("train", 5),))
+    split = folder.scan(root, "train")
+    ds = folder_data.batches(split, 1, (24, 32), scale_range=(1, 1), flip=False, shuffle=True, repeat=False)
+    seen = sorted(int(labels.numpy().sum()) for _, labels in ds)
+    expected = sorted(int(folder.read_mask(p).astype(np.int64).sum()) for p in split.mask_paths)
+    assert seen == expected
