@@ -231,3 +231,103 @@ def test_pipeline_streams_one_pass_of_every_file(tmp_path):
     seen = sorted(int(labels.numpy().sum()) for _, labels in ds)
     expected = sorted(int(folder.read_mask(p).astype(np.int64).sum()) for p in split.mask_paths)
     assert seen == expected
+
+
+# ---------------------------------------------------------------- training from disk, runs as models, fine-tuning
+# As tests/test_training.py: batch 2-4, a 2-step run, no XLA (compiling costs more than the steps).
+FAST = ["--steps", "2", "--epochs", "1", "--hparam", "batch_size=2", "--no-jit", "--quiet"]
+
+
+def _train(args):
+    from keras_deconv.cli.main import cli
+
+    result = CliRunner().invoke(cli, ["train", *args, *FAST])
+    assert result.exit_code == 0, (result.output, result.exception)
+    return result
+
+
+def test_train_deconvnet_on_a_folder_then_load_the_run(tmp_path):
+    from keras_deconv import training, zoo
+    from keras_deconv.training.folder_recipes import folder_recipe
+    from keras_deconv.metrics import ConfusionMatrix
+
+    os.makedirs(tmp_path / "data")
+    root = make_dataset(tmp_path / "data", size=(48, 64))
+    run_dir = str(tmp_path / "run")
+    recipe = folder_recipe("deconvnet", root, hparams={"batch_size": 2, "calibration_batches": 1})
+    recipe.set_steps(2)
+    run = training.train(recipe, run_dir, epochs=1, verbose=0, run_eagerly=True)
+    assert run == json.loads(open(os.path.join(run_dir, "run.json")).read())
+    assert run["data"]["classes"] == list(CLASSES) and run["data"]["train_images"] == 4
+    assert {name: stage["steps"] for name, stage in run["stages"].items()} == {"stage1": 2, "stage2": 2}
+    assert open(os.path.join(run_dir, "classes.txt")).read().split() == list(CLASSES)
+    card = json.loads(open(os.path.join(run_dir, "card.json")).read())
+    assert card["architecture"]["config"]["num_classes"] == 3
+    metric = card["weights"]["folder"]["metrics"][0]
+    assert metric["split"] == "val" and metric["images"] == 2 and set(metric["class_iou"]) == set(CLASSES)
+    assert run["val_metrics"] == [metric]
+
+    pipeline = zoo.load(run_dir)
+    assert type(pipeline).__name__ == "DeconvNetPipeline" and pipeline.class_names == list(CLASSES)
+    assert pipeline.predict([np.zeros((37, 53, 3), np.uint8)])[0].shape == (37, 53)
+    # the loaded run reproduces the metric written at the end of training
+    matrix = ConfusionMatrix(3)
+    for _, image, label in folder.examples(root, "val"):
+        prediction = pipeline.predict([image])[0]
+        assert prediction.shape == label.shape and prediction.max() < 3
+        matrix.update(label, prediction)
+    assert abs(100 * matrix.mean_iou - metric["value"]) < 0.01
+
+
+def test_fine_tune_from_zoo_weights_reinitialises_the_classifier_and_freezes_the_encoder(tmp_path):
+    from keras_deconv import zoo
+
+    os.makedirs(tmp_path / "data")
+    root = make_dataset(tmp_path / "data", size=(48, 64))
+    run_dir = str(tmp_path / "run")
+    result = _train(["fcn8s", "-o", run_dir, "--data", "folder", "--data-dir", root, "--init", "fcn8s-small",
+                     "--freeze-encoder"])
+    classifier = ["score-fr", "score2", "score-pool4", "score4", "score-pool3", "upsample"]
+    assert "re-initialised" in result.output and "score-fr" in result.output
+    run = json.loads(open(os.path.join(run_dir, "run.json")).read())
+    assert run["init"] == {"source": "zoo:fcn8s-small", "reinitialised": classifier, "freeze_encoder": True}
+    start = zoo.create_model("fcn8s-small")
+    tuned = zoo.create_model(run_dir)
+    assert tuned.get_layer("score-fr").get_weights()[0].shape[-1] == 3
+    for name in ("conv1_1", "conv3_2", "conv5_3"):  # frozen: exactly the start's weights
+        for a, b in zip(start.get_layer(name).get_weights(), tuned.get_layer(name).get_weights()):
+            np.testing.assert_array_equal(a, b)
+    moved = [not np.array_equal(a, b) for a, b in zip(start.get_layer("fc7").get_weights(),
+                                                        tuned.get_layer("fc7").get_weights())]
+    assert any(moved)  # the rest trains
+
+
+def test_start_model_from_a_weights_file_reports_the_layers_that_do_not_fit():
+    from keras_deconv.zoo import registry
+
+    path = registry.weights_file("fcn8s-small", "shapes")
+    model, config = registry.start_model(path, "FCN8s", 3, {"width": 1 / 16, "fc_units": 64})
+    assert model.init_skipped == ["score-fr", "score2", "score-pool4", "score4", "score-pool3", "upsample"]
+    reference = registry.create_model("fcn8s-small")
+    np.testing.assert_array_equal(model.get_layer("conv2_1").get_weights()[0],
+                                  reference.get_layer("conv2_1").get_weights()[0])
+    with pytest.raises(ValueError, match="fits no layer"):
+        registry.start_model(path, "FCN8s", 3, {"width": 1 / 8, "fc_units": 32})
+    with pytest.raises(ValueError, match="is a FCN8s"):
+        registry.start_model("fcn8s-small", "DeconvNet", 3)
+
+
+def test_train_folder_usage_and_dataset_errors(tmp_path):
+    from keras_deconv.cli.main import cli
+
+    runner = CliRunner()
+    root = make_dataset(tmp_path)
+    out = str(tmp_path / "run")
+    result = runner.invoke(cli, ["train", "deconvnet", "-o", out, "--data", "folder"])
+    assert result.exit_code == 2 and "--data-dir" in result.output
+    result = runner.invoke(cli, ["train", "decouplednet", "-o", out, "--data", "folder", "--data-dir", root])
+    assert result.exit_code == 2 and "deconvnet and fcn8s" in result.output
+    _break(root, "missing mask")
+    result = runner.invoke(cli, ["train", "fcn8s", "-o", out, "--data", "folder", "--data-dir", root])
+    assert result.exit_code == 1 and "img2.png" in result.output
+    assert not os.path.exists(out)
