@@ -311,6 +311,11 @@ def test_start_model_from_a_weights_file_reports_the_layers_that_do_not_fit():
     reference = registry.create_model("fcn8s-small")
     np.testing.assert_array_equal(model.get_layer("conv2_1").get_weights()[0],
                                   reference.get_layer("conv2_1").get_weights()[0])
+    same, _ = registry.start_model(path, "FCN8s", 13, {"width": 1 / 16, "fc_units": 64})
+    assert same.init_skipped == []  # even "upsample", whose fixed bilinear kernel equals a fresh one
+    for layer in reference.layers:
+        for a, b in zip(layer.get_weights(), same.get_layer(layer.name).get_weights()):
+            np.testing.assert_array_equal(a, b)
     with pytest.raises(ValueError, match="fits no layer"):
         registry.start_model(path, "FCN8s", 3, {"width": 1 / 8, "fc_units": 32})
     with pytest.raises(ValueError, match="is a FCN8s"):

@@ -435,13 +435,16 @@ def _load_matching(model, source):
     """Loads the layers of a ``.weights.h5`` whose shapes fit; returns the names of the others.
 
     Keras assigns every variable it can before it reports the ones that do
-    not fit; the layers whose weights did not change are those.
+    not fit: every weight is set to NaN first, so a layer still holding NaN
+    was not loaded; it gets its fresh initialisation back.
     """
     import numpy as np
 
     if not os.path.exists(os.fspath(source)):
         raise FileNotFoundError(f"Weights file not found: {source}")
-    before = {layer.name: [np.array(w) for w in layer.get_weights()] for layer in model.layers if layer.weights}
+    fresh = {layer.name: layer.get_weights() for layer in model.layers if layer.weights}
+    for name, weights in fresh.items():
+        model.get_layer(name).set_weights([np.full_like(w, np.nan) for w in weights])
     import warnings
 
     try:
@@ -450,5 +453,9 @@ def _load_matching(model, source):
             model.load_weights(os.fspath(source))
     except ValueError:
         pass  # some layers do not fit: found below
-    return [name for name, weights in before.items()
-            if all(np.array_equal(a, b) for a, b in zip(weights, model.get_layer(name).get_weights()))]
+    skipped = []
+    for name, weights in fresh.items():
+        if any(np.isnan(w).any() for w in model.get_layer(name).get_weights()):
+            model.get_layer(name).set_weights(weights)
+            skipped.append(name)
+    return skipped

@@ -7,6 +7,11 @@
   augmentation with ``tf.image`` (scale, crop, flip, windows).
 * :mod:`~keras_deconv.training.data`: the data layers of the official
   training, on the synthetic ``shapes`` dataset.
+* :mod:`~keras_deconv.training.folder_data` and
+  :mod:`~keras_deconv.training.folder_recipes`: DeconvNet and FCN-8s on your
+  own data (a folder of images and masks, streamed from disk).
+* :mod:`~keras_deconv.training.finetune`: ``--init`` / ``--freeze-encoder``;
+  :mod:`~keras_deconv.training.run_card`: the run directory as a model.
 * :func:`fold_batch_norm`: trainable BN -> the inference-mode affine (§1.5).
 * :func:`train`: runs a recipe with checkpoints, resume, CSV/TensorBoard logs
   and an optional ``tf.distribute`` strategy.
