@@ -128,8 +128,9 @@ def test_error_lists_the_first_files_then_a_count(tmp_path):
     root = make_dataset(tmp_path, splits=(("train", 6),))
     for i in range(5):
         os.remove(os.path.join(root, "masks", "train", f"img{i}.png"))
-    with pytest.raises(folder.FolderDatasetError, match=r"\(5 files\).*img0.png, .*img1.png, .*img2.png and 2 more"):
-        folder.scan(root, "train")
+    with pytest.raises(folder.FolderDatasetError, match=r"\(5 files\): masks/train/img0.png, masks/train/img1.png, "
+                                                        r"masks/train/img2.png and 2 more\."):
+        folder.scan(root + os.sep, "train")  # paths relative to the dataset, also given with a trailing slash
 
 
 def test_missing_split_names_the_splits_found(tmp_path):
@@ -320,6 +321,8 @@ def test_start_model_from_a_weights_file_reports_the_layers_that_do_not_fit():
         registry.start_model(path, "FCN8s", 3, {"width": 1 / 8, "fc_units": 32})
     with pytest.raises(ValueError, match="is a FCN8s"):
         registry.start_model("fcn8s-small", "DeconvNet", 3)
+    with pytest.raises(ValueError, match="neither a zoo name"):
+        registry.start_model("no-such-model-or-file", "DeconvNet", 3)
 
 
 def test_train_folder_usage_and_dataset_errors(tmp_path):

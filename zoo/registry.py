@@ -407,6 +407,11 @@ def start_model(source, builder, num_classes, config=None):
         else:
             _load_weights_into(model, source, base)
     else:
+        if split_name(os.fspath(source))[0] not in _cards():
+            hint = (f" {source} is a folder without {RUN_CARD}: a run writes it after its export."
+                    if os.path.isdir(os.fspath(source)) else "")
+            raise ValueError(f"--init {source}: neither a zoo name ({', '.join(names())}), a run directory nor a "
+                             f"weights file.{hint}")
         entry, kind = card(source), "zoo"
         if isinstance(entry["architecture"]["builder"], list):
             raise ValueError(f"{source!r} is an ensemble; start from one of its networks.")

@@ -204,7 +204,7 @@ def scan(root, split="train", *, decode_images=True):
     Returns:
         A :class:`FolderSplit`.
     """
-    root = os.fspath(root)
+    root = os.path.normpath(os.fspath(root))
     class_names = read_classes(root)
     image_dir = os.path.join(root, "images", split)
     mask_dir = os.path.join(root, "masks", split)
@@ -285,7 +285,7 @@ def check(root, splits=None, *, decode_images=True):
         FolderDatasetError: the first problem found (see :func:`scan`), or a
             dataset without any split.
     """
-    root = os.fspath(root)
+    root = os.path.normpath(os.fspath(root))
     classes = read_classes(root)
     splits = list(splits) if splits else split_names(root)
     if not splits:
