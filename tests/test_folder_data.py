@@ -153,7 +153,7 @@ def test_data_check_cli_prints_counts_and_shares(tmp_path):
     assert disc.split()[1] == f"{100 * report['splits']['train']['class_shares']['disc']:.2f}%"
 
 
-def test_data_check_cli_broken_dataset_is_one_line_and_exit_1(tmp_path):
+def test_data_check_cli_broken_dataset_is_one_line_and_exit_1(tmp_path, capfd):
     from keras_deconv.cli.main import main
 
     root = make_dataset(tmp_path)
@@ -161,6 +161,9 @@ def test_data_check_cli_broken_dataset_is_one_line_and_exit_1(tmp_path):
     with pytest.raises(SystemExit) as exit_info:
         main(["data", "check", root])
     assert exit_info.value.code == 1
+    out, err = capfd.readouterr()
+    assert out == "" and err.startswith("Error: ") and len(err.strip().splitlines()) == 1
+    assert "masks/train/img1.png" in err and "Traceback" not in err
 
 
 def test_data_check_console_entry_point(tmp_path):

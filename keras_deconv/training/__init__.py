@@ -35,6 +35,7 @@ from keras_deconv.training.recipes import (
     get_recipe,
     step_schedule,
 )
+from keras_deconv.training.folder_recipes import folder_recipe
 from keras_deconv.training.runner import make_strategy, train
 
 __all__ = [
@@ -45,6 +46,7 @@ __all__ = [
     "Recipe",
     "TransferNetRecipe",
     "fold_batch_norm",
+    "folder_recipe",
     "get_recipe",
     "make_strategy",
     "recompute_statistics",
