@@ -31,6 +31,7 @@ _COMMANDS = {
     "export": ("keras_deconv.cli.export", "export_command", "Export as SavedModel, builtin-only TFLite or ONNX."),
     "evaluate": ("keras_deconv.cli.evaluate", "evaluate_command", "Evaluate a model on a dataset split (VOC mIoU)."),
     "predict": ("keras_deconv.cli.predict", "predict_command", "Segment images: label PNGs and overlays."),
+    "data": ("keras_deconv.cli.data", "data_group", "Check a folder dataset (images, masks, classes.txt)."),
     "train": ("keras_deconv.cli.train", "train_command", "Train a recipe on the built-in shapes data (checkpoints, resume)."),
 }
 

@@ -1,4 +1,5 @@
-"""`keras-deconv train RECIPE`: the training recipes (DeconvNet, FCN-8s, DecoupledNet, TransferNet) on shapes."""
+"""`keras-deconv train RECIPE`: the training recipes (DeconvNet, FCN-8s, DecoupledNet, TransferNet) on shapes,
+DeconvNet and FCN-8s also on your own data (``--data folder --data-dir DIR``), optionally fine-tuned (``--init``)."""
 
 import os
 import shlex
@@ -23,8 +24,12 @@ def _key_values(items, option):
 @click.option("--output", "-o", type=click.Path(file_okay=False), required=True,
               help="Run directory: checkpoints, CSV/TensorBoard logs, run.json, export/.")
 @click.option("--resume", is_flag=True, help="Continue the run in --output (finished stages are skipped).")
+@click.option("--data", type=click.Choice(["shapes", "folder"]), default="shapes", show_default=True,
+              help="shapes: the built-in synthetic data; folder: your own (--data-dir; deconvnet and fcn8s).")
+@click.option("--data-dir", type=click.Path(file_okay=False),
+              help="--data folder: the dataset (classes.txt, images/<split>/, masks/<split>/).")
 @click.option("--image-size", type=int, default=64, show_default=True,
-              help="shapes image side (multiple of 32, >= 64); the models' input size.")
+              help="shapes image side / training crop side (multiple of 32, >= 64); the models' input size.")
 @click.option("--config", "config", multiple=True, metavar="KEY=VALUE",
               help="Builder override, repeatable (e.g. --config width=1.0 --config fc_units=4096 for full size).")
 @click.option("--hparam", "hparams", multiple=True, metavar="KEY=VALUE",
@@ -37,6 +42,11 @@ def _key_values(items, option):
 @click.option("--init-vgg16", type=click.Path(exists=True, dir_okay=False),
               help="Initialise the VGG-16 encoder (and fc6/fc7) from ImageNet weights (.h5 or .caffemodel); "
                    "default: random initialisation.")
+@click.option("--init", "init_source", metavar="NAME|PATH|RUN_DIR",
+              help="deconvnet/fcn8s: start from zoo weights (e.g. deconvnet-small), a .weights.h5/.caffemodel "
+                   "file or a training run; the architecture follows it; a classifier whose class count differs "
+                   "is re-initialised.")
+@click.option("--freeze-encoder", is_flag=True, help="Keep the VGG-16 encoder (conv1_1 ... conv5_3) fixed.")
 @click.option("--strategy", type=click.Choice(["default", "mirrored", "multiworker"]), default="default",
               show_default=True, help="tf.distribute strategy (mirrored: all GPUs, else all logical CPUs).")
 @click.option("--logical-cpus", type=click.IntRange(min=1),
@@ -46,9 +56,9 @@ def _key_values(items, option):
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed (initialisation, data order).")
 @click.option("--no-jit", is_flag=True, help="Do not compile the training steps with XLA (default: XLA without a strategy).")
 @click.option("--quiet", "-q", is_flag=True, help="No per-epoch progress output.")
-def train_command(recipe, output, resume, image_size, config, hparams, steps, epochs, budgets, init_vgg16, strategy,
-                  logical_cpus, export_prefix, seed, no_jit, quiet):
-    """Train RECIPE on the built-in shapes dataset, with checkpoints and resume.
+def train_command(recipe, output, resume, data, data_dir, image_size, config, hparams, steps, epochs, budgets,
+                  init_vgg16, init_source, freeze_encoder, strategy, logical_cpus, export_prefix, seed, no_jit, quiet):
+    """Train RECIPE on the built-in shapes dataset or your own data, with checkpoints and resume.
 
     \b
     Recipes (stages; see docs for every deviation from the papers):
@@ -64,6 +74,7 @@ def train_command(recipe, output, resume, image_size, config, hparams, steps, ep
       keras-deconv train deconvnet -o runs/dn-full --image-size 224 \\
           --config width=1.0 --config fc_units=4096 --config fc_kernel_size=7 --init-vgg16 vgg16.h5
       keras-deconv train fcn8s -o runs/x --steps 20 --strategy mirrored --logical-cpus 2
+      keras-deconv train deconvnet -o runs/mine --data folder --data-dir my-data --init deconvnet-small
     """
     if logical_cpus:
         import tensorflow as tf
@@ -79,9 +90,28 @@ def train_command(recipe, output, resume, image_size, config, hparams, steps, ep
         if recipe != "decouplednet":
             raise click.UsageError("--budget applies to the decouplednet recipe only.")
         kwargs["budgets"] = list(budgets)
+    if data == "folder" and not data_dir:
+        raise click.UsageError("--data folder needs --data-dir DIR.")
+    if data == "shapes" and data_dir:
+        raise click.UsageError("--data-dir applies to --data folder only.")
+    if (init_source or freeze_encoder) and recipe not in ("deconvnet", "fcn8s"):
+        raise click.UsageError("--init and --freeze-encoder apply to the deconvnet and fcn8s recipes.")
+    from keras_deconv.datasets.folder import FolderDatasetError
+
     try:
-        instance = training.get_recipe(recipe)(image_size=image_size, config=config, hparams=hparams,
-                                               init_vgg16=init_vgg16, seed=seed, **kwargs)
+        if init_source:
+            kwargs["init_model"], config = _start_model(init_source, recipe, data, data_dir, config, image_size)
+        kwargs["freeze_encoder"] = freeze_encoder
+        options = dict(image_size=image_size, config=config, hparams=hparams, init_vgg16=init_vgg16, seed=seed,
+                       **kwargs)
+        if data == "folder":
+            from keras_deconv.training.folder_recipes import folder_recipe
+
+            instance = folder_recipe(recipe, data_dir, **options)
+        else:
+            instance = training.get_recipe(recipe)(**options)
+    except FolderDatasetError as error:
+        raise click.ClickException(str(error)) from None
     except ValueError as error:
         raise click.UsageError(str(error)) from None
     if steps:
@@ -93,8 +123,28 @@ def train_command(recipe, output, resume, image_size, config, hparams, steps, ep
                              jit_compile=False if no_jit else "auto")
     except FileExistsError as error:
         raise click.ClickException(str(error)) from None
+    if instance.reinitialised:
+        click.echo(f"--init {init_source}: re-initialised (class count or shape differs): "
+                   f"{', '.join(instance.reinitialised)}", err=True)
     for name, stage in run["stages"].items():
         click.echo(f"{name}: {stage['steps']} steps, {stage['seconds']:.0f} s, final loss {stage.get('final_loss', float('nan')):.4f}")
     for tag, path in run.get("export", {}).get("files", {}).items():
         click.echo(f"export {tag}: {path}")
+    for metric in run.get("val_metrics", []):
+        click.echo(f"val ({metric['images']} images): mIoU {metric['value']:.2f}, pixel accuracy "
+                   f"{metric['pixel_accuracy']:.2f}")
     click.echo(f"total: {run['total_seconds']:.0f} s; run directory {os.path.abspath(output)}")
+
+
+def _start_model(source, recipe, data, data_dir, config, image_size):
+    """``--init``: the start model (through the zoo) and the recipe config that fits it (user --config wins)."""
+    from keras_deconv import training
+    from keras_deconv.datasets import folder, shapes
+    from keras_deconv.training.run_card import ARCHITECTURES
+    from keras_deconv.zoo import registry
+
+    num_classes = len(folder.read_classes(data_dir)) if data == "folder" else shapes.NUM_CLASSES
+    base = training.get_recipe(recipe)(image_size=image_size).default_config()
+    model, start_config = registry.start_model(source, ARCHITECTURES[recipe][0], num_classes,
+                                               dict(base, **config))
+    return model, dict(start_config, **config)

@@ -8,7 +8,8 @@
 >>> model = zoo.create_model("deconvnet", weights=None, width=1 / 16, fc_units=64)  # doctest: +SKIP
 
 ``zoo.load(name)`` returns a pipeline (images in, label maps out) with the
-registered weights; authors' weights must first be fetched or imported
+registered weights (``zoo.load(RUN_DIR)``: a ``keras-deconv train`` run, see
+docs/your-data.md); authors' weights must first be fetched or imported
 (``keras-deconv weights fetch NAME`` / ``keras-deconv weights import NAME PATH``).
 Cached weights live under ``$KERAS_DECONV_HOME``, else ``$KERAS_HOME/keras_deconv``,
 else ``~/.keras/keras_deconv``.

@@ -217,7 +217,7 @@ def create_model(name, weights=DEFAULT, num_classes=None, **config):
 
     Args:
         name: zoo name (``keras-deconv list``), optionally with a weights tag
-            (``"decouplednet.25"``).
+            (``"decouplednet.25"``), or a training run directory.
         weights: a registered tag (default: the card's default), ``None``
             for random initialisation, or a path to a ``.weights.h5`` or
             ``.caffemodel`` file.
@@ -229,6 +229,8 @@ def create_model(name, weights=DEFAULT, num_classes=None, **config):
         A ``keras.Model``; ``model.zoo_info`` records name, weights and the
         re-initialised layers.
     """
+    if is_run_dir(name):
+        return _create_run_model(name, weights, num_classes, **config)
     entry = card(name)
     base = entry["name"]
     tag, source = _weights_source(name, weights)
@@ -249,7 +251,11 @@ def create_model(name, weights=DEFAULT, num_classes=None, **config):
 
 
 def load(name, weights=DEFAULT, num_classes=None, config=None, **options):
-    """The ready-to-use pipeline of a zoo entry: images in, label maps out.
+    """The ready-to-use pipeline of a zoo entry or a training run: images in, label maps out.
+
+    ``name`` may also be the run directory of ``keras-deconv train deconvnet|fcn8s``
+    (its ``card.json``): the run's exported weights, architecture, pipeline
+    settings and class names (``pipeline.class_names``).
 
     See :func:`create_model` for ``name``, ``weights`` and ``num_classes``;
     ``config`` holds builder overrides (e.g. ``{"width": 1 / 16}``) and
@@ -263,6 +269,8 @@ def load(name, weights=DEFAULT, num_classes=None, config=None, **options):
     >>> pipeline.predict([np.zeros((50, 70, 3), "uint8")])[0].shape
     (50, 70)
     """
+    if is_run_dir(name):
+        return _load_run(name, weights, num_classes, config, **options)
     config = dict(config or {})
     entry = card(name)
     from keras_deconv import pipelines
@@ -276,7 +284,18 @@ def load(name, weights=DEFAULT, num_classes=None, config=None, **options):
         fcn = create_model("fcn8s", weights=_required(entry, weights, "fcn8s"), num_classes=num_classes, **config)
         return pipeline_class(deconvnet, fcn, **settings)
     model = create_model(name, weights=weights, num_classes=num_classes, **config)
-    return pipeline_class(model, **settings)
+    pipeline = pipeline_class(model, **settings)
+    if num_classes is None:
+        pipeline.class_names = class_names(name)
+    return pipeline
+
+
+def class_names(name):
+    """The label names of a zoo entry (index 0 = background), or None if the card has none."""
+    entry = card(name)
+    space = entry.get("categories")
+    names = LABEL_SPACES[space] if isinstance(space, str) else entry.get("category_names")
+    return list(names) if names else None
 
 
 def _required(entry, weights, part):
@@ -288,3 +307,160 @@ def _required(entry, weights, part):
         if name == part:
             return required_tag
     return DEFAULT
+
+
+# ----------------------------------------------------------------------------- runs as models
+RUN_CARD = "card.json"
+
+
+def is_run_dir(path):
+    """True for a ``keras-deconv train`` run directory holding a ``card.json``."""
+    try:
+        return os.path.isfile(os.path.join(os.fspath(path), RUN_CARD))
+    except TypeError:
+        return False
+
+
+def run_card(run_dir):
+    """The ``card.json`` of a run directory (see :mod:`keras_deconv.training.run_card`)."""
+    path = os.path.join(os.fspath(run_dir), RUN_CARD)
+    try:
+        with open(path, encoding="utf-8") as f:
+            entry = json.load(f)
+        entry["architecture"]["builder"], entry["weights"][entry["default_weights"]]["file"]
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{run_dir} is not a finished training run: no {RUN_CARD} (it is written after the "
+                                "export; resume the run with `keras-deconv train ... --resume`).") from None
+    except (ValueError, KeyError, TypeError) as error:
+        raise ValueError(f"{path}: not a valid run card ({error}). Re-export the run.") from None
+    return entry
+
+
+def _create_run_model(run_dir, weights=DEFAULT, num_classes=None, **config):
+    from keras_deconv import models
+
+    entry = run_card(run_dir)
+    architecture = dict(entry["architecture"]["config"])
+    architecture.update(config)
+    tag = entry["default_weights"] if weights in (DEFAULT, None) or weights == entry["default_weights"] else None
+    if weights is not None and tag is None:
+        raise ValueError(f"A run directory holds its own weights ({', '.join(entry['weights'])}); received "
+                         f"weights={weights!r}.")
+    model = getattr(models, entry["architecture"]["builder"])(**architecture)
+    reinitialised = []
+    if weights is not None:
+        source = os.path.join(os.fspath(run_dir), entry["weights"][tag]["file"])
+        _load_weights_into(model, source, entry["name"])
+        if num_classes is not None and num_classes != architecture["num_classes"]:
+            target = getattr(models, entry["architecture"]["builder"])(**dict(architecture, num_classes=num_classes))
+            reinitialised = _transfer_body(model, target)
+            model = target
+    elif num_classes is not None:
+        model = getattr(models, entry["architecture"]["builder"])(**dict(architecture, num_classes=num_classes))
+    model.zoo_info = {"name": os.fspath(run_dir), "weights": tag, "reinitialised": reinitialised,
+                      "class_names": entry.get("category_names")}
+    return model
+
+
+def _load_run(run_dir, weights=DEFAULT, num_classes=None, config=None, **options):
+    from keras_deconv import pipelines
+
+    entry = run_card(run_dir)
+    model = _create_run_model(run_dir, weights, num_classes, **dict(config or {}))
+    settings = dict(entry["pipeline"].get("config", {}))
+    settings.update(options)
+    pipeline = getattr(pipelines, entry["pipeline"]["class"])(model, **settings)
+    pipeline.class_names = list(entry.get("category_names") or [])
+    return pipeline
+
+
+def start_model(source, builder, num_classes, config=None):
+    """The model that ``keras-deconv train --init SOURCE`` starts from, and its builder config.
+
+    Args:
+        source: a zoo name (``deconvnet-small``, ``fcn8s:voc``), a run
+            directory, or a ``.weights.h5`` / ``.caffemodel`` file.
+        builder: the recipe's builder (``"DeconvNet"`` or ``"FCN8s"``).
+        num_classes: the classes of the new training (tried first for a file).
+        config: builder config for a file (width, fc_units, ...).
+
+    Returns:
+        ``(model, config)``: ``model.init_source`` names the source; ``config``
+        (without ``num_classes``) is the architecture the recipe must build.
+    """
+    from keras_deconv import models
+
+    config = dict(config or {})
+    if is_run_dir(source):
+        entry = run_card(source)
+        model, kind = _create_run_model(source), "run"
+        config = {k: v for k, v in entry["architecture"]["config"].items() if k != "num_classes"}
+    elif os.path.isfile(os.fspath(source)):
+        entry, kind = None, "file"
+        base = {"DeconvNet": "deconvnet", "FCN8s": "fcn8s"}[builder]
+        model = getattr(models, builder)(num_classes=num_classes, **config)
+        if os.fspath(source).endswith(".weights.h5"):
+            model.init_skipped = _load_matching(model, source)
+            if len(model.init_skipped) == len([layer for layer in model.layers if layer.weights]):
+                raise ValueError(f"{source} fits no layer of a {builder} with config {config}: pass the --config "
+                                 "it was trained with (width, fc_units, ...), or its run directory.")
+        else:
+            _load_weights_into(model, source, base)
+    else:
+        if split_name(os.fspath(source))[0] not in _cards():
+            hint = (f" {source} is a folder without {RUN_CARD}: a run writes it after its export."
+                    if os.path.isdir(os.fspath(source)) else "")
+            raise ValueError(f"--init {source}: neither a zoo name ({', '.join(names())}), a run directory nor a "
+                             f"weights file.{hint}")
+        entry, kind = card(source), "zoo"
+        if isinstance(entry["architecture"]["builder"], list):
+            raise ValueError(f"{source!r} is an ensemble; start from one of its networks.")
+        model = create_model(source)
+        config = {k: v for k, v in entry["architecture"].get("config", {}).items() if k != "num_classes"}
+    if entry is not None:  # the card's config leaves the builder's defaults out: spell them out for the recipe
+        config = dict(_builder_defaults(builder), **config)
+    found = entry["architecture"]["builder"] if entry is not None else builder
+    if found != builder:
+        raise ValueError(f"--init {source} is a {found}; this recipe trains a {builder}.")
+    model.init_source = f"{kind}:{os.fspath(source)}"
+    return model, config
+
+
+def _builder_defaults(builder):
+    import inspect
+
+    from keras_deconv import models
+
+    reserved = {"num_classes", "input_shape", "batch_norm", "weights", "name", "include_preprocessing"}
+    parameters = inspect.signature(getattr(models, builder)).parameters.items()
+    return {key: p.default for key, p in parameters if key not in reserved and p.default is not inspect.Parameter.empty}
+
+
+def _load_matching(model, source):
+    """Loads the layers of a ``.weights.h5`` whose shapes fit; returns the names of the others.
+
+    Keras assigns every variable it can before it reports the ones that do
+    not fit: every weight is set to NaN first, so a layer still holding NaN
+    was not loaded; it gets its fresh initialisation back.
+    """
+    import numpy as np
+
+    if not os.path.exists(os.fspath(source)):
+        raise FileNotFoundError(f"Weights file not found: {source}")
+    fresh = {layer.name: layer.get_weights() for layer in model.layers if layer.weights}
+    for name, weights in fresh.items():
+        model.get_layer(name).set_weights([np.full_like(w, np.nan) for w in weights])
+    import warnings
+
+    try:
+        with warnings.catch_warnings():  # Keras warns about every container it skips
+            warnings.simplefilter("ignore")
+            model.load_weights(os.fspath(source))
+    except ValueError:
+        pass  # some layers do not fit: found below
+    skipped = []
+    for name, weights in fresh.items():
+        if any(np.isnan(w).any() for w in model.get_layer(name).get_weights()):
+            model.get_layer(name).set_weights(weights)
+            skipped.append(name)
+    return skipped

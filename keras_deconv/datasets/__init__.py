@@ -8,6 +8,8 @@ Submodules load lazily so that ``import keras_deconv.datasets`` stays cheap:
   scores its no-learning references (all-background, colour-only).
 * :mod:`keras_deconv.datasets.voc`: the ``voc2012_seg`` TFDS builder (imports
   ``tensorflow_datasets``), reading VOC 2012 and SBD from a manual directory.
+* :mod:`keras_deconv.datasets.folder`: your own data, a folder of images
+  and class-index masks (``classes.txt``, ``images/<split>/``, ``masks/<split>/``).
 * :mod:`keras_deconv.datasets.coco`: TransferNet's source domain (the 60
   non-VOC COCO classes) read from a COCO instances file and its images.
 
@@ -18,7 +20,7 @@ Submodules load lazily so that ``import keras_deconv.datasets`` stays cheap:
 
 import importlib
 
-_SUBMODULES = ("shapes", "shapes_baselines", "voc", "coco")
+_SUBMODULES = ("shapes", "shapes_baselines", "voc", "coco", "folder")
 
 __all__ = list(_SUBMODULES)
 

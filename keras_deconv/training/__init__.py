@@ -7,6 +7,11 @@
   augmentation with ``tf.image`` (scale, crop, flip, windows).
 * :mod:`~keras_deconv.training.data`: the data layers of the official
   training, on the synthetic ``shapes`` dataset.
+* :mod:`~keras_deconv.training.folder_data` and
+  :mod:`~keras_deconv.training.folder_recipes`: DeconvNet and FCN-8s on your
+  own data (a folder of images and masks, streamed from disk).
+* :mod:`~keras_deconv.training.finetune`: ``--init`` / ``--freeze-encoder``;
+  :mod:`~keras_deconv.training.run_card`: the run directory as a model.
 * :func:`fold_batch_norm`: trainable BN -> the inference-mode affine (§1.5).
 * :func:`train`: runs a recipe with checkpoints, resume, CSV/TensorBoard logs
   and an optional ``tf.distribute`` strategy.
@@ -30,6 +35,7 @@ from keras_deconv.training.recipes import (
     get_recipe,
     step_schedule,
 )
+from keras_deconv.training.folder_recipes import folder_recipe
 from keras_deconv.training.runner import make_strategy, train
 
 __all__ = [
@@ -40,6 +46,7 @@ __all__ = [
     "Recipe",
     "TransferNetRecipe",
     "fold_batch_norm",
+    "folder_recipe",
     "get_recipe",
     "make_strategy",
     "recompute_statistics",

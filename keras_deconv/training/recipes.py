@@ -18,6 +18,7 @@ from keras_deconv import models
 from keras_deconv.datasets import shapes
 from keras_deconv.metrics import StreamingMeanIoU
 from keras_deconv.training import data as train_data
+from keras_deconv.training import finetune
 from keras_deconv.training import pretraining
 from keras_deconv.training.bn_folding import fold_batch_norm
 from keras_deconv.training.callbacks import copy_weights_by_name
@@ -93,13 +94,26 @@ class Stage:
 
 
 class Recipe:
-    """Base class: hyperparameters, builder config, models and stages."""
+    """Base class: hyperparameters, builder config, models and stages.
+
+    ``init_model`` (``--init``): a Keras model (the zoo's inference
+    architecture) whose same-named, same-shaped weights start the network;
+    the others (the classifier when the class count differs) keep their
+    fresh initialisation and are listed in ``self.reinitialised``.
+    ``freeze_encoder`` keeps conv1_1 ... conv5_3 (and their BN) fixed.
+    """
 
     name = None
     #: Hyperparameters of the small configuration (``--hparam KEY=VALUE`` overrides).
     defaults = {}
+    #: Labels of the segmentation output (``shapes``: background + 12 shapes).
+    num_classes = shapes.NUM_CLASSES
+    class_names = shapes.CLASS_NAMES
+    #: Weights tag of the exported model (``export/<tag>.weights.h5``).
+    export_tag = "shapes"
 
-    def __init__(self, image_size=64, config=None, hparams=None, init_vgg16=None, seed=0):
+    def __init__(self, image_size=64, config=None, hparams=None, init_vgg16=None, seed=0, init_model=None,
+                 freeze_encoder=False):
         self.image_size = int(image_size)
         self.size = (self.image_size, self.image_size)
         self.input_shape = (self.image_size, self.image_size, 3)
@@ -117,6 +131,9 @@ class Recipe:
         self.init_vgg16 = init_vgg16
         self.seed = int(seed)
         self.models = {}
+        self.init_model = init_model
+        self.freeze_encoder = bool(freeze_encoder)
+        self.reinitialised = None
 
     # ------------------------------------------------------------------ to override
     def default_config(self):
@@ -199,9 +216,26 @@ class Recipe:
         """A fixed batch of train images for data-dependent initialisation."""
         return np.asarray(self.train_arrays()["image"][:count], "float32")
 
+    def start_from_init(self, model):
+        """``--init`` / ``--freeze-encoder`` on a freshly built network; True if weights were copied."""
+        copied = False
+        if self.init_model is not None:
+            skipped = set(getattr(self.init_model, "init_skipped", ()))  # not in the start's file
+            copied_names = finetune.transfer_weights(self.init_model, model)
+            self.reinitialised = [layer.name for layer in model.layers
+                                  if layer.weights and (layer.name in skipped or layer.name in copied_names)]
+            copied = True
+        if self.freeze_encoder:
+            finetune.freeze_encoder(model)
+        return copied
+
     def describe(self):
-        return {"recipe": self.name, "image_size": self.image_size, "config": self.config, "hparams": self.hp,
+        info = {"recipe": self.name, "image_size": self.image_size, "config": self.config, "hparams": self.hp,
                 "init_vgg16": self.init_vgg16, "seed": self.seed}
+        if self.init_model is not None or self.freeze_encoder:
+            info["init"] = {"source": getattr(self.init_model, "init_source", None),
+                            "reinitialised": self.reinitialised, "freeze_encoder": self.freeze_encoder}
+        return info
 
 
 def unit_variance_init(model, images, layer_names=None, tolerance=0.1, max_iterations=3):
@@ -284,13 +318,19 @@ class DeconvNetRecipe(Recipe):
     def default_config(self):
         return {"width": 1 / 16, "fc_units": 64, "fc_kernel_size": _fc_kernel(self.image_size)}
 
+    @property
+    def training_batch_norm(self):
+        """``"trainable"``, or ``"folded"`` when fine-tuning (``--init``): the start's statistics stay fixed."""
+        return "folded" if self.init_model is not None else "trainable"
+
     def _build_model(self, batch_norm="trainable"):
-        return models.DeconvNet(shapes.NUM_CLASSES, self.input_shape, batch_norm=batch_norm, **self.config)
+        return models.DeconvNet(self.num_classes, self.input_shape, batch_norm=batch_norm, **self.config)
 
     def prepare(self):
         if "deconvnet" not in self.models:
-            self.models["deconvnet"] = self._build_model()
+            self.models["deconvnet"] = self._build_model(self.training_batch_norm)
             self.load_vgg16(self.models["deconvnet"])
+            self.start_from_init(self.models["deconvnet"])
 
     def _stage(self, key, dataset):
         steps = self.hp[f"{key}_steps"]
@@ -299,29 +339,38 @@ class DeconvNetRecipe(Recipe):
             model = self.models["deconvnet"]
             optimizer = make_optimizer(self.hp["optimizer"], self.hp["lr"], steps, self.hp[f"{key}_stepsize"],
                                        self.hp["momentum"], self.hp["weight_decay"])
-            return model, seg_loss(), None, optimizer, [StreamingMeanIoU(shapes.NUM_CLASSES)]
+            return model, seg_loss(), None, optimizer, [StreamingMeanIoU(self.num_classes)]
 
         return Stage(key, "deconvnet", steps, build, dataset, self.prepare)
 
+    def stage1_data(self, seed, invariances):
+        return train_data.object_crops(self.train_arrays(), self.hp["batch_size"], self.size, seed=seed,
+                                       invariances=invariances)
+
+    def stage2_data(self, seed, invariances):
+        return train_data.windows(self.train_arrays(), self.hp["batch_size"], self.size, seed=seed,
+                                  invariances=invariances)
+
     def stages(self):
-        bs = self.hp["batch_size"]
         return [
-            self._stage("stage1", lambda: train_data.object_crops(self.train_arrays(), bs, self.size, seed=self.seed,
-                                                                              invariances=self.invariances)),
-            self._stage("stage2", lambda: train_data.windows(self.train_arrays(), bs, self.size, seed=self.seed + 1,
-                                                                         invariances=self.invariances)),
+            self._stage("stage1", lambda: self.stage1_data(self.seed, self.invariances)),
+            self._stage("stage2", lambda: self.stage2_data(self.seed + 1, self.invariances)),
         ]
 
     def calibration(self):
         """Stage-2 training windows (images only), as the official folding script."""
-        ds = train_data.windows(self.train_arrays(), self.hp["batch_size"], self.size, seed=self.seed + 7)
+        ds = self.stage2_data(self.seed + 7, False)
         return (images for images, _ in ds.as_numpy_iterator())
 
     def export(self, calibration_batches=None):
+        if self.training_batch_norm == "folded":  # fine-tuned with fixed statistics: nothing to fold
+            model = self._build_model("folded")
+            copy_weights_by_name(self.models["deconvnet"], model)
+            return {self.export_tag: model}
         n = self.hp["calibration_batches"] if calibration_batches is None else calibration_batches
         model = export_folded(self.models["deconvnet"], lambda: self._build_model("folded"),
                               self.calibration() if n else None, n)
-        return {"shapes": model}
+        return {self.export_tag: model}
 
 
 # ============================================================================ FCN-8s
@@ -336,12 +385,13 @@ class FCN8sRecipe(Recipe):
         return {"width": 1 / 16, "fc_units": 64}
 
     def _build_model(self):
-        return models.FCN8s(shapes.NUM_CLASSES, self.input_shape, **self.config)
+        return models.FCN8s(self.num_classes, self.input_shape, **self.config)
 
     def prepare(self):
         if "fcn8s" not in self.models:
             self.models["fcn8s"] = self._build_model()
-            if not self.load_vgg16(self.models["fcn8s"]):
+            pretrained = self.load_vgg16(self.models["fcn8s"])
+            if not self.start_from_init(self.models["fcn8s"]) and not pretrained:
                 unit_variance_init(self.models["fcn8s"], self.init_batch(),
                                    [layer.name for layer in self.models["fcn8s"].layers
                                     if layer.name.startswith(("conv", "fc"))])
@@ -352,18 +402,18 @@ class FCN8sRecipe(Recipe):
         def build():
             optimizer = make_optimizer(self.hp["optimizer"], self.hp["lr"], steps, self.hp["train_stepsize"],
                                        self.hp["momentum"], self.hp["weight_decay"])
-            return self.models["fcn8s"], seg_loss(), None, optimizer, [StreamingMeanIoU(shapes.NUM_CLASSES)]
+            return self.models["fcn8s"], seg_loss(), None, optimizer, [StreamingMeanIoU(self.num_classes)]
 
-        def dataset():
-            return train_data.whole_images(self.train_arrays(), self.hp["batch_size"], self.size, seed=self.seed,
-                                           invariances=self.invariances)
+        return [Stage("train", "fcn8s", steps, build, lambda: self.train_data(self.seed), self.prepare)]
 
-        return [Stage("train", "fcn8s", steps, build, dataset, self.prepare)]
+    def train_data(self, seed):
+        return train_data.whole_images(self.train_arrays(), self.hp["batch_size"], self.size, seed=seed,
+                                       invariances=self.invariances)
 
     def export(self, calibration_batches=None):
         model = self._build_model()
         copy_weights_by_name(self.models["fcn8s"], model)
-        return {"shapes": model}
+        return {self.export_tag: model}
 
 
 # ============================================================================ DecoupledNet

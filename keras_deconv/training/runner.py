@@ -9,6 +9,7 @@ Run directory layout (``output``)::
     <stage>/final.weights.h5, <stage>/done.json   written when the stage ends
     tensorboard/<stage>/         TensorBoard event files
     export/<tag>.weights.h5      inference weights in the zoo's architecture (BN folded)
+    card.json, classes.txt       DeconvNet/FCN-8s: the run as a model (``keras_deconv.zoo.load(RUN_DIR)``)
 
 ``resume=True`` skips finished stages (loading their weights) and continues
 an interrupted stage from its last epoch (weights, optimizer state, epoch
@@ -26,6 +27,7 @@ from keras_deconv._platform import describe_cpu
 
 from keras_deconv.metrics import StreamingMeanIoU
 from keras_deconv.training import recipes as recipes_lib
+from keras_deconv.training import run_card
 from keras_deconv.training.callbacks import StageTimer, read_json, write_json
 
 
@@ -72,7 +74,8 @@ def _has_state(output):
 
 
 def train(recipe, output, *, epochs=10, resume=False, strategy=None, verbose=None, export=True,
-          export_prefix=None, command=None, calibration_batches=None, stop_after_epochs=None, jit_compile="auto"):
+          export_prefix=None, command=None, calibration_batches=None, stop_after_epochs=None, jit_compile="auto",
+          run_eagerly=False):
     """Trains ``recipe`` (a :class:`~keras_deconv.training.recipes.Recipe`) into the run directory ``output``.
 
     Args:
@@ -94,6 +97,8 @@ def train(recipe, output, *, epochs=10, resume=False, strategy=None, verbose=Non
             (Keras turns it off there anyway).
         stop_after_epochs: stop (as if interrupted) once this many epochs'
             worth of steps ran in the current stage; for tests of resume.
+        run_eagerly: no ``tf.function`` tracing (a few-step run in a test
+            is faster without it).
 
     Returns:
         The ``run.json`` content (dict): stages with steps and seconds, exports.
@@ -131,12 +136,12 @@ def train(recipe, output, *, epochs=10, resume=False, strategy=None, verbose=Non
         n_epochs = recipes_lib.ceil_div(stage.steps, steps_per_epoch)
         with _Scope(strategy):
             fit_model, loss, loss_weights, optimizer, metrics = stage.build()
-            jit = (strategy is None) if jit_compile == "auto" else bool(jit_compile)
+            jit = (strategy is None and not run_eagerly) if jit_compile == "auto" else bool(jit_compile)
             if jit and metrics:
                 # StreamingMeanIoU accumulates with bincount, which has no XLA kernel.
                 metrics = [m for m in metrics if not isinstance(m, StreamingMeanIoU)] or None
             fit_model.compile(optimizer=optimizer, loss=loss, loss_weights=loss_weights, metrics=metrics,
-                              jit_compile=jit)
+                              jit_compile=jit, run_eagerly=run_eagerly)
         dataset = stage.dataset()
         previous = run["stages"].get(stage.name, {})
         callbacks = [
@@ -170,12 +175,14 @@ def train(recipe, output, *, epochs=10, resume=False, strategy=None, verbose=Non
         owner.save_weights(os.path.join(stage_dir, "final.weights.h5"))
         write_json(done_path, record)
 
+    run.update(recipe.describe())  # now with what --init re-initialised
     if export:
         exported = {}
         export_dir = os.path.join(output, "export")
         os.makedirs(export_dir, exist_ok=True)
         start = time.perf_counter()
-        for tag, model in recipe.export(calibration_batches).items():
+        exported_models = recipe.export(calibration_batches)
+        for tag, model in exported_models.items():
             path = os.path.join(export_dir, f"{tag}.weights.h5")
             model.save_weights(path)
             exported[tag] = path
@@ -184,6 +191,12 @@ def train(recipe, output, *, epochs=10, resume=False, strategy=None, verbose=Non
                 shutil.copyfile(path, f"{export_prefix}.{tag}.weights.h5")
                 exported[tag] = f"{export_prefix}.{tag}.weights.h5"
         run["export"] = {"files": exported, "seconds": round(time.perf_counter() - start, 1)}
+        card = run_card.write_card(output, recipe, run, exported_models)
+        if card is not None:
+            run["card"] = run_card.CARD_FILE
+            metrics = card["weights"][card["default_weights"]]["metrics"]
+            if metrics:
+                run["val_metrics"] = metrics
     run["total_seconds"] = round(sum(s.get("seconds", 0) for s in run["stages"].values())
                                  + run.get("export", {}).get("seconds", 0), 1)
     write_json(run_path, run)
