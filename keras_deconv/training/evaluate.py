@@ -1,9 +1,10 @@
-"""Scoring zoo pipelines on the ``shapes`` splits (used by the model cards, the CI check and bench/claims.py).
+"""Scoring pipelines on the ``shapes`` splits (used by the model cards, the CI check and bench/claims.py).
 
 Every number is one :class:`~keras_deconv.metrics.ConfusionMatrix` over the
 selected images (VOC convention: void 255 ignored, mean over classes present
-in the ground truth or the predictions), the images going through the zoo
-pipeline exactly as a user's would (``zoo.load(name)``).
+in the ground truth or the predictions), the images going through the
+pipeline exactly as a user's would. Scoring a zoo entry by name is
+:func:`keras_deconv.zoo.scoring.score_zoo_model` (the zoo resolves names).
 """
 
 import numpy as np
@@ -55,24 +56,3 @@ def score(pipeline, split="test", *, count=None, indices=None, image_size=64, or
         if on_example is not None:
             on_example(example, prediction)
     return matrix
-
-
-def needs_oracle_labels(name):
-    """True for zoo entries whose pipeline takes class ids from outside (TransferNet)."""
-    from keras_deconv import zoo
-
-    return zoo.info(name)["pipeline"]["class"] == "TransferNetPipeline"
-
-
-def score_zoo_model(name, split="test", count=None, indices=None, image_size=64, oracle_labels=None):
-    """``zoo.load(name)`` (name may carry a tag, ``"decouplednet-small.5"``) scored on shapes.
-
-    ``oracle_labels``: default :func:`needs_oracle_labels`; ``True`` also for
-    DecoupledNet (its pipeline then takes the ground-truth class ids instead
-    of its classifier's).
-    """
-    from keras_deconv import zoo
-
-    pipeline = zoo.load(name)
-    oracle = needs_oracle_labels(name) if oracle_labels is None else bool(oracle_labels)
-    return score(pipeline, split, count=count, indices=indices, image_size=image_size, oracle_labels=oracle)
