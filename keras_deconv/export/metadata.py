@@ -8,7 +8,7 @@ from keras_deconv.lite import TFLITE_METADATA_NAME, _text, tflite_metadata  # no
 
 
 def with_tflite_metadata(flatbuffer, entry):
-    """``flatbuffer`` with ``entry`` (a JSON-serialisable dict) as its :data:`TFLITE_METADATA_NAME` metadata.
+    """``flatbuffer`` with ``entry`` (a JSON-serialisable dict) as its :data:`~keras_deconv.lite.TFLITE_METADATA_NAME` metadata.
 
     An earlier entry of that name is replaced; the model itself is unchanged.
 

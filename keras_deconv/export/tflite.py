@@ -45,7 +45,7 @@ def to_tflite(model, path=None, quantize="none", representative_data=None, input
         path: if given, the flatbuffer is also written there (atomically).
         quantize: ``"none"`` (float32), ``"float16"`` (float16 weights) or
             ``"int8"`` (int8 weights and activations, except the argmax
-            pooling's switch arithmetic, see :data:`INT8_FLOAT_OPS`; float
+            pooling's switch arithmetic, see :data:`~keras_deconv.export.quantize.INT8_FLOAT_OPS`; float
             inputs and outputs are kept so callers need not quantize).
         representative_data: for ``"int8"``, an iterable of input lists (each
             a list of arrays, one per model input) used to calibrate ranges.
@@ -54,12 +54,12 @@ def to_tflite(model, path=None, quantize="none", representative_data=None, input
         pooling: ops for the argmax pooling and unpooling layers:
             ``"litert"`` (XNNPACK-delegated, about 4x faster in LiteRT, exact
             for finite inputs; in int8 exports its arithmetic stays float32,
-            see :data:`INT8_FLOAT_OPS`), ``"default"`` (the Keras ops: exact
+            see :data:`~keras_deconv.export.quantize.INT8_FLOAT_OPS`), ``"default"`` (the Keras ops: exact
             for +-inf too, not delegated; in int8 exports quantized wherever
             TFLite has int8 kernels) or ``"auto"`` (``"litert"``). See
             :mod:`keras_deconv.layers.formulation`.
         metadata: a JSON-serialisable dict stored in the file as its
-            :data:`TFLITE_METADATA_NAME` entry (:func:`tflite_metadata`).
+            :data:`~keras_deconv.lite.TFLITE_METADATA_NAME` entry (:func:`~keras_deconv.lite.tflite_metadata`).
         integer_only: with ``quantize="int8"``, no float op or tensor at all:
             uint8 inputs, int8 outputs (both quantized; see the input and
             output details' ``quantization``), int8 ops throughout, the

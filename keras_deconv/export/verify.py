@@ -9,8 +9,6 @@ from keras_deconv.export.kinds import _TUNABLE_SETTINGS, _default_settings, kera
 from keras_deconv.lite import litert_interpreter, run_tflite
 
 #: Agreement bounds of ``verify``: share of pixels with the Keras label.
-
-
 LABEL_AGREEMENT = {"none": 0.999, "float16": 0.995, "int8": 0.98}
 #: ``max|a - b| / max|b|`` bound on float32 scores.
 SCORE_TOLERANCE = 1e-4
