@@ -187,14 +187,35 @@ def _strongly_connected(graph):
     return components
 
 
+def _shortest_cycle(graph, component):
+    """One shortest cycle through the component's first module, as a list of modules (first = last)."""
+    start, members = component[0], set(component)
+    parents, queue = {}, collections.deque([start])
+    while queue:
+        node = queue.popleft()
+        for child in sorted(graph.get(node, {})):
+            if child not in members:
+                continue
+            if child == start:
+                path = [node]
+                while path[-1] != start:
+                    path.append(parents[path[-1]])
+                return [start, *reversed(path[:-1]), start] if len(path) > 1 else [start, node, start]
+            if child not in parents:
+                parents[child] = node
+                queue.append(child)
+    return [start]
+
+
 def test_no_import_cycle():
     graph = _graph()
     cycles = _strongly_connected(graph)
     report = []
     for component in cycles:
-        members = set(component)
-        edges = [i for a in component for b, imports in sorted(graph[a].items()) if b in members for i in imports[:1]]
-        report.append(f"cycle among {', '.join(component)}:\n" + _describe(edges))
+        cycle = _shortest_cycle(graph, component)
+        edges = [graph[a][b][0] for a, b in zip(cycle, cycle[1:])]
+        report.append(f"cycle {' -> '.join(cycle)}\n" + _describe(edges)
+                      + f"\n  (all {len(component)} modules of this loop: {', '.join(component)})")
     assert not cycles, "Import cycles (lazy imports inside functions count):\n" + "\n".join(report)
 
 
@@ -204,6 +225,8 @@ def test_the_checks_see_imports_inside_functions_and_cycles():
     assert lazy, "the lazy import in keras_deconv/caffe/__init__.py should be seen"
     assert _strongly_connected({"a": {"b": []}, "b": {"a": []}, "c": {"a": []}}) == [["a", "b"]]
     assert _strongly_connected({"a": {"b": []}, "b": {"c": []}}) == []
+    loop = {"a": {"b": [], "c": []}, "b": {"c": []}, "c": {"a": []}}
+    assert _shortest_cycle(loop, ["a", "b", "c"]) == ["a", "c", "a"]
 
 
 @pytest.mark.parametrize("module, layer", [("keras_deconv", "root"), ("keras_deconv.layers.unpooling", "layers"),
