@@ -40,7 +40,7 @@ from keras_deconv.datasets import shapes  # noqa: E402
 from keras_deconv.training import evaluate  # noqa: E402
 from keras_deconv.training.cam import CAMPipeline  # noqa: E402
 from keras_deconv.training.recipes import build_cam_classifier  # noqa: E402
-from keras_deconv.zoo import registry  # noqa: E402
+from keras_deconv.zoo import registry, scoring  # noqa: E402
 
 SIZE_BINS = (("small", 0.0, 0.03), ("medium", 0.03, 0.15), ("large", 0.15, 1.01))
 CAM_THRESHOLDS = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
@@ -182,7 +182,7 @@ def main():
                         help="shapes generator config (default: the one on deconvnet-small's card)")
     args = parser.parse_args()
     global CONFIG
-    CONFIG = args.shapes_config or (evaluate.shapes_config("deconvnet-small") if _shipped("deconvnet-small") else "standard")
+    CONFIG = args.shapes_config or (scoring.shapes_config("deconvnet-small") if _shipped("deconvnet-small") else "standard")
     print(f"data: shapes config {CONFIG!r} (version {shapes.VERSIONS[CONFIG]})")
     parts = args.only or ("deconvnet", "decouplednet", "transfernet")
     checks = {"deconvnet": (("deconvnet-small", "fcn8s-small"), deconvnet_vs_fcn),

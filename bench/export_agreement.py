@@ -1,7 +1,7 @@
 """Export every shipped small model to TFLite (float32, float16, int8) and verify it (not a test).
 
 Prints, per model and quantization, the ``--verify`` result of
-:func:`keras_deconv.export.export_model`: label agreement with Keras (exact
+:func:`keras_deconv.zoo.export_model`: label agreement with Keras (exact
 ties counted as agreeing, see ``export.TIE_TOLERANCE``), the share of
 identical labels, the relative score error, the bound, and the file size,
 for LiteRT with XNNPACK on and off, on ``export.VERIFY_IMAGES`` shapes val
@@ -23,7 +23,8 @@ import tempfile
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from keras_deconv import export  # noqa: E402
+from keras_deconv import export, zoo  # noqa: E402
+from keras_deconv.export._files import _size  # noqa: E402
 
 MODELS = ["deconvnet-small", "fcn8s-small", "decouplednet-small", "transfernet-small"]
 
@@ -48,13 +49,13 @@ def main():
             with tempfile.TemporaryDirectory() as folder:
                 path = os.path.join(folder, "model")
                 try:
-                    result = export.export_model(name, path, "tflite", quantize=quantize, verify=True,
-                                                 integer_only=integer_only)
+                    result = zoo.export_model(name, path, "tflite", quantize=quantize, verify=True,
+                                              integer_only=integer_only)
                     checks, size = result["verification"], result["size_bytes"]
                 except export.ExportError as error:
                     if error.verification is None:
                         raise
-                    checks, size = error.verification, export._size(path)
+                    checks, size = error.verification, _size(path)
                 for check in checks:
                     switches = check.get("switches")
                     flips = "-" if not switches else f"{switches['switch_flips']}{'' if switches['flips_are_ties'] else '!'}"

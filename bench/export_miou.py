@@ -27,7 +27,8 @@ def main():
     parser.add_argument("--models", default=",".join(MODELS))
     parser.add_argument("--limit", type=int, help="only the first N val images")
     args = parser.parse_args()
-    from keras_deconv import evaluation, export
+    from keras_deconv import evaluation, export, zoo
+    from keras_deconv.export._files import _size
     from keras_deconv._platform import describe_cpu
 
     print(describe_cpu())
@@ -35,13 +36,13 @@ def main():
     print(f"shapes val, {len(source)} images, 64x64\n")
     print(f"{'model':20s} {'runtime':22s} {'mIoU':>6s} {'aAcc':>6s} {'img/s':>7s} {'size KB':>8s}")
     for name in args.models.split(","):
-        rows = [("keras", evaluation.load_segmenter(name), None)]
+        rows = [("keras", zoo.load_segmenter(name), None)]
         with tempfile.TemporaryDirectory() as folder:
             for quantize in export.QUANTIZATIONS:
                 path = os.path.join(folder, f"{quantize}.tflite")
-                export.export_model(name, path, "tflite", quantize=quantize)
+                zoo.export_model(name, path, "tflite", quantize=quantize)
                 segmenter = evaluation.load_exported_segmenter(path, class_names=source.class_names)
-                rows.append((f"litert {'float32' if quantize == 'none' else quantize}", segmenter, export._size(path)))
+                rows.append((f"litert {'float32' if quantize == 'none' else quantize}", segmenter, _size(path)))
             for runtime, segmenter, size in rows:
                 report = evaluation.evaluate(segmenter, source, oracle_labels=segmenter.needs_image_labels)
                 confusion = report.confusion

@@ -48,12 +48,13 @@ def main():
 
     from keras_deconv import export
     from keras_deconv._platform import describe_cpu
+    from keras_deconv.export.calibration import _calibration_images
 
     config = "small" if args.small else "full"
     name, _, size, _ = CONFIGS[config]
     model = build(config)
     spec = [tf.TensorSpec((1, size, size, 3), tf.float32, name="images")]
-    calibration = [[image] for image in export._calibration_images("shapes", (size, size), export.CALIBRATION_COUNT, None)]
+    calibration = [[image] for image in _calibration_images("shapes", (size, size), export.CALIBRATION_COUNT, None)]
     from keras_deconv.datasets import shapes
 
     images = [shapes.generate_example("val", index, image_size=size)["image"][None].astype("float32")

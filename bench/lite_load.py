@@ -130,12 +130,12 @@ def main():
     os.makedirs(folder, exist_ok=True)
     files = {quantize: os.path.join(folder, f"deconvnet_{quantize}.tflite") for quantize in ("float32", "float16")}
     if not all(os.path.exists(path) for path in files.values()):
-        from keras_deconv import export
+        from keras_deconv.export.tflite import _dense_tflite
         from keras_deconv.models import DeconvNet
 
         model = trained_like(DeconvNet(input_shape=(224, 224, 3)))
         for quantize, path in files.items():
-            export._dense_tflite(model, path, "none" if quantize == "float32" else quantize, "shapes", (224, 224))
+            _dense_tflite(model, path, "none" if quantize == "float32" else quantize, "shapes", (224, 224))
         del model
     print("DeconvNet 224x224, LiteRT with XNNPACK, each row its own process; resident memory after running (MB)")
     print(f"{'file':22s} {'MB':>5s}  {'loaded as':18s} {'load s':>7s} {'1st run s':>9s} {'median ms':>9s}"

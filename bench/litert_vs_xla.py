@@ -186,6 +186,7 @@ def main():
 
     from keras_deconv import export
     from keras_deconv._platform import describe_cpu
+    from keras_deconv.export.tflite import _dense_tflite
     from keras_deconv.models import DeconvNet
 
     threads = os.cpu_count()
@@ -194,7 +195,7 @@ def main():
     x = np.random.default_rng(0).uniform(0, 255, (1, 224, 224, 3)).astype("float32")
     tx = tf.constant(x)
     xla = tf.function(lambda t: model(t, training=False), jit_compile=True, autograph=False)
-    lite = invoke_function(export._dense_tflite(model, None, "none", "shapes", (224, 224)), [x], threads)
+    lite = invoke_function(_dense_tflite(model, None, "none", "shapes", (224, 224)), [x], threads)
     # The network in two parts, to see where the whole-graph gap sits: the encoder alone
     # (preprocessing, conv1_1 ... pool5; no switches needed, so plain max pools), and the
     # decoder alone (fc6-deconv's output to the scores; the switches and the pooled maps,

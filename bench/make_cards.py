@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 from keras_deconv import zoo  # noqa: E402
 from keras_deconv.datasets import shapes, shapes_baselines  # noqa: E402
 from keras_deconv.training import evaluate  # noqa: E402
-from keras_deconv.zoo import registry  # noqa: E402
+from keras_deconv.zoo import registry, scoring  # noqa: E402
 from keras_deconv.zoo.cache import sha256_file  # noqa: E402
 
 LICENSE = "MIT (the keras-deconv project licence); trained by the keras-deconv developers on synthetic data."
@@ -185,7 +185,7 @@ ORACLE = "oracle image-level labels (ground-truth class ids)"
 
 def metrics_for(name, tag):
     """The card metrics: the pipeline as users run it; DecoupledNet also with oracle labels."""
-    settings = [evaluate.needs_oracle_labels(name)]
+    settings = [scoring.needs_oracle_labels(name)]
     if MODELS[name]["builder"] == "DecoupledNet":
         settings.append(True)
     out = []
@@ -197,10 +197,10 @@ def metrics_for(name, tag):
 
 def _metric(name, tag, count, subset, oracle):
     start = time.perf_counter()
-    matrix = evaluate.score_zoo_model(f"{name}.{tag}", "test", count=count, oracle_labels=oracle, config=SHAPES_CONFIG)
+    matrix = scoring.score_zoo_model(f"{name}.{tag}", "test", count=count, oracle_labels=oracle, config=SHAPES_CONFIG)
     setting = ORACLE if oracle else "no CRF"
     command = f"keras-deconv evaluate {name}:{tag} --data {_data_name()} --split test" + (f" --limit {count}" if count else "")
-    if oracle and not evaluate.needs_oracle_labels(name):
+    if oracle and not scoring.needs_oracle_labels(name):
         setting, command = ORACLE + " instead of the classifier's", command + " --oracle-labels"
     return {
         "dataset": "shapes", "shapes_config": SHAPES_CONFIG, "shapes_version": shapes.VERSIONS[SHAPES_CONFIG],
@@ -208,7 +208,7 @@ def _metric(name, tag, count, subset, oracle):
         "value": round(100 * matrix.mean_iou, 2), "pixel_accuracy": round(100 * matrix.pixel_accuracy, 2),
         "setting": setting, "oracle_labels": bool(oracle),
         "command": command,
-        "source": f"bench/make_cards.py (keras_deconv.training.evaluate.score_zoo_model; zoo.load + ConfusionMatrix), {time.perf_counter() - start:.0f} s",
+        "source": f"bench/make_cards.py (keras_deconv.zoo.scoring.score_zoo_model; zoo.load + ConfusionMatrix), {time.perf_counter() - start:.0f} s",
         "verified": False,
     }
 
@@ -244,7 +244,7 @@ def tune_pipeline(name, tag):
         indices = shapes.domain_indices("val", "source", config=SHAPES_CONFIG)[:TUNING_IMAGES]
         for value in grid:
             pipeline = zoo.load(f"{name}.{tag}", **{key: value})
-            matrix = evaluate.score(pipeline, "val", indices=indices, oracle_labels=evaluate.needs_oracle_labels(name),
+            matrix = evaluate.score(pipeline, "val", indices=indices, oracle_labels=scoring.needs_oracle_labels(name),
                                     config=SHAPES_CONFIG)
             scores[value] = round(100 * matrix.mean_iou, 2)
     return key, max(scores, key=scores.get), scores

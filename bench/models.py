@@ -176,7 +176,7 @@ def in_child(arguments):
 
 
 def run(config, model, repeats, rows, quant=True, rounds=3, pair_rounds=None):
-    from keras_deconv import export
+    from keras_deconv.export.tflite import _dense_tflite
 
     name, kwargs, size, batch = CONFIGS[config]
     flops = model_flops(model, batch)
@@ -194,7 +194,7 @@ def run(config, model, repeats, rows, quant=True, rounds=3, pair_rounds=None):
 
     def convert(quantize, path):
         start = time.perf_counter()
-        export._dense_tflite(model, path, quantize, "shapes", (size, size))
+        _dense_tflite(model, path, quantize, "shapes", (size, size))
         print(f"  (converted {quantize} in {time.perf_counter() - start:.0f} s)", file=sys.stderr)
 
     print(f"{name}: {flops / 1e9:.1f} GFLOP per call", file=sys.stderr)

@@ -66,7 +66,7 @@ def load_exported_or_fail(path, pipeline_options, class_names=None):
 
 def load_segmenter_or_fail(name, weights, num_classes, config, pipeline_options, crf, seed, class_names=None):
     """Builds the segmenter; known problems become one 'Error: ...' line and exit 1."""
-    from keras_deconv import evaluation, zoo
+    from keras_deconv import zoo
 
     if not isinstance(config, dict):
         config = parse_key_values(config, "--config")
@@ -77,9 +77,8 @@ def load_segmenter_or_fail(name, weights, num_classes, config, pipeline_options,
     except ValueError as error:
         raise click.BadParameter(str(error), param_hint="NAME") from None
     try:
-        return evaluation.load_segmenter(name, weights=weights, num_classes=num_classes, config=config,
-                                         pipeline_options=pipeline_options, crf=crf, seed=seed,
-                                         class_names=class_names)
+        return zoo.load_segmenter(name, weights=weights, num_classes=num_classes, config=config,
+                                  pipeline_options=pipeline_options, crf=crf, seed=seed, class_names=class_names)
     except (ValueError, TypeError, FileNotFoundError, zoo.WeightsError) as error:
         raise click.ClickException(" ".join(str(error).split())) from None
 
@@ -156,7 +155,7 @@ def evaluate_command(name, data, split, data_dir, image_size, batch_size, limit,
       # score label PNGs written by another tool
       keras-deconv evaluate --predictions results/ --data voc2012 --data-dir ~/data/voc
     """
-    from keras_deconv import evaluation, viz
+    from keras_deconv import evaluation, viz, zoo
 
     if predictions_dir and name:
         raise click.UsageError("Give either NAME (run a model) or --predictions DIR (score files), not both.")
@@ -194,7 +193,7 @@ def evaluate_command(name, data, split, data_dir, image_size, batch_size, limit,
         segmenter = load_exported_or_fail(name, pipeline_options, class_names=source.class_names)
     else:
         try:
-            evaluation.check_planned(name, num_classes, source)
+            zoo.check_planned(name, num_classes, source)
         except ValueError as error:
             if "Unknown model" in str(error):
                 raise click.BadParameter(str(error), param_hint="NAME") from None

@@ -138,10 +138,10 @@ def export_command(name, format_, quantize, out, verify, weights, config, input_
     out = out or _default_out(name, format_, quantize, kind, integer_only)
     log = lambda message: click.echo(message, err=True)  # noqa: E731
     try:
-        result = export.export_model(name, out, format_, quantize=quantize, weights=weights_value, config=builder_config,
-                                     input_size=size, calibration_data=calibration_data, data_dir=data_dir,
-                                     calibration_count=calibration_count, verify=verify,
-                                     pipeline_options=options, log=log, integer_only=integer_only)
+        result = zoo.export_model(name, out, format_, quantize=quantize, weights=weights_value, config=builder_config,
+                                  input_size=size, calibration_data=calibration_data, data_dir=data_dir,
+                                  calibration_count=calibration_count, verify=verify,
+                                  pipeline_options=options, log=log, integer_only=integer_only)
     except export.ExportError as error:
         raise click.ClickException(str(error))
     except (ValueError, FileNotFoundError, zoo.WeightsError) as error:  # known problems: one line, exit 1

@@ -1,4 +1,9 @@
-"""Run exported TFLite models (LiteRT, Python) as whole inference pipelines.
+"""Run exported TFLite models (LiteRT, Python): one file, or a whole inference pipeline.
+
+* The runtime: :func:`litert_interpreter`, :func:`run_tflite` (quantized
+  inputs and outputs handled), :func:`tflite_metadata` (the keras-deconv
+  entry of a file).
+* The pipelines, :func:`load` and the classes below.
 
 :func:`keras_deconv.export.export_model` with ``format="tflite"`` writes
 
@@ -40,6 +45,138 @@ _EXPORT_HINT = "Export one with `keras-deconv export NAME --format tflite --out 
 _PART_FILES = "encoder.tflite, decoder.tflite and manifest.json"
 
 
+# ----------------------------------------------------------------------------- LiteRT runtime
+def litert_interpreter(flatbuffer, xnnpack=True, num_threads=None):
+    """A LiteRT interpreter for ``flatbuffer`` (bytes, or a path to a ``.tflite`` file), XNNPACK on or off.
+
+    A path is memory-mapped by LiteRT rather than read into Python bytes:
+    loading is faster and the file's pages stay file-backed (reclaimable),
+    so the weights are not held twice in anonymous memory next to XNNPACK's
+    packed copy (``python bench/lite_load.py``).
+    """
+    from ai_edge_litert import interpreter as litert
+
+    resolver = litert.OpResolverType.AUTO if xnnpack else litert.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+    source = {"model_path": os.fspath(flatbuffer)} if isinstance(flatbuffer, (str, os.PathLike)) else {"model_content": flatbuffer}
+    return litert.Interpreter(**source, experimental_op_resolver_type=resolver, num_threads=num_threads)
+
+
+def run_tflite(flatbuffer, inputs, xnnpack=True, num_threads=None, interpreter=None):
+    """Run a flatbuffer on a list of input arrays; returns the list of outputs.
+
+    Dynamic dims (batch, height, width) are resized to the given arrays.
+    Outputs come in the order of the model's output details.
+    """
+    interpreter = interpreter or litert_interpreter(flatbuffer, xnnpack, num_threads)
+    details = interpreter.get_input_details()
+    if len(details) != len(inputs):
+        raise ValueError(f"The TFLite model has {len(details)} inputs; received {len(inputs)} arrays.")
+    for detail, array in zip(details, inputs):
+        if tuple(detail["shape"]) != tuple(array.shape):
+            interpreter.resize_tensor_input(detail["index"], array.shape, strict=False)
+    interpreter.allocate_tensors()
+    for detail, array in zip(interpreter.get_input_details(), inputs):
+        interpreter.set_tensor(detail["index"], quantize_input(array, detail))
+    interpreter.invoke()
+    return [dequantize_output(interpreter.get_tensor(detail["index"]), detail)
+            for detail in interpreter.get_output_details()]
+
+
+def quantize_input(array, detail):
+    """``array`` as a LiteRT input of ``detail`` (an input detail): quantized when the input is.
+
+    Integer-only exports take uint8 images: pixel values 0-255 when their
+    quantization is scale 1, zero point 0 (as calibration on images gives).
+    """
+    import numpy as np
+
+    dtype = np.dtype(detail["dtype"])
+    scale, zero_point = detail.get("quantization", (0.0, 0))
+    if np.issubdtype(dtype, np.integer) and scale and np.issubdtype(np.asarray(array).dtype, np.floating):
+        info = np.iinfo(dtype)
+        array = np.clip(np.round(np.asarray(array) / scale) + zero_point, info.min, info.max)
+    return np.asarray(array).astype(dtype, copy=False)
+
+
+def dequantize_output(array, detail):
+    """A LiteRT output as float32 when it is quantized (integer-only exports), else unchanged."""
+    import numpy as np
+
+    scale, zero_point = detail.get("quantization", (0.0, 0))
+    if scale and np.issubdtype(array.dtype, np.integer):
+        return ((array.astype(np.float32) - zero_point) * scale).astype(np.float32)
+    return array
+
+
+#: Name of the metadata entry in the ``.tflite`` file of a DeconvNet / FCN-8s
+#: export: a UTF-8 JSON object with ``kind``, ``quantize``, ``integer_only``, ``input_size`` and,
+#: for zoo models, ``model``, ``weights`` and ``class_names`` (background
+#: first). LiteRT ignores it; :func:`tflite_metadata` reads it, as can any
+#: flatbuffer reader (the schema's ``Model.metadata``). Export folders keep the
+#: same facts in ``manifest.json``.
+TFLITE_METADATA_NAME = "keras_deconv"
+
+
+_REEXPORT = "Export it again: keras-deconv export NAME --format tflite --out FILE.tflite."
+
+
+def _text(name):
+    return name.decode("utf-8", "replace") if isinstance(name, bytes) else name
+
+
+def tflite_metadata(model):
+    """The keras-deconv metadata of a ``.tflite`` file (a path) or flatbuffer (bytes), or None without one.
+
+    Reads only the metadata (the file is memory-mapped, not loaded).
+
+    Raises:
+        ValueError: not a TFLite flatbuffer, or its keras-deconv entry is not a JSON object.
+    """
+    import json
+    import mmap
+
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    def not_tflite():
+        return ValueError(f"{label} is not a TFLite flatbuffer (no TFL3 identifier). {_REEXPORT}")
+
+    def read(data):
+        if len(data) < 8 or bytes(data[4:8]) != b"TFL3":
+            raise not_tflite()
+        root = schema.Model.GetRootAs(data, 0)
+        for index in range(root.MetadataLength()):
+            entry = root.Metadata(index)
+            if _text(entry.Name()) != TFLITE_METADATA_NAME:
+                continue
+            buffer = root.Buffers(entry.Buffer())
+            if buffer.DataLength():
+                return buffer.DataAsNumpy().tobytes()
+            return bytes(data[buffer.Offset():buffer.Offset() + buffer.Size()])  # files over 2 GB
+        return None
+
+    if isinstance(model, (bytes, bytearray, memoryview)):
+        label, raw = "The flatbuffer", read(model)
+    else:
+        label = repr(os.fspath(model))
+        with open(model, "rb") as stream:
+            if os.fstat(stream.fileno()).st_size < 8:  # also: mmap refuses empty files
+                raise not_tflite()
+            with mmap.mmap(stream.fileno(), 0, access=mmap.ACCESS_READ) as data:
+                raw = read(data)
+    if raw is None:
+        return None
+    try:
+        entry = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as error:
+        raise ValueError(f"{label} has an unreadable {TFLITE_METADATA_NAME!r} metadata entry ({error}). {_REEXPORT}") from None
+    if not isinstance(entry, dict):
+        raise ValueError(f"{label} has a {TFLITE_METADATA_NAME!r} metadata entry that is not a JSON object. {_REEXPORT}")
+    return entry
+
+
+# ----------------------------------------------------------------------------- pipelines over exported files
+
+
 class LiteModel:
     """One flatbuffer in LiteRT, called with and returning dicts of arrays.
 
@@ -64,14 +201,12 @@ class LiteModel:
     """
 
     def __init__(self, flatbuffer, output_names=None, xnnpack=True, num_threads=None, weight_cache=None):
-        from keras_deconv.export import litert_interpreter
-
         source = "The flatbuffer"
         if isinstance(flatbuffer, (str, os.PathLike)):
             source = repr(os.fspath(flatbuffer))
             if not os.path.isfile(flatbuffer):
                 raise FileNotFoundError(f"No TFLite file at {source}. {_EXPORT_HINT}")
-            flatbuffer = os.fspath(flatbuffer)  # LiteRT memory-maps it (see export.litert_interpreter)
+            flatbuffer = os.fspath(flatbuffer)  # LiteRT memory-maps it (see litert_interpreter)
         if weight_cache is not None and not isinstance(flatbuffer, str):
             raise ValueError("weight_cache needs the model as a file path, not bytes: the cache is keyed by the file.")
         if weight_cache is not None and not xnnpack:
@@ -94,8 +229,6 @@ class LiteModel:
         self.outputs = dict(zip(names, details))
 
     def __call__(self, **arrays):
-        from keras_deconv.export import dequantize_output, quantize_input
-
         checked = {}
         for name, detail in self.inputs.items():
             if name not in arrays:
@@ -120,8 +253,6 @@ def _with_quantization(flatbuffer, inputs, outputs):
     ``CompiledModel`` omits it, and integer-only files need it to quantize
     images and dequantize scores. The interpreter only reads the mapped file.
     """
-    from keras_deconv.export import litert_interpreter
-
     interpreter = litert_interpreter(flatbuffer, xnnpack=False)
     known = {d["index"]: d["quantization"] for d in interpreter.get_input_details() + interpreter.get_output_details()}
     return ([{**d, "quantization": known.get(d["index"], (0.0, 0))} for d in inputs],
@@ -296,7 +427,7 @@ class LiteDenseSegmenter:
     ``S`` need an export with a larger ``--input-size``.
 
     ``metadata`` is what the export recorded in the file
-    (:func:`keras_deconv.export.tflite_metadata`, e.g. ``class_names``), or
+    (:func:`tflite_metadata`, e.g. ``class_names``), or
     ``{}``; ``class_names`` is its label names, or None.
     """
 
@@ -309,8 +440,6 @@ class LiteDenseSegmenter:
                              f"{outputs} outputs; expected `images` -> `scores`). For DecoupledNet / "
                              f"TransferNet, load the export folder ({_PART_FILES}).")
         self.size = tuple(int(v) for v in self.model.inputs["images"]["shape"][1:3])
-        from keras_deconv.export import tflite_metadata
-
         self.metadata = tflite_metadata(path) or {}
         names = self.metadata.get("class_names")
         num_labels = int(self.model.outputs["scores"]["shape"][-1])

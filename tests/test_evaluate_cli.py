@@ -214,12 +214,12 @@ def test_voc_folder_is_read_and_scored(tmp_path):
 
 def test_evaluate_and_predict_run_exported_tflite_models(tmp_path):
     """The deployed artifact, evaluated and run from the CLI: same figures as the Keras model."""
-    from keras_deconv import export
+    from keras_deconv import export, zoo
 
     dense = str(tmp_path / "deconvnet-small.tflite")
-    export.export_model("deconvnet-small", dense, "tflite")
+    zoo.export_model("deconvnet-small", dense, "tflite")
     parts = str(tmp_path / "transfernet-small")
-    export.export_model("transfernet-small", parts, "tflite")
+    zoo.export_model("transfernet-small", parts, "tflite")
     assert json.loads(open(os.path.join(parts, "manifest.json")).read())["class_names"] == list(shapes.CLASS_NAMES)
     # The single file records the same facts in its TFLite metadata.
     assert export.tflite_metadata(dense) == {"class_names": list(shapes.CLASS_NAMES), "input_size": [64, 64],

@@ -11,7 +11,9 @@ import pytest
 import tensorflow as tf
 from click.testing import CliRunner
 
-from keras_deconv import export, lite
+from keras_deconv import export, lite, zoo
+from keras_deconv.export import calibration, verify
+from keras_deconv.zoo import exporting
 from keras_deconv.models import DeconvNet, DecoupledNet, TransferNet
 
 SMALL = 1 / 16
@@ -174,10 +176,10 @@ def test_agreement_counts_exact_ties_only():
     reference = np.array([[[0.5, 0.5, 0.0], [0.2, 0.7, 0.1], [0.1, 0.2, 0.7], [0.4, 0.4 - 1e-3, 0.2]]], "float32")
     reference_labels = reference.argmax(-1)  # [0, 1, 2, 0]
     labels = np.array([[1, 1, 1, 1]])  # a tie, identical, wrong, a near-tie (1e-3: not a tie)
-    agree, error, identical = export._agreement(labels, reference_labels, reference, reference)
+    agree, error, identical = verify._agreement(labels, reference_labels, reference, reference)
     assert identical == 0.25 and agree == 0.5 and error == 0.0
     # the pooled form over images of different sizes gives the same counts
-    pooled = export._pooled_agreement([(labels[0, :2], reference[0, :2]), (labels[0, 2:], reference[0, 2:])],
+    pooled = verify._pooled_agreement([(labels[0, :2], reference[0, :2]), (labels[0, 2:], reference[0, 2:])],
                                       [type("R", (), {"labels": reference_labels[0, :2], "probabilities": reference[0, :2]}),
                                        type("R", (), {"labels": reference_labels[0, 2:], "probabilities": reference[0, 2:]})])
     assert pooled == (0.5, 0.0, 0.25)
@@ -186,7 +188,7 @@ def test_agreement_counts_exact_ties_only():
 def _unrepaired_int8(monkeypatch, model, data):
     """The converter's own int8 output, without keras-deconv's repairs."""
     with monkeypatch.context() as patch:
-        patch.setattr(export, "repair_int8_quantization", lambda flatbuffer: (flatbuffer, []))
+        patch.setattr(export.tflite, "repair_int8_quantization", lambda flatbuffer: (flatbuffer, []))
         return export.to_tflite(model, quantize="int8", representative_data=data)
 
 
@@ -242,8 +244,8 @@ def test_zoo_exports_bake_in_the_cards_settings():
 
     model = zoo.create_model("transfernet-small", weights=None)
     assert export.export_settings(model) == {"threshold": 0.6, "background_weight": 0.5}  # kind defaults
-    assert export.export_settings(model, "transfernet-small") == {"threshold": 0.6, "background_weight": 0.3}
-    assert export.export_settings(model, "transfernet-small", {"background_weight": 0.7})["background_weight"] == 0.7
+    assert exporting.export_settings(model, "transfernet-small") == {"threshold": 0.6, "background_weight": 0.3}
+    assert exporting.export_settings(model, "transfernet-small", {"background_weight": 0.7})["background_weight"] == 0.7
 
 
 def _flex_model():
@@ -267,7 +269,7 @@ def test_failed_folder_export_leaves_nothing(transfernet, tmp_path, monkeypatch)
             raise export.ExportError("boom")
         open(path, "wb").write(b"partial")
 
-    monkeypatch.setattr(export, "to_tflite", failing)
+    monkeypatch.setattr(export.parts, "to_tflite", failing)  # the name to_tflite_parts calls
     with pytest.raises(export.ExportError, match="boom"):
         export.to_tflite_parts(transfernet, tmp_path / "out")
     assert os.listdir(tmp_path) == []
@@ -497,15 +499,15 @@ def test_int8_calibration_uses_the_weights_training_data(tmp_path):
     # The authors' models were trained on natural images: without VOC, the export stops before
     # building anything (no weights are needed to get this error), and says what to pass.
     with pytest.raises(ValueError, match="needs the dataset.*--data-dir"):
-        export.export_model("deconvnet", tmp_path / "d.tflite", "tflite", quantize="int8")
+        zoo.export_model("deconvnet", tmp_path / "d.tflite", "tflite", quantize="int8")
     result = CliRunner().invoke(cli, ["export", "transfernet", "--format", "tflite", "--quantize", "int8"])
     errors = [line for line in result.output.splitlines() if line.startswith("Error:")]
     assert result.exit_code == 1 and len(errors) == 1 and "--data-dir" in errors[0]
     result = CliRunner().invoke(cli, ["export", "deconvnet-small", "--format", "tflite", "--data-dir", str(tmp_path)])
     assert result.exit_code == 2 and "apply to --quantize int8 only (--data-dir also to --verify)" in result.output
-    assert export.calibration_dataset("decouplednet.25") == "voc2012"
-    assert export.calibration_dataset("decouplednet-small.25") == "shapes-hard"  # its card: shapes config 'hard'
-    assert export.calibration_dataset("decouplednet-small.25", None) == "shapes"
+    assert exporting.calibration_dataset("decouplednet.25") == "voc2012"
+    assert exporting.calibration_dataset("decouplednet-small.25") == "shapes-hard"  # its card: shapes config 'hard'
+    assert exporting.calibration_dataset("decouplednet-small.25", None) == "shapes"
 
     # A VOC 2012 folder: evenly spaced images of the segmentation *train* list.
     root = tmp_path / "voc" / "VOCdevkit" / "VOC2012"
@@ -515,19 +517,19 @@ def test_int8_calibration_uses_the_weights_training_data(tmp_path):
     (root / "ImageSets" / "Segmentation" / "train.txt").write_text("\n".join(ids) + "\n")
     for index, image_id in enumerate(ids):
         Image.fromarray(np.full((24, 32, 3), 20 * index, np.uint8)).save(root / "JPEGImages" / f"{image_id}.jpg", quality=100)
-    images = export._calibration_images("voc2012", (8, 8), count=4, data_dir=tmp_path / "voc")
+    images = calibration._calibration_images("voc2012", (8, 8), count=4, data_dir=tmp_path / "voc")
     assert [int(round(float(image.mean()) / 20)) for image in images] == [0, 2, 5, 7]
-    out = export.export_model("deconvnet-small", tmp_path / "voc-int8.tflite", "tflite", quantize="int8",
-                              calibration_data="voc2012", data_dir=tmp_path / "voc", calibration_count=4)
+    out = zoo.export_model("deconvnet-small", tmp_path / "voc-int8.tflite", "tflite", quantize="int8",
+                           calibration_data="voc2012", data_dir=tmp_path / "voc", calibration_count=4)
     assert out["quantize"] == "int8" and os.path.getsize(out["path"]) > 0
     # With a VOC folder, --verify runs on VOC val images instead of synthetic scenes.
     (root / "ImageSets" / "Segmentation" / "val.txt").write_text("\n".join(ids[:3]) + "\n")
-    out = export.export_model("fcn8s-small", tmp_path / "fcn.tflite", "tflite", verify=True, data_dir=tmp_path / "voc")
+    out = zoo.export_model("fcn8s-small", tmp_path / "fcn.tflite", "tflite", verify=True, data_dir=tmp_path / "voc")
     assert out["verification_images"] == "3 VOC 2012 val images" and all(c["passed"] for c in out["verification"])
-    assert "synthetic" in export.export_model("fcn8s-small", tmp_path / "fcn2.tflite", "tflite", verify=True)["verification_images"]
+    assert "synthetic" in zoo.export_model("fcn8s-small", tmp_path / "fcn2.tflite", "tflite", verify=True)["verification_images"]
     (root / "JPEGImages" / f"{ids[5]}.jpg").unlink()
     with pytest.raises(ValueError, match="VOC 2012 images missing"):
-        export._calibration_images("voc2012", (8, 8), count=4, data_dir=tmp_path / "voc")
+        calibration._calibration_images("voc2012", (8, 8), count=4, data_dir=tmp_path / "voc")
 
 
 def test_fc_layers_run_as_matmuls_and_compiled_predict():
@@ -563,7 +565,7 @@ def test_fc_layers_run_as_matmuls_and_compiled_predict():
 
 def test_integer_only_int8_export_of_a_trained_deconvnet(tmp_path):
     path = str(tmp_path / "deconvnet-small_int8_integer.tflite")
-    result = export.export_model("deconvnet-small", path, "tflite", quantize="int8", integer_only=True, verify=True)
+    result = zoo.export_model("deconvnet-small", path, "tflite", quantize="int8", integer_only=True, verify=True)
     assert all(check["passed"] and check["label_agreement"] >= 0.98 for check in result["verification"])
     flatbuffer = open(path, "rb").read()
     assert export.float_ops(flatbuffer) == []

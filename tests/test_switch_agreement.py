@@ -126,7 +126,7 @@ def folders(tmp_path_factory):
     exported = {}
     for name in ("transfernet-small", "decouplednet-small"):
         path = str(tmp_path_factory.mktemp("export") / name)
-        export.export_model(name, path, "tflite", log=lambda message: None)
+        zoo.export_model(name, path, "tflite", log=lambda message: None)
         exported[name] = path
     return exported
 

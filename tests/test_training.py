@@ -15,6 +15,7 @@ from keras_deconv import training, zoo
 from keras_deconv.training import augmentation, evaluate, recipes
 from keras_deconv.training.bn_folding import batch_norm_layers, fold_batch_norm, recompute_statistics
 from keras_deconv.training.callbacks import copy_weights_by_name, read_json
+from keras_deconv.zoo import scoring
 
 TINY = {"batch_size": 4}
 
@@ -227,7 +228,7 @@ def test_shipped_models_reproduce_the_card_metric(name, tag, metric):
     Tolerance 0.2 mIoU points: the stored value was computed the same way, so
     only float noise (a few pixels flipping between CPUs) may differ.
     """
-    matrix = evaluate.score_zoo_model(f"{name}.{tag}", "test", count=evaluate.CI_SUBSET,
-                                      oracle_labels=metric.get("oracle_labels"),
-                                      config=metric.get("shapes_config", "standard"))
+    matrix = scoring.score_zoo_model(f"{name}.{tag}", "test", count=evaluate.CI_SUBSET,
+                                     oracle_labels=metric.get("oracle_labels"),
+                                     config=metric.get("shapes_config", "standard"))
     assert abs(100 * matrix.mean_iou - metric["value"]) <= 0.2, (name, tag, 100 * matrix.mean_iou, metric["value"])

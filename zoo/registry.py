@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 
 from keras_deconv.zoo import cache
-from keras_deconv.zoo.categories import LABEL_SPACES
+from keras_deconv.datasets.categories import LABEL_SPACES
 
 CARDS_DIR = Path(__file__).with_name("cards")
 SHIPPED_WEIGHTS_DIR = Path(__file__).with_name("weights")

@@ -52,6 +52,10 @@ __all__ += list(_CONVERT_EXPORTS)
 
 
 def __getattr__(name):
+    if name == "load_vgg16_weights":
+        from keras_deconv.caffe import vgg16
+
+        return vgg16.load_vgg16_weights
     if name in _CONVERT_EXPORTS:
         from keras_deconv.caffe import convert
 

@@ -41,7 +41,7 @@ import os
 
 import numpy as np
 
-from keras_deconv.zoo import categories
+from keras_deconv.datasets import categories
 
 __all__ = ["CocoTransferSource", "COCO_CLASS_NAMES", "SOURCE_CLASS_NAMES",
            "TRANSFERNET_CLASS_NAMES", "rle_decode", "rle_string_to_counts", "polygons_to_mask"]

@@ -1,9 +1,10 @@
-"""Scoring zoo pipelines on the ``shapes`` splits (used by the model cards, the CI check and bench/claims.py).
+"""Scoring pipelines on the ``shapes`` splits (used by the model cards, the CI check and bench/claims.py).
 
 Every number is one :class:`~keras_deconv.metrics.ConfusionMatrix` over the
 selected images (VOC convention: void 255 ignored, mean over classes present
-in the ground truth or the predictions), the images going through the zoo
-pipeline exactly as a user's would (``zoo.load(name)``).
+in the ground truth or the predictions), the images going through the
+pipeline exactly as a user's would. Scoring a zoo entry by name is
+:func:`keras_deconv.zoo.scoring.score_zoo_model` (the zoo resolves names).
 """
 
 import numpy as np
@@ -57,38 +58,3 @@ def score(pipeline, split="test", *, count=None, indices=None, image_size=64, or
         if on_example is not None:
             on_example(example, prediction)
     return matrix
-
-
-def needs_oracle_labels(name):
-    """True for zoo entries whose pipeline takes class ids from outside (TransferNet)."""
-    from keras_deconv import zoo
-
-    return zoo.info(name)["pipeline"]["class"] == "TransferNetPipeline"
-
-
-def shapes_config(name):
-    """The shapes config a zoo entry's weights were trained on.
-
-    The card field ``shapes_config`` of the weights entry; ``"standard"`` if absent.
-    """
-    from keras_deconv import zoo
-
-    base, tag = zoo.resolve_tag(name)
-    return zoo.info(base)["weights"][tag].get("shapes_config", "standard")
-
-
-def score_zoo_model(name, split="test", count=None, indices=None, image_size=64, oracle_labels=None, config=None):
-    """``zoo.load(name)`` (name may carry a tag, ``"decouplednet-small.5"``) scored on shapes.
-
-    ``oracle_labels``: default :func:`needs_oracle_labels`; ``True`` also for
-    DecoupledNet (its pipeline then takes the ground-truth class ids instead
-    of its classifier's). ``config``: the shapes generator config; default
-    :func:`shapes_config`, the one the weights were trained on.
-    """
-    from keras_deconv import zoo
-
-    pipeline = zoo.load(name)
-    oracle = needs_oracle_labels(name) if oracle_labels is None else bool(oracle_labels)
-    config = shapes_config(name) if config is None else config
-    return score(pipeline, split, count=count, indices=indices, image_size=image_size, oracle_labels=oracle,
-                 config=config)

@@ -160,9 +160,9 @@ class Recipe:
         if not self.init_vgg16:
             return None
         try:
-            from keras_deconv.caffe.convert import load_vgg16_weights
+            from keras_deconv.caffe.vgg16 import load_vgg16_weights
         except ImportError as error:  # pragma: no cover - depends on the caffe package state
-            raise RuntimeError("--init-vgg16 needs keras_deconv.caffe.convert.load_vgg16_weights") from error
+            raise RuntimeError("--init-vgg16 needs keras_deconv.caffe.vgg16.load_vgg16_weights") from error
         return load_vgg16_weights(model, self.init_vgg16)
 
     @property
