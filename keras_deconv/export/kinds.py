@@ -48,11 +48,31 @@ def export_settings(model, card_settings=None, pipeline_options=None):
     if isinstance(card_settings, str):
         raise TypeError(f"export_settings takes a card's pipeline settings (a dict), not a zoo name ({card_settings!r}): "
                         "use keras_deconv.zoo.exporting.export_settings(model, name) for a zoo model.")
-    settings = _default_settings(model_kind(model), model)
+    kind = model_kind(model)
+    settings = _default_settings(kind, model)
     tuned = card_settings or {}  # e.g. decouplednet-small's threshold 0.1
     settings.update({key: tuned[key] for key in _TUNABLE_SETTINGS if key in tuned})
+    settings.update(_card_padding(kind, tuned))
     settings.update(pipeline_options or {})
     return settings
+
+
+def _card_padding(kind, card_settings):
+    """The card pipeline's padding as the serving function's ``min_size``.
+
+    DeconvNet's ``min_size`` and FCN-8s's ``pad_to`` (None: no padding) decide
+    how large the padded canvas is, and fc6 sees all of it: an export that
+    pads ``deconvnet-small``'s 64-px images to the default 224 computes other
+    scores than the Keras pipeline (``bench/export_agreement.py``).
+
+    >>> _card_padding("deconvnet", {"min_size": 64}), _card_padding("fcn8s", {"pad_to": None})
+    ({'min_size': 64}, {'min_size': 1})
+    """
+    if kind == "deconvnet" and card_settings.get("min_size") is not None:
+        return {"min_size": int(card_settings["min_size"])}
+    if kind == "fcn8s" and "pad_to" in card_settings:
+        return {"min_size": int(card_settings["pad_to"] or 1)}
+    return {}
 
 
 def _default_settings(kind, model):
