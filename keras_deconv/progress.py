@@ -29,12 +29,16 @@ def progress_bar(iterable=None, total=None, desc=None, unit="it", enabled=None, 
         total: number of steps (None: ``len(iterable)`` where it has one).
         desc: the label in front of the bar.
         unit: what a step is (``"img"``, ``"B"`` with ``unit_scale=True``, ...).
-        enabled: True, False, or None: only when ``stream`` is a terminal.
+        enabled: True, False, or None: only when ``stream`` is a terminal
+            (``keras-deconv evaluate`` shows it unless ``--quiet``).
         stream: a text stream; default ``sys.stderr`` at call time.
         **options: passed to :class:`tqdm.tqdm` (``initial``, ``unit_scale``, ...).
     """
     stream = stream or sys.stderr
+    interactive = hasattr(stream, "isatty") and stream.isatty()
     if enabled is None:
-        enabled = hasattr(stream, "isatty") and stream.isatty()
+        enabled = interactive
+    # Asked for off a terminal (a log): redraw rarely, since each redraw stays in the file.
+    options.setdefault("mininterval", 0.1 if interactive else 10)
     return tqdm(iterable, total=total, desc=desc, unit=unit, file=stream, disable=not enabled, dynamic_ncols=True,
                 **options)

@@ -1,12 +1,11 @@
 """The evaluation loop: a segmenter (or a folder of label PNGs) over a data source, one confusion matrix.
 
-Progress goes to stderr (:class:`_Progress`); the result is an
+Progress goes to stderr (:class:`_Progress`, a tqdm bar); the result is an
 :class:`~keras_deconv.evaluation.report.EvaluationReport`.
 """
 
 import math
 import os
-import sys
 import time
 
 import numpy as np
@@ -16,41 +15,24 @@ from keras_deconv.evaluation.loading import card_builders, card_num_labels, labe
 from keras_deconv.evaluation.report import EvaluationReport
 from keras_deconv.evaluation.sources import DataError
 from keras_deconv.metrics import ConfusionMatrix
+from keras_deconv.progress import progress_bar
 
 
 class _Progress:
-    """Progress on stderr: a ``\\r`` line on a terminal, a line every ~10% otherwise."""
+    """Progress on stderr through :func:`keras_deconv.progress.progress_bar`: images/s and the running mIoU."""
 
     def __init__(self, total, stream=None, label="evaluating", enabled=True):
-        self.total, self.label, self.enabled = total, label, enabled
-        self.stream = stream or sys.stderr
-        self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
-        self.start = time.perf_counter()
-        self.every = max(1, total // 10)
-        self._last_len = 0
+        self.bar = progress_bar(total=total, desc=label, unit="img", enabled=bool(enabled), stream=stream,
+                                leave=True)
+        self.done = 0
 
     def update(self, done, miou=None):
-        if not self.enabled:
-            return
-        final = done >= self.total
-        if not self.tty and not final and done % self.every:
-            return
-        elapsed = time.perf_counter() - self.start
-        rate = done / elapsed if elapsed > 0 else 0.0
-        width = 24
-        filled = int(width * done / max(self.total, 1))
-        bar = "#" * filled + "-" * (width - filled)
-        text = f"{self.label} [{bar}] {done}/{self.total}  {rate:.2f} img/s"
         if miou is not None and not math.isnan(miou):
-            text += f"  mIoU {100 * miou:.2f}%"
-        text += f"  {elapsed:.1f}s"
-        if self.tty:
-            pad = " " * max(0, self._last_len - len(text))
-            self.stream.write("\r" + text + pad + ("\n" if final else ""))
-            self._last_len = len(text)
-        else:
-            self.stream.write(text + "\n")
-        self.stream.flush()
+            self.bar.set_postfix_str(f"mIoU {100 * miou:.2f}%", refresh=False)
+        self.bar.update(done - self.done)
+        self.done = done
+        if done >= (self.bar.total or 0):
+            self.bar.close()
 
 
 def _batches(iterable, size):
