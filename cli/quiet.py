@@ -30,7 +30,8 @@ _RUNTIME_LOG = re.compile(
     rb"^(?:[IWEF]\d{4} \d\d:\d\d:\d+\.\d+\s+\d+ [\w.\-]+:\d+\]"
     rb"|WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR"
     rb"|To enable the following instructions: .* in other operations, rebuild TensorFlow"
-    rb"|INFO: Created TensorFlow Lite XNNPACK delegate for CPU\.)"
+    rb"|INFO: Created TensorFlow Lite XNNPACK delegate for CPU\."
+    rb"|INFO: \[[\w./\-]+:\d+\] )"  # LiteRT's own (e.g. accelerator_registry.cc at exit)
 )
 
 
@@ -80,18 +81,23 @@ class _StderrFilter:
             os.write(self.original, b"\n".join(kept) + b"\n")
 
     def close(self):
-        """Restore descriptor 2 and forward what is still in the pipe."""
+        """Forward what is still in the pipe; from now on descriptor 2 goes nowhere.
+
+        LiteRT logs from its destructors after Python's last line has run,
+        too late for the filter thread; those lines go to the null device,
+        while Python's own ``sys.stderr`` keeps the real stderr to the end.
+        """
         sys.stderr.flush()
-        os.dup2(self.original, 2)  # closes the pipe's last write end: the thread sees EOF
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, 2)  # closes the pipe's last write end: the thread sees EOF
+        os.close(null)
         self.thread.join(timeout=5)
-        sys.stderr = self.python_stderr
-        os.close(self.original)
 
 
 def silence():
     """Silence the runtimes' logging for this process (call before importing TensorFlow).
 
-    Returns a callable that restores descriptor 2 (the CLI calls it on exit).
+    Returns a callable that drains the filter (the CLI calls it when the command is done).
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     os.environ.setdefault("ABSL_MIN_LOG_LEVEL", "3")
