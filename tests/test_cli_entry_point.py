@@ -88,3 +88,13 @@ def test_a_usage_error_exits_2(tmp_path):
     assert result.returncode != 0
     result = _run(["evaluate", "deconvnet-small", "--no-such-option"], cwd=tmp_path)
     assert result.returncode == 2 and "No such option" in result.stderr
+
+
+def test_exports_respect_the_umask(tmp_path):
+    result = _run(["export", "fcn8s-small", "--format", "saved_model", "--out", str(tmp_path / "sm")], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert not _runtime_lines(result.stderr), result.stderr
+    for folder, _, names in os.walk(tmp_path / "sm"):
+        assert stat.S_IMODE(os.stat(folder).st_mode) == 0o755, folder
+        for name in names:
+            assert stat.S_IMODE(os.stat(os.path.join(folder, name)).st_mode) == 0o644, name

@@ -3,6 +3,8 @@
 import os
 import tempfile
 
+from keras_deconv._atomic import give_default_mode
+
 
 def _write_directory_atomically(path, writer):
     """``writer(temporary_dir)``, then rename to ``path`` (replacing an old one); cleans up on failure."""
@@ -14,6 +16,7 @@ def _write_directory_atomically(path, writer):
     temporary = tempfile.mkdtemp(dir=parent, prefix=".tmp-" + os.path.basename(path) + "-")
     try:
         writer(temporary)
+        give_default_mode(temporary)  # mkdtemp made it 0700
         if os.path.isdir(path):
             old = tempfile.mkdtemp(dir=parent, prefix=".old-" + os.path.basename(path) + "-")
             os.rmdir(old)

@@ -3,6 +3,7 @@
 import os
 import tempfile
 
+from keras_deconv._atomic import give_default_mode
 from keras_deconv.export._files import _quiet_stdout
 from keras_deconv.export.errors import ExportError
 
@@ -42,6 +43,7 @@ def to_onnx(model, path, input_size=None):
     try:
         with _quiet_stdout():
             model.export(temporary, format="onnx", input_signature=[specs] if len(specs) > 1 else specs, verbose=False)
+        give_default_mode(temporary)
         os.replace(temporary, path)
     except BaseException as error:
         if os.path.exists(temporary):
