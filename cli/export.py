@@ -96,8 +96,9 @@ def export_command(name, format_, quantize, out, verify, weights, config, input_
     return labels, probabilities and scores (the whole pipeline in-graph).
     TFLite: DeconvNet/FCN-8s -> one file at a static size; DecoupledNet and
     TransferNet -> a folder with encoder.tflite, decoder.tflite (per-class
-    pass, the class query as input) and manifest.json; run it with
-    keras_deconv.lite.load(PATH).
+    pass, the class query as input) and manifest.json, or, with an --out
+    ending in .tflite, one file with `classify` and `segment` signatures
+    (for phone apps); run either with keras_deconv.lite.load(PATH).
 
     \b
     Examples:
@@ -105,6 +106,7 @@ def export_command(name, format_, quantize, out, verify, weights, config, input_
       keras-deconv export deconvnet --format tflite --quantize int8 --data-dir ~/data/voc --verify
       keras-deconv export deconvnet --format tflite --quantize int8 --integer-only --data-dir ~/data/voc
       keras-deconv export decouplednet --format tflite --out decoupled_tflite
+      keras-deconv export decouplednet-small --format tflite --out decoupled.tflite --verify
       keras-deconv export deconvnet --weights none --config width=1/16 \\
           --config fc_units=32 --config fc_kernel_size=2 --input-size 64 --format tflite --verify
     """

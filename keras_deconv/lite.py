@@ -396,10 +396,31 @@ def load(path, *, xnnpack=True, num_threads=None, weight_cache=None, **settings)
         return classes[kind](path, xnnpack=xnnpack, num_threads=num_threads, weight_cache=weight_cache, **settings)
     if not os.path.exists(path):
         raise FileNotFoundError(f"No TFLite file or export folder at {path!r}. {_EXPORT_HINT}")
+    manifest = _signature_manifest(path)
+    if manifest is not None:  # DecoupledNet / TransferNet in one file: `classify` and `segment` signatures
+        classes = {"decouplednet": LiteDecoupledNet, "transfernet": LiteTransferNet}
+        settings = {**manifest.get("pipeline", {}), **settings}
+        return classes[manifest["kind"]](path, xnnpack=xnnpack, num_threads=num_threads, weight_cache=weight_cache,
+                                         **settings)
     if settings:
         raise ValueError(f"{path} is a DeconvNet / FCN-8s export: it takes no pipeline options "
                          f"(received {sorted(settings)}).")
     return LiteDenseSegmenter(path, xnnpack=xnnpack, num_threads=num_threads, weight_cache=weight_cache)
+
+
+def _signature_manifest(path):
+    """The metadata of a single-file DecoupledNet / TransferNet export (its parts as signatures), else None."""
+    try:
+        entry = tflite_metadata(path)
+    except (OSError, ValueError):  # not a TFLite file: LiteDenseSegmenter words the error
+        return None
+    parts = entry and (entry.get("encoder"), entry.get("decoder"))
+    if not parts or not all(isinstance(part, dict) and "signature" in part for part in parts):
+        return None
+    if entry.get("kind") not in ("decouplednet", "transfernet"):
+        raise ValueError(f"{path!r} has signatures for kind {entry.get('kind')!r}; expected decouplednet or "
+                         f"transfernet. {_EXPORT_HINT}")
+    return entry
 
 
 def _read_manifest(folder):
@@ -465,8 +486,41 @@ class LiteDenseSegmenter:
         return results
 
 
+class LiteSignature:
+    """One signature of a multi-signature ``.tflite`` file, called like :class:`LiteModel` (dicts of arrays).
+
+    ``inputs`` and ``outputs`` map the signature's names to their tensor
+    details. The signatures of one file share ``interpreter``.
+    """
+
+    def __init__(self, interpreter, key):
+        self.key = key
+        self.runner = interpreter.get_signature_runner(key)
+        self.inputs = self.runner.get_input_details()
+        self.outputs = self.runner.get_output_details()
+
+    def __call__(self, **arrays):
+        checked = {}
+        for name, detail in self.inputs.items():
+            if name not in arrays:
+                raise ValueError(f"Missing input {name!r} of signature {self.key!r}; it takes {sorted(self.inputs)}.")
+            array = quantize_input(arrays[name], detail)
+            if tuple(array.shape) != tuple(detail["shape"]):
+                raise ValueError(f"Input {name!r} of signature {self.key!r} must have shape {tuple(detail['shape'])}. "
+                                 f"Received {array.shape}.")
+            checked[name] = array
+        results = self.runner(**checked)
+        return {name: dequantize_output(results[name], detail) for name, detail in self.outputs.items()}
+
+
 class _LiteTwoPart:
-    def __init__(self, folder, xnnpack=True, num_threads=None, weight_cache=None):
+    """The encoder and decoder of an export folder, or the ``classify`` and ``segment`` signatures of one file."""
+
+    def __init__(self, path, xnnpack=True, num_threads=None, weight_cache=None):
+        if not os.path.isdir(path):
+            self._from_signatures(os.fspath(path), xnnpack, num_threads, weight_cache)
+            return
+        folder = path
         self.manifest = _read_manifest(folder)
         missing = [key for key in ("encoder", "decoder", "input_size", "num_classes") if key not in self.manifest]
         if missing:
@@ -478,6 +532,27 @@ class _LiteTwoPart:
         # Exports before attention was an output have one output and no output_order.
         self.decoder = LiteModel(os.path.join(folder, decoder["file"]), decoder.get("output_order", ["seg_score"]), xnnpack,
                                  num_threads, weight_cache)
+        self.size = tuple(self.manifest["input_size"])
+        self.num_classes = self.manifest["num_classes"]
+
+    def _from_signatures(self, path, xnnpack, num_threads, weight_cache):
+        if weight_cache is not None:
+            raise ValueError(f"{path!r} holds its parts as signatures of one file; weight_cache works on the "
+                             "folder export (encoder.tflite, decoder.tflite): export with an --out without .tflite.")
+        self.manifest = _signature_manifest(path)
+        if self.manifest is None:
+            raise ValueError(f"{path!r} is not a DecoupledNet / TransferNet export with classify and segment "
+                             f"signatures. {_EXPORT_HINT}")
+        missing = [key for key in ("input_size", "num_classes") if key not in self.manifest]
+        if missing:
+            raise ValueError(f"The metadata of {path!r} lacks {missing}. {_EXPORT_HINT}")
+        try:
+            interpreter = litert_interpreter(path, xnnpack=xnnpack, num_threads=num_threads)
+            self.encoder = LiteSignature(interpreter, self.manifest["encoder"]["signature"])
+            self.decoder = LiteSignature(interpreter, self.manifest["decoder"]["signature"])
+        except (ValueError, RuntimeError) as error:
+            raise ValueError(f"{path!r} is not a loadable TFLite model (truncated or corrupt?): {error}. "
+                             f"{_EXPORT_HINT}") from error
         self.size = tuple(self.manifest["input_size"])
         self.num_classes = self.manifest["num_classes"]
 

@@ -14,6 +14,7 @@ from keras_deconv.export.kinds import _TUNABLE_SETTINGS, export_settings, model_
 from keras_deconv.export.onnx import to_onnx
 from keras_deconv.export.parts import to_tflite_parts
 from keras_deconv.export.saved_model import to_saved_model
+from keras_deconv.export.signatures import to_tflite_signatures
 from keras_deconv.export.tflite import QUANTIZATIONS, _dense_tflite
 from keras_deconv.export.verify import VERIFY_IMAGES, describe_check, verify_export
 
@@ -59,9 +60,11 @@ def export_model(model, path, format="saved_model", *, quantize="none", input_si
     Args:
         model: a model built by :mod:`keras_deconv.models` (or loaded from the zoo).
         path: output path. SavedModel: a folder. TFLite: a ``.tflite`` file
-            for DeconvNet / FCN-8s, a folder (``encoder.tflite``,
-            ``decoder.tflite``, ``manifest.json``) for DecoupledNet /
-            TransferNet. ONNX: a ``.onnx`` file. Written atomically.
+            for DeconvNet / FCN-8s; for DecoupledNet / TransferNet, a path
+            ending in ``.tflite`` gives one file with ``classify`` and
+            ``segment`` signatures (:func:`to_tflite_signatures`), any other
+            path a folder (``encoder.tflite``, ``decoder.tflite``,
+            ``manifest.json``). ONNX: a ``.onnx`` file. Written atomically.
         format: ``"saved_model"``, ``"tflite"`` or ``"onnx"``.
         quantize: TFLite only: ``"none"``, ``"float16"`` or ``"int8"``.
         input_size: ``(H, W)`` of the static TFLite/ONNX input (default: the
@@ -144,9 +147,11 @@ def export_model(model, path, format="saved_model", *, quantize="none", input_si
             if input_size is not None and tuple(input_size) != tuple(model.inputs[0].shape[1:3]):
                 raise ValueError(f"A {kind} model has a fixed input size {tuple(model.inputs[0].shape[1:3])}; "
                                  f"pass --config input_shape=H,W,3 to build another. Received: input_size={input_size}")
-            to_tflite_parts(model, path, quantize, calibration_data, class_names=class_names,
-                            pipeline_settings={key: settings[key] for key in _TUNABLE_SETTINGS if key in settings},
-                            calibration_count=calibration_count, data_dir=data_dir)
+            # An --out ending in .tflite: one file with classify / segment signatures; else the folder.
+            write = to_tflite_signatures if path.lower().endswith(".tflite") else to_tflite_parts
+            write(model, path, quantize, calibration_data, class_names=class_names,
+                  pipeline_settings={key: settings[key] for key in _TUNABLE_SETTINGS if key in settings},
+                  calibration_count=calibration_count, data_dir=data_dir)
     else:
         to_onnx(model, path, input_size)
     result = {"path": path, "format": format, "quantize": quantize, "kind": kind, "size_bytes": _size(path)}

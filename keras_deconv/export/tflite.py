@@ -176,11 +176,25 @@ def float_ops(flatbuffer):
 
 
 def tflite_ops(flatbuffer):
-    """Names of the operators used in a flatbuffer (e.g. ``{"ARG_MAX", ...}``)."""
-    from ai_edge_litert import interpreter as litert
+    """Names of the operators used in a flatbuffer, in every subgraph (e.g. ``["ARG_MAX", ...]``).
 
-    interpreter = litert.Interpreter(model_content=flatbuffer)
-    return sorted({detail["op_name"] for detail in interpreter._get_ops_details()})
+    A custom op (e.g. a Select-TF one) is named by its custom code (``FlexConv2D``).
+    """
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    names = {value: name for name, value in vars(schema.BuiltinOperator).items() if not name.startswith("_")}
+    model = schema.Model.GetRootAs(flatbuffer, 0)
+    used = set()
+    for index in range(model.SubgraphsLength()):
+        subgraph = model.Subgraphs(index)
+        used.update(subgraph.Operators(i).OpcodeIndex() for i in range(subgraph.OperatorsLength()))
+    ops = set()
+    for index in used:
+        code = model.OperatorCodes(index)
+        builtin = max(code.BuiltinCode(), code.DeprecatedBuiltinCode())
+        custom = code.CustomCode()
+        ops.add(custom.decode("utf-8", "replace") if builtin == schema.BuiltinOperator.CUSTOM and custom else names[builtin])
+    return sorted(ops)
 
 
 def _dense_tflite(model, path, quantize, calibration_data, input_size, calibration_count=CALIBRATION_COUNT, data_dir=None,
