@@ -412,7 +412,7 @@ def _signature_manifest(path):
     """The metadata of a single-file DecoupledNet / TransferNet export (its parts as signatures), else None."""
     try:
         entry = tflite_metadata(path)
-    except (OSError, ValueError):  # not a TFLite file: LiteDenseSegmenter words the error
+    except Exception:  # not a TFLite file, or truncated (struct.error, ...): LiteDenseSegmenter words the error
         return None
     parts = entry and (entry.get("encoder"), entry.get("decoder"))
     if not parts or not all(isinstance(part, dict) and "signature" in part for part in parts):
