@@ -218,12 +218,21 @@ class LiteModel:
                 inputs, details = _with_quantization(flatbuffer, self._compiled.inputs, self._compiled.outputs)
             else:
                 self.interpreter = litert_interpreter(flatbuffer, xnnpack=xnnpack, num_threads=num_threads)
-                self.interpreter.allocate_tensors()
                 inputs, details = self.interpreter.get_input_details(), self.interpreter.get_output_details()
+                if not any(-1 in detail["shape_signature"] for detail in inputs):
+                    # A file with dynamic dims is allocated at the first call's shapes: its placeholder
+                    # size 1 may be too small for its ops.
+                    self.interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as error:  # LiteRT's own: "not a valid Flatbuffer buffer", ...
             raise ValueError(f"{source} is not a loadable TFLite model (truncated or corrupt?): {error}. "
                              f"{_EXPORT_HINT}") from error
         self.inputs = {detail["name"]: detail for detail in inputs}
+        #: Per input, the dims a call may choose (-1 in the file's shape signature).
+        self.dynamic = {detail["name"]: [int(v) < 0 for v in detail.get("shape_signature", detail["shape"])]
+                        for detail in inputs}
+        if weight_cache is not None and any(any(flags) for flags in self.dynamic.values()):
+            raise ValueError(f"{source} has a dynamic input size; weight_cache needs a static one "
+                             "(export without --any-size).")
         self.output_count = len(details)
         names = output_names or [detail["name"] for detail in details]
         self.outputs = dict(zip(names, details))
@@ -235,7 +244,12 @@ class LiteModel:
                 raise ValueError(f"Missing input {name!r}; the model takes {sorted(self.inputs)}.")
             array = quantize_input(arrays[name], detail)  # integer-only files take quantized inputs
             if tuple(array.shape) != tuple(detail["shape"]):
-                raise ValueError(f"Input {name!r} must have shape {tuple(detail['shape'])}. Received {array.shape}.")
+                fixed = [(want, got) for want, got, free in zip(detail["shape"], array.shape, self.dynamic[name]) if not free]
+                if array.ndim != len(detail["shape"]) or any(want != got for want, got in fixed):
+                    shape = tuple(-1 if free else int(v) for v, free in zip(detail["shape"], self.dynamic[name]))
+                    raise ValueError(f"Input {name!r} must have shape {shape} (-1: any). Received {array.shape}.")
+                self._resize(name, array.shape)
+                detail = self.inputs[name]
             checked[name] = array
         if self.interpreter is None:
             results = self._compiled(checked)
@@ -245,6 +259,15 @@ class LiteModel:
         self.interpreter.invoke()
         return {name: dequantize_output(self.interpreter.get_tensor(detail["index"]), detail)
                 for name, detail in self.outputs.items()}
+
+
+    def _resize(self, name, shape):
+        """Reallocate the interpreter for ``shape`` of input ``name`` (a dynamic-size file)."""
+        self.interpreter.resize_tensor_input(self.inputs[name]["index"], list(shape), strict=True)
+        self.interpreter.allocate_tensors()
+        self.inputs = {detail["name"]: detail for detail in self.interpreter.get_input_details()}
+        names = list(self.outputs)
+        self.outputs = dict(zip(names, self.interpreter.get_output_details()))
 
 
 def _with_quantization(flatbuffer, inputs, outputs):
@@ -440,12 +463,18 @@ def _read_manifest(folder):
 
 
 class LiteDenseSegmenter:
-    """DeconvNet / FCN-8s whole-image inference on a static-size ``.tflite``.
+    """DeconvNet / FCN-8s whole-image inference on a ``.tflite`` file.
 
     Each image is padded (bottom/right, with the Caffe mean colour, i.e. zeros
-    after preprocessing) to the file's ``S x S`` input, run once and cropped
-    back; ``probabilities`` are the softmax of the scores. Images larger than
-    ``S`` need an export with a larger ``--input-size``.
+    after preprocessing) as the Keras pipeline pads it, run once and cropped
+    back; ``probabilities`` are the softmax of the scores. The padding rule
+    is the file's metadata ``padding``: each side to a multiple of
+    ``multiple``, at least ``min_size`` (DeconvNet: 32 and the export size;
+    FCN-8s: 1 and 500). A file exported with ``--any-size`` (dynamic height
+    and width) runs at that padded size, whatever the image's size. A
+    static file (``S x S``) runs images whose padded size fits in it, padded
+    to ``S x S``; larger ones need an ``--any-size`` export or a larger
+    ``--input-size``.
 
     ``metadata`` is what the export recorded in the file
     (:func:`tflite_metadata`, e.g. ``class_names``), or
@@ -460,8 +489,13 @@ class LiteDenseSegmenter:
             raise ValueError(f"{os.fspath(path)!r} is not a DeconvNet / FCN-8s export (inputs {list(self.model.inputs)}, "
                              f"{outputs} outputs; expected `images` -> `scores`). For DecoupledNet / "
                              f"TransferNet, load the export folder ({_PART_FILES}).")
-        self.size = tuple(int(v) for v in self.model.inputs["images"]["shape"][1:3])
         self.metadata = tflite_metadata(path) or {}
+        self.any_size = any(self.model.dynamic["images"][1:3])
+        recorded = self.metadata.get("input_size")
+        self.size = tuple(int(v) for v in (recorded if self.any_size and recorded else self.model.inputs["images"]["shape"][1:3]))
+        padding = self.metadata.get("padding") or {}
+        #: The Keras pipeline's padding: ``(min_size, multiple)`` (files without it: the file's size, 1).
+        self.padding = (int(padding.get("min_size", max(self.size))), int(padding.get("multiple", 1)))
         names = self.metadata.get("class_names")
         num_labels = int(self.model.outputs["scores"]["shape"][-1])
         self.class_names = list(names) if isinstance(names, list) and len(names) == num_labels else None
@@ -472,10 +506,12 @@ class LiteDenseSegmenter:
         results = []
         for image in pipelines._as_images(images):
             height, width = image.shape[:2]
-            if height > self.size[0] or width > self.size[1]:
-                raise ValueError(f"Image of size {height}x{width} does not fit the exported input size {self.size}; "
-                                 "export with a larger --input-size.")
-            canvas = np.empty(self.size + (3,), "float32")
+            padded = self.padded_size(height, width)
+            if not self.any_size and (padded[0] > self.size[0] or padded[1] > self.size[1]):
+                raise ValueError(f"Image of size {height}x{width} (padded {padded[0]}x{padded[1]}) does not fit the "
+                                 f"exported input size {self.size}; export with --any-size (any image size) or a "
+                                 "larger --input-size.")
+            canvas = np.empty((padded if self.any_size else self.size) + (3,), "float32")
             canvas[:] = pipelines.CAFFE_MEAN_RGB
             canvas[:height, :width] = image
             scores = self.model(images=canvas[None])["scores"][0, :height, :width]
@@ -484,6 +520,11 @@ class LiteDenseSegmenter:
                                                   probabilities.reshape(-1, probabilities.shape[-1]).max(0),
                                                   probabilities.astype("float32")))
         return results
+
+    def padded_size(self, height, width):
+        """``(H, W)``: the size the Keras pipeline pads a ``height x width`` image to (see :attr:`padding`)."""
+        min_size, multiple = self.padding
+        return tuple(max(-(-side // multiple) * multiple, min_size) for side in (height, width))
 
 
 class LiteSignature:

@@ -50,7 +50,7 @@ def check_export_options(format, quantize="none", integer_only=False):
 
 def export_model(model, path, format="saved_model", *, quantize="none", input_size=None, calibration_data="auto",
                  calibration_count=CALIBRATION_COUNT, data_dir=None, verify=False, pipeline_options=None, log=None,
-                 integer_only=False, class_names=None, metadata=None):
+                 integer_only=False, class_names=None, metadata=None, any_size=False):
     """Export a Keras model, optionally verifying the artifact.
 
     A zoo model is exported by name with :func:`keras_deconv.zoo.export_model`
@@ -94,6 +94,12 @@ def export_model(model, path, format="saved_model", *, quantize="none", input_si
             (background first), recorded in the file or the manifest.
         metadata: single-file TFLite only: more facts for the file's
             metadata entry (the zoo records ``model`` and ``weights``).
+        any_size: TFLite of DeconvNet / FCN-8s: trace the file with dynamic
+            height and width, so that LiteRT runs it on an image of any size
+            padded as the Keras pipeline pads it (recorded in the metadata:
+            ``padding``). It costs speed: XNNPACK delegates the graph in many
+            pieces (deconvnet-small at 64x64: 21 ms instead of 6.4 ms per
+            image). Without it the file runs images up to ``input_size``.
 
     Returns:
         A dict: ``path``, ``format``, ``quantize``, ``kind``, ``size_bytes``
@@ -142,8 +148,12 @@ def export_model(model, path, format="saved_model", *, quantize="none", input_si
             if class_names is not None:
                 about["class_names"] = [str(label) for label in class_names]
             _dense_tflite(model, path, quantize, calibration_data, input_size, calibration_count, data_dir, about,
-                          integer_only)
+                          integer_only, padding={key: settings[key] for key in ("min_size", "multiple")},
+                          any_size=any_size)
         else:
+            if any_size:
+                raise ValueError(f"any_size is for DeconvNet / FCN-8s; a {kind} export takes images of any size "
+                                 "already (padded to a square and resized to the model's input, as its pipeline does).")
             if input_size is not None and tuple(input_size) != tuple(model.inputs[0].shape[1:3]):
                 raise ValueError(f"A {kind} model has a fixed input size {tuple(model.inputs[0].shape[1:3])}; "
                                  f"pass --config input_shape=H,W,3 to build another. Received: input_size={input_size}")

@@ -83,7 +83,12 @@ def describe_check(check):
 
 
 def sample_images(size=(64, 64), count=VERIFY_IMAGES, seed=0):
-    """Deterministic test images: synthetic ``shapes`` scenes resized to ``size`` plus a non-square one."""
+    """Deterministic test images: synthetic ``shapes`` scenes resized to ``size``, the last two non-square.
+
+    The last one is smaller than ``size`` (``3/4`` of its height); the one
+    before it larger (``3/2`` of the height, twice the width less 10 px): it
+    checks what an export does with an image larger than its input size.
+    """
     import numpy as np
     import tensorflow as tf
 
@@ -95,6 +100,9 @@ def sample_images(size=(64, 64), count=VERIFY_IMAGES, seed=0):
         images.append(tf.cast(tf.image.resize(image[None], size), tf.uint8).numpy()[0])
     if count > 1:  # one non-square image, smaller than the network input
         images[-1] = images[-1][: max(1, size[0] * 3 // 4), :]
+    if count > 2:  # and one larger than it, also non-square
+        larger = (size[0] * 3 // 2, max(1, size[1] * 2 - 10))
+        images[-2] = tf.cast(tf.image.resize(images[-2][None], larger), tf.uint8).numpy()[0]
     return [np.ascontiguousarray(image) for image in images]
 
 
@@ -181,6 +189,8 @@ def verify_export(model, path, format, quantize="none", *, input_size=None, imag
             if score_bound is not None and agreement[1] > score_bound:  # a tie decided the other way, or wrong arithmetic?
                 switches = switch_agreement.pinned_comparison(model, flatbuffer, batch, outputs, xnnpack, SWITCH_TIE_TOLERANCE)
             add(f"litert ({'xnnpack' if xnnpack else 'no xnnpack'})", *agreement, switches=switches)
+        if _dynamic_size(flatbuffer):  # an --any-size file: also at the padded size of each image larger than the export's
+            _verify_other_sizes(model, flatbuffer, images or sample_images(size), size, settings, score_bound, add)
         return checks
     if format == "onnx":
         return _verify_onnx(model, path, input_size, images, add, checks)
@@ -226,6 +236,57 @@ def verify_export(model, path, format, quantize="none", *, input_size=None, imag
                                                                 SWITCH_TIE_TOLERANCE)
             add(f"litert ({'xnnpack' if xnnpack else 'no xnnpack'}){suffix}", *agreement, switches=switches)
     return checks
+
+
+def _dynamic_size(flatbuffer):
+    interpreter = litert_interpreter(flatbuffer, xnnpack=False)
+    return any(int(v) < 0 for v in interpreter.get_input_details()[0]["shape_signature"][1:3])
+
+
+def _verify_other_sizes(model, flatbuffer, images, size, settings, score_bound, add):
+    """One check per XNNPACK setting: the file at the Keras pipeline's padded size of each image that does not fit ``size``."""
+    import numpy as np
+
+    from keras_deconv import pipelines
+    from keras_deconv.export import switch_agreement
+
+    from keras_deconv.lite import tflite_metadata
+
+    # The padding the file records is what lite.load applies; the settings for files without one.
+    padding = (tflite_metadata(flatbuffer) or {}).get("padding") or settings
+    min_size, multiple = int(padding.get("min_size", max(size))), int(padding.get("multiple", 1))
+    canvases = []
+    for image in images:
+        padded = tuple(max(-(-side // multiple) * multiple, min_size) for side in image.shape[:2])
+        if padded[0] > size[0] or padded[1] > size[1]:
+            canvas = np.empty(padded + (3,), "float32")
+            canvas[:] = pipelines.CAFFE_MEAN_RGB
+            canvas[: image.shape[0], : image.shape[1]] = image
+            canvases.append(canvas[None])
+    if not canvases:
+        return
+    shapes = ", ".join(f"{c.shape[1]}x{c.shape[2]}" for c in canvases)
+    for xnnpack in (True, False):
+        counts, pinned = [], []
+        interpreter = litert_interpreter(flatbuffer, xnnpack=xnnpack)
+        for canvas in canvases:
+            reference = np.asarray(model(canvas, training=False))
+            output = run_tflite(flatbuffer, [canvas], interpreter=interpreter)[0]
+            counts.append(_agreement_counts(output.argmax(-1), reference.argmax(-1), output, reference))
+            if score_bound is not None and counts[-1][3] > score_bound * counts[-1][4]:
+                pinned.append(switch_agreement.pinned_comparison(model, flatbuffer, canvas, output, xnnpack,
+                                                                 SWITCH_TIE_TOLERANCE))
+        switches = _merge_switch_reports(pinned) if pinned else None
+        add(f"litert ({'xnnpack' if xnnpack else 'no xnnpack'}), at {shapes}", *_combine(counts), switches=switches)
+
+
+def _merge_switch_reports(reports):
+    """One switch report for several images (None if any image had none)."""
+    if any(report is None for report in reports):
+        return None
+    return {"switches": sum(r["switches"] for r in reports), "switch_flips": sum(r["switch_flips"] for r in reports),
+            "max_flip_gap": max(r["max_flip_gap"] for r in reports), "flips_are_ties": all(r["flips_are_ties"] for r in reports),
+            "pinned_score_error": max(r["pinned_score_error"] for r in reports), "copy_error": max(r["copy_error"] for r in reports)}
 
 
 def _pinned_scores_pass(switches, score_bound):
