@@ -8,13 +8,16 @@
 :func:`keras_deconv.export.export_model` with ``format="tflite"`` writes
 
 * DeconvNet / FCN-8s: one ``.tflite`` file, ``images`` float32
-  ``[1, S, S, 3]`` (RGB 0-255) -> raw ``scores`` ``[1, S, S, C]``;
+  ``[1, S, S, 3]`` (RGB 0-255) -> raw ``scores`` ``[1, S, S, C]``
+  (with ``any_size``: ``[1, H, W, 3]`` -> ``[1, H, W, C]`` for any ``H, W``);
 * DecoupledNet / TransferNet: a folder with ``encoder.tflite`` (run once per
   image; for DecoupledNet it is the classification network and outputs
   ``cls_score_avg_sigmoid``), ``decoder.tflite`` (the per-class network: the
   class ``query`` ``[1, num_classes]`` plus the encoder tensors ->
   ``seg_score`` ``[1, S, S, 2]``) and ``manifest.json`` (every input and
-  output: name, shape, dtype).
+  output: name, shape, dtype); or, for a path ending in ``.tflite``, one file
+  with the two parts as its ``classify`` and ``segment`` signatures and the
+  manifest as its metadata (:mod:`keras_deconv.export.signatures`).
 
 The classes here run those files with the same pre- and post-processing as
 :mod:`keras_deconv.pipelines` (classification -> per-class passes ->
@@ -377,7 +380,8 @@ def load(path, *, xnnpack=True, num_threads=None, weight_cache=None, **settings)
 
     Args:
         path: a DeconvNet / FCN-8s ``.tflite`` file, or a DecoupledNet /
-            TransferNet export folder (with ``manifest.json``).
+            TransferNet export: a folder (with ``manifest.json``) or one
+            ``.tflite`` file with ``classify`` and ``segment`` signatures.
         xnnpack: XNNPACK delegate on (default) or off.
         num_threads: interpreter threads.
         weight_cache: a folder for XNNPACK weight caches: later loads of the
@@ -386,7 +390,7 @@ def load(path, *, xnnpack=True, num_threads=None, weight_cache=None, **settings)
         **settings: pipeline settings: ``threshold`` (DecoupledNet 0.5,
             TransferNet 0.6), ``background_weight`` (TransferNet 0.5). An
             export of a zoo model records its card's settings in
-            ``manifest.json`` (``pipeline``); they replace these defaults,
+            ``manifest.json`` or metadata (``pipeline``); they replace these defaults,
             and the settings given here replace them. A DeconvNet / FCN-8s
             file takes none (ValueError).
 

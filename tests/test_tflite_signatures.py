@@ -76,7 +76,8 @@ def test_the_metadata_holds_what_the_manifest_held(exports, name):
 def test_lite_load_runs_the_file_like_the_folder(exports, name):
     single, folder = exports[name]
     images = [shapes.generate_example("val", index, image_size=64, config="hard")["image"] for index in range(4)]
-    images.append(images[0][:40, :57])  # non-square: padded and resized as the pipeline does
+    images.append(images[0][:40, :57])  # non-square, smaller and larger: padded and resized as the pipeline does
+    images.append(np.asarray(Image.fromarray(images[1]).resize((96, 128), Image.BILINEAR)))
     labels = [[1, 2]] * len(images) if name == "transfernet-small" else None
     for xnnpack in (True, False):
         one, two = lite.load(single, xnnpack=xnnpack), lite.load(folder, xnnpack=xnnpack)

@@ -125,6 +125,8 @@ def export_model(model, path, format="saved_model", *, quantize="none", input_si
             "with images like the model's own data).")
     if quantize == "int8" and isinstance(calibration_data, str) and calibration_data == "voc2012":
         _voc_files(data_dir, calibration_count)  # fail now, before converting
+    if any_size and format != "tflite":
+        raise ValueError(f"any_size applies to TFLite exports (the others take any size already). Received: format={format!r}")
     name = (metadata or {}).get("model")
     kind = model_kind(model)
     if integer_only and kind not in ("deconvnet", "fcn8s"):
