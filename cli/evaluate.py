@@ -132,7 +132,8 @@ def evaluate_command(name, data, split, data_dir, image_size, batch_size, limit,
     (an upper bound), and the output says so.
 
     NAME may be a TFLite export (`keras-deconv export NAME --format tflite`):
-    a DeconvNet / FCN-8s .tflite file or a DecoupledNet / TransferNet folder.
+    a DeconvNet / FCN-8s .tflite file or a DecoupledNet / TransferNet folder
+    or single .tflite file (classify and segment signatures).
     LiteRT runs it (XNNPACK) with the Keras pipelines' pre- and
     post-processing, so its figures compare with the Keras model's;
     --weights, --num-classes, --config, --seed and --crf do not apply.

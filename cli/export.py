@@ -85,18 +85,24 @@ def _default_out(name, format_, quantize, kind, integer_only=False):
 @click.option("--integer-only", is_flag=True,
               help="With --quantize int8 (DeconvNet, FCN-8s): no float op or tensor at all, uint8 image in and int8 "
                    "scores out, for NPUs and integer-only accelerators. Slower on CPUs than plain int8.")
+@click.option("--any-size", is_flag=True,
+              help="TFLite of DeconvNet/FCN-8s: a file that runs images of any size (dynamic height and width, "
+                   "padded as the Keras pipeline pads them). Slower per image than the static file (XNNPACK "
+                   "delegates it in pieces).")
 @click.option("--threshold", type=float, default=None, help="DecoupledNet/TransferNet detection threshold (default: the card's).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def export_command(name, format_, quantize, out, verify, weights, config, input_size, calibration_data, data_dir,
-                   calibration_count, integer_only, threshold, as_json):
+                   calibration_count, integer_only, any_size, threshold, as_json):
     """Export zoo model NAME as a SavedModel, a builtin-only TFLite model or ONNX.
 
     \b
     SavedModel: serving signatures take uint8 RGB images of any size and
     return labels, probabilities and scores (the whole pipeline in-graph).
-    TFLite: DeconvNet/FCN-8s -> one file at a static size; DecoupledNet and
-    TransferNet -> a folder with encoder.tflite, decoder.tflite (per-class
-    pass, the class query as input) and manifest.json; run it with
+    TFLite: DeconvNet/FCN-8s -> one file at a static size (--any-size: any
+    size); DecoupledNet and TransferNet -> a folder with encoder.tflite,
+    decoder.tflite (per-class pass, the class query as input) and
+    manifest.json, or, with an --out ending in .tflite, one file with
+    `classify` and `segment` signatures (for phone apps); run either with
     keras_deconv.lite.load(PATH).
 
     \b
@@ -105,6 +111,7 @@ def export_command(name, format_, quantize, out, verify, weights, config, input_
       keras-deconv export deconvnet --format tflite --quantize int8 --data-dir ~/data/voc --verify
       keras-deconv export deconvnet --format tflite --quantize int8 --integer-only --data-dir ~/data/voc
       keras-deconv export decouplednet --format tflite --out decoupled_tflite
+      keras-deconv export decouplednet-small --format tflite --out decoupled.tflite --verify
       keras-deconv export deconvnet --weights none --config width=1/16 \\
           --config fc_units=32 --config fc_kernel_size=2 --input-size 64 --format tflite --verify
     """
@@ -141,7 +148,7 @@ def export_command(name, format_, quantize, out, verify, weights, config, input_
         result = zoo.export_model(name, out, format_, quantize=quantize, weights=weights_value, config=builder_config,
                                   input_size=size, calibration_data=calibration_data, data_dir=data_dir,
                                   calibration_count=calibration_count, verify=verify,
-                                  pipeline_options=options, log=log, integer_only=integer_only)
+                                  pipeline_options=options, log=log, integer_only=integer_only, any_size=any_size)
     except export.ExportError as error:
         raise click.ClickException(str(error))
     except (ValueError, FileNotFoundError, zoo.WeightsError) as error:  # known problems: one line, exit 1

@@ -105,10 +105,10 @@ def predict_command(ctx, name, inputs, out_dir, weights, num_classes, config, pi
     """Segment images with NAME: a VOC palette label PNG, an overlay and (TransferNet) attention maps per image.
 
     NAME: a zoo model, or a TFLite export (a DeconvNet / FCN-8s .tflite file
-    or a DecoupledNet / TransferNet folder), run by LiteRT; --weights,
-    --num-classes, --config and --seed do not apply to an export. A
-    TransferNet export writes attention maps like the Keras model (folders
-    exported before they were an output write none).
+    or a DecoupledNet / TransferNet folder or single .tflite file), run by
+    LiteRT; --weights, --num-classes, --config and --seed do not apply to an
+    export. A TransferNet export writes attention maps like the Keras model
+    (folders exported before they were an output write none).
 
     IMAGE_OR_DIR: image files (JPEG, PNG, anything Pillow reads) and
     directories, searched recursively for *.jpg, *.jpeg and *.png. Any size;

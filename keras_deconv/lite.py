@@ -8,13 +8,16 @@
 :func:`keras_deconv.export.export_model` with ``format="tflite"`` writes
 
 * DeconvNet / FCN-8s: one ``.tflite`` file, ``images`` float32
-  ``[1, S, S, 3]`` (RGB 0-255) -> raw ``scores`` ``[1, S, S, C]``;
+  ``[1, S, S, 3]`` (RGB 0-255) -> raw ``scores`` ``[1, S, S, C]``
+  (with ``any_size``: ``[1, H, W, 3]`` -> ``[1, H, W, C]`` for any ``H, W``);
 * DecoupledNet / TransferNet: a folder with ``encoder.tflite`` (run once per
   image; for DecoupledNet it is the classification network and outputs
   ``cls_score_avg_sigmoid``), ``decoder.tflite`` (the per-class network: the
   class ``query`` ``[1, num_classes]`` plus the encoder tensors ->
   ``seg_score`` ``[1, S, S, 2]``) and ``manifest.json`` (every input and
-  output: name, shape, dtype).
+  output: name, shape, dtype); or, for a path ending in ``.tflite``, one file
+  with the two parts as its ``classify`` and ``segment`` signatures and the
+  manifest as its metadata (:mod:`keras_deconv.export.signatures`).
 
 The classes here run those files with the same pre- and post-processing as
 :mod:`keras_deconv.pipelines` (classification -> per-class passes ->
@@ -218,12 +221,21 @@ class LiteModel:
                 inputs, details = _with_quantization(flatbuffer, self._compiled.inputs, self._compiled.outputs)
             else:
                 self.interpreter = litert_interpreter(flatbuffer, xnnpack=xnnpack, num_threads=num_threads)
-                self.interpreter.allocate_tensors()
                 inputs, details = self.interpreter.get_input_details(), self.interpreter.get_output_details()
+                if not any(-1 in detail["shape_signature"] for detail in inputs):
+                    # A file with dynamic dims is allocated at the first call's shapes: its placeholder
+                    # size 1 may be too small for its ops.
+                    self.interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as error:  # LiteRT's own: "not a valid Flatbuffer buffer", ...
             raise ValueError(f"{source} is not a loadable TFLite model (truncated or corrupt?): {error}. "
                              f"{_EXPORT_HINT}") from error
         self.inputs = {detail["name"]: detail for detail in inputs}
+        #: Per input, the dims a call may choose (-1 in the file's shape signature).
+        self.dynamic = {detail["name"]: [int(v) < 0 for v in detail.get("shape_signature", detail["shape"])]
+                        for detail in inputs}
+        if weight_cache is not None and any(any(flags) for flags in self.dynamic.values()):
+            raise ValueError(f"{source} has a dynamic input size; weight_cache needs a static one "
+                             "(export without --any-size).")
         self.output_count = len(details)
         names = output_names or [detail["name"] for detail in details]
         self.outputs = dict(zip(names, details))
@@ -235,7 +247,12 @@ class LiteModel:
                 raise ValueError(f"Missing input {name!r}; the model takes {sorted(self.inputs)}.")
             array = quantize_input(arrays[name], detail)  # integer-only files take quantized inputs
             if tuple(array.shape) != tuple(detail["shape"]):
-                raise ValueError(f"Input {name!r} must have shape {tuple(detail['shape'])}. Received {array.shape}.")
+                fixed = [(want, got) for want, got, free in zip(detail["shape"], array.shape, self.dynamic[name]) if not free]
+                if array.ndim != len(detail["shape"]) or any(want != got for want, got in fixed):
+                    shape = tuple(-1 if free else int(v) for v, free in zip(detail["shape"], self.dynamic[name]))
+                    raise ValueError(f"Input {name!r} must have shape {shape} (-1: any). Received {array.shape}.")
+                self._resize(name, array.shape)
+                detail = self.inputs[name]
             checked[name] = array
         if self.interpreter is None:
             results = self._compiled(checked)
@@ -245,6 +262,15 @@ class LiteModel:
         self.interpreter.invoke()
         return {name: dequantize_output(self.interpreter.get_tensor(detail["index"]), detail)
                 for name, detail in self.outputs.items()}
+
+
+    def _resize(self, name, shape):
+        """Reallocate the interpreter for ``shape`` of input ``name`` (a dynamic-size file)."""
+        self.interpreter.resize_tensor_input(self.inputs[name]["index"], list(shape), strict=True)
+        self.interpreter.allocate_tensors()
+        self.inputs = {detail["name"]: detail for detail in self.interpreter.get_input_details()}
+        names = list(self.outputs)
+        self.outputs = dict(zip(names, self.interpreter.get_output_details()))
 
 
 def _with_quantization(flatbuffer, inputs, outputs):
@@ -354,7 +380,8 @@ def load(path, *, xnnpack=True, num_threads=None, weight_cache=None, **settings)
 
     Args:
         path: a DeconvNet / FCN-8s ``.tflite`` file, or a DecoupledNet /
-            TransferNet export folder (with ``manifest.json``).
+            TransferNet export: a folder (with ``manifest.json``) or one
+            ``.tflite`` file with ``classify`` and ``segment`` signatures.
         xnnpack: XNNPACK delegate on (default) or off.
         num_threads: interpreter threads.
         weight_cache: a folder for XNNPACK weight caches: later loads of the
@@ -363,7 +390,7 @@ def load(path, *, xnnpack=True, num_threads=None, weight_cache=None, **settings)
         **settings: pipeline settings: ``threshold`` (DecoupledNet 0.5,
             TransferNet 0.6), ``background_weight`` (TransferNet 0.5). An
             export of a zoo model records its card's settings in
-            ``manifest.json`` (``pipeline``); they replace these defaults,
+            ``manifest.json`` or metadata (``pipeline``); they replace these defaults,
             and the settings given here replace them. A DeconvNet / FCN-8s
             file takes none (ValueError).
 
@@ -396,10 +423,31 @@ def load(path, *, xnnpack=True, num_threads=None, weight_cache=None, **settings)
         return classes[kind](path, xnnpack=xnnpack, num_threads=num_threads, weight_cache=weight_cache, **settings)
     if not os.path.exists(path):
         raise FileNotFoundError(f"No TFLite file or export folder at {path!r}. {_EXPORT_HINT}")
+    manifest = _signature_manifest(path)
+    if manifest is not None:  # DecoupledNet / TransferNet in one file: `classify` and `segment` signatures
+        classes = {"decouplednet": LiteDecoupledNet, "transfernet": LiteTransferNet}
+        settings = {**manifest.get("pipeline", {}), **settings}
+        return classes[manifest["kind"]](path, xnnpack=xnnpack, num_threads=num_threads, weight_cache=weight_cache,
+                                         **settings)
     if settings:
         raise ValueError(f"{path} is a DeconvNet / FCN-8s export: it takes no pipeline options "
                          f"(received {sorted(settings)}).")
     return LiteDenseSegmenter(path, xnnpack=xnnpack, num_threads=num_threads, weight_cache=weight_cache)
+
+
+def _signature_manifest(path):
+    """The metadata of a single-file DecoupledNet / TransferNet export (its parts as signatures), else None."""
+    try:
+        entry = tflite_metadata(path)
+    except Exception:  # not a TFLite file, or truncated (struct.error, ...): LiteDenseSegmenter words the error
+        return None
+    parts = entry and (entry.get("encoder"), entry.get("decoder"))
+    if not parts or not all(isinstance(part, dict) and "signature" in part for part in parts):
+        return None
+    if entry.get("kind") not in ("decouplednet", "transfernet"):
+        raise ValueError(f"{path!r} has signatures for kind {entry.get('kind')!r}; expected decouplednet or "
+                         f"transfernet. {_EXPORT_HINT}")
+    return entry
 
 
 def _read_manifest(folder):
@@ -419,12 +467,18 @@ def _read_manifest(folder):
 
 
 class LiteDenseSegmenter:
-    """DeconvNet / FCN-8s whole-image inference on a static-size ``.tflite``.
+    """DeconvNet / FCN-8s whole-image inference on a ``.tflite`` file.
 
     Each image is padded (bottom/right, with the Caffe mean colour, i.e. zeros
-    after preprocessing) to the file's ``S x S`` input, run once and cropped
-    back; ``probabilities`` are the softmax of the scores. Images larger than
-    ``S`` need an export with a larger ``--input-size``.
+    after preprocessing) as the Keras pipeline pads it, run once and cropped
+    back; ``probabilities`` are the softmax of the scores. The padding rule
+    is the file's metadata ``padding``: each side to a multiple of
+    ``multiple``, at least ``min_size`` (DeconvNet: 32 and the export size;
+    FCN-8s: 1 and 500). A file exported with ``--any-size`` (dynamic height
+    and width) runs at that padded size, whatever the image's size. A
+    static file (``S x S``) runs images whose padded size fits in it, padded
+    to ``S x S``; larger ones need an ``--any-size`` export or a larger
+    ``--input-size``.
 
     ``metadata`` is what the export recorded in the file
     (:func:`tflite_metadata`, e.g. ``class_names``), or
@@ -439,8 +493,13 @@ class LiteDenseSegmenter:
             raise ValueError(f"{os.fspath(path)!r} is not a DeconvNet / FCN-8s export (inputs {list(self.model.inputs)}, "
                              f"{outputs} outputs; expected `images` -> `scores`). For DecoupledNet / "
                              f"TransferNet, load the export folder ({_PART_FILES}).")
-        self.size = tuple(int(v) for v in self.model.inputs["images"]["shape"][1:3])
         self.metadata = tflite_metadata(path) or {}
+        self.any_size = any(self.model.dynamic["images"][1:3])
+        recorded = self.metadata.get("input_size")
+        self.size = tuple(int(v) for v in (recorded if self.any_size and recorded else self.model.inputs["images"]["shape"][1:3]))
+        padding = self.metadata.get("padding") or {}
+        #: The Keras pipeline's padding: ``(min_size, multiple)`` (files without it: the file's size, 1).
+        self.padding = (int(padding.get("min_size", max(self.size))), int(padding.get("multiple", 1)))
         names = self.metadata.get("class_names")
         num_labels = int(self.model.outputs["scores"]["shape"][-1])
         self.class_names = list(names) if isinstance(names, list) and len(names) == num_labels else None
@@ -451,10 +510,12 @@ class LiteDenseSegmenter:
         results = []
         for image in pipelines._as_images(images):
             height, width = image.shape[:2]
-            if height > self.size[0] or width > self.size[1]:
-                raise ValueError(f"Image of size {height}x{width} does not fit the exported input size {self.size}; "
-                                 "export with a larger --input-size.")
-            canvas = np.empty(self.size + (3,), "float32")
+            padded = self.padded_size(height, width)
+            if not self.any_size and (padded[0] > self.size[0] or padded[1] > self.size[1]):
+                raise ValueError(f"Image of size {height}x{width} (padded {padded[0]}x{padded[1]}) does not fit the "
+                                 f"exported input size {self.size}; export with --any-size (any image size) or a "
+                                 "larger --input-size.")
+            canvas = np.empty((padded if self.any_size else self.size) + (3,), "float32")
             canvas[:] = pipelines.CAFFE_MEAN_RGB
             canvas[:height, :width] = image
             scores = self.model(images=canvas[None])["scores"][0, :height, :width]
@@ -464,9 +525,47 @@ class LiteDenseSegmenter:
                                                   probabilities.astype("float32")))
         return results
 
+    def padded_size(self, height, width):
+        """``(H, W)``: the size the Keras pipeline pads a ``height x width`` image to (see :attr:`padding`)."""
+        min_size, multiple = self.padding
+        return tuple(max(-(-side // multiple) * multiple, min_size) for side in (height, width))
+
+
+class LiteSignature:
+    """One signature of a multi-signature ``.tflite`` file, called like :class:`LiteModel` (dicts of arrays).
+
+    ``inputs`` and ``outputs`` map the signature's names to their tensor
+    details. The signatures of one file share ``interpreter``.
+    """
+
+    def __init__(self, interpreter, key):
+        self.key = key
+        self.runner = interpreter.get_signature_runner(key)
+        self.inputs = self.runner.get_input_details()
+        self.outputs = self.runner.get_output_details()
+
+    def __call__(self, **arrays):
+        checked = {}
+        for name, detail in self.inputs.items():
+            if name not in arrays:
+                raise ValueError(f"Missing input {name!r} of signature {self.key!r}; it takes {sorted(self.inputs)}.")
+            array = quantize_input(arrays[name], detail)
+            if tuple(array.shape) != tuple(detail["shape"]):
+                raise ValueError(f"Input {name!r} of signature {self.key!r} must have shape {tuple(detail['shape'])}. "
+                                 f"Received {array.shape}.")
+            checked[name] = array
+        results = self.runner(**checked)
+        return {name: dequantize_output(results[name], detail) for name, detail in self.outputs.items()}
+
 
 class _LiteTwoPart:
-    def __init__(self, folder, xnnpack=True, num_threads=None, weight_cache=None):
+    """The encoder and decoder of an export folder, or the ``classify`` and ``segment`` signatures of one file."""
+
+    def __init__(self, path, xnnpack=True, num_threads=None, weight_cache=None):
+        if not os.path.isdir(path):
+            self._from_signatures(os.fspath(path), xnnpack, num_threads, weight_cache)
+            return
+        folder = path
         self.manifest = _read_manifest(folder)
         missing = [key for key in ("encoder", "decoder", "input_size", "num_classes") if key not in self.manifest]
         if missing:
@@ -478,6 +577,27 @@ class _LiteTwoPart:
         # Exports before attention was an output have one output and no output_order.
         self.decoder = LiteModel(os.path.join(folder, decoder["file"]), decoder.get("output_order", ["seg_score"]), xnnpack,
                                  num_threads, weight_cache)
+        self.size = tuple(self.manifest["input_size"])
+        self.num_classes = self.manifest["num_classes"]
+
+    def _from_signatures(self, path, xnnpack, num_threads, weight_cache):
+        if weight_cache is not None:
+            raise ValueError(f"{path!r} holds its parts as signatures of one file; weight_cache works on the "
+                             "folder export (encoder.tflite, decoder.tflite): export with an --out without .tflite.")
+        self.manifest = _signature_manifest(path)
+        if self.manifest is None:
+            raise ValueError(f"{path!r} is not a DecoupledNet / TransferNet export with classify and segment "
+                             f"signatures. {_EXPORT_HINT}")
+        missing = [key for key in ("input_size", "num_classes") if key not in self.manifest]
+        if missing:
+            raise ValueError(f"The metadata of {path!r} lacks {missing}. {_EXPORT_HINT}")
+        try:
+            interpreter = litert_interpreter(path, xnnpack=xnnpack, num_threads=num_threads)
+            self.encoder = LiteSignature(interpreter, self.manifest["encoder"]["signature"])
+            self.decoder = LiteSignature(interpreter, self.manifest["decoder"]["signature"])
+        except (ValueError, RuntimeError) as error:
+            raise ValueError(f"{path!r} is not a loadable TFLite model (truncated or corrupt?): {error}. "
+                             f"{_EXPORT_HINT}") from error
         self.size = tuple(self.manifest["input_size"])
         self.num_classes = self.manifest["num_classes"]
 

@@ -224,7 +224,8 @@ def test_evaluate_and_predict_run_exported_tflite_models(tmp_path):
     # The single file records the same facts in its TFLite metadata.
     assert export.tflite_metadata(dense) == {"class_names": list(shapes.CLASS_NAMES), "input_size": [64, 64],
                                              "integer_only": False, "kind": "deconvnet", "model": "deconvnet-small",
-                                             "quantize": "none", "weights": "default"}
+                                             "quantize": "none", "weights": "default", "any_size": False,
+                                             "padding": {"min_size": 64, "multiple": 32}}
     runner = CliRunner()
     metrics = {}
     for key, name in (("keras dense", "deconvnet-small"), ("tflite dense", dense),

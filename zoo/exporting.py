@@ -67,7 +67,7 @@ def card_class_names(name, model):
 
 def export_model(name, path, format="saved_model", *, quantize="none", weights="default", config=None, input_size=None,
                  calibration_data="auto", calibration_count=None, data_dir=None, verify=False,
-                 pipeline_options=None, log=None, integer_only=False):
+                 pipeline_options=None, log=None, integer_only=False, any_size=False):
     """Export zoo model ``name`` with ``weights``, optionally verifying the artifact.
 
     Builds the model (:func:`keras_deconv.zoo.create_model`) and runs
@@ -117,4 +117,5 @@ def export_model(name, path, format="saved_model", *, quantize="none", weights="
     return export.export_model(model, path, format, quantize=quantize, input_size=input_size,
                                calibration_data=calibration_data, calibration_count=calibration_count, data_dir=data_dir,
                                verify=verify, pipeline_options=export_settings(model, name, pipeline_options), log=log,
-                               integer_only=integer_only, class_names=card_class_names(name, model), metadata=about)
+                               integer_only=integer_only, class_names=card_class_names(name, model), metadata=about,
+                               any_size=any_size)

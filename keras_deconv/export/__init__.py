@@ -17,6 +17,8 @@ One concept per module; every public name is also available from this package
   (:func:`with_tflite_metadata`; read with :func:`tflite_metadata`).
 * :mod:`~keras_deconv.export.parts`: DecoupledNet / TransferNet as an encoder
   and a per-class decoder file (:func:`to_tflite_parts`).
+* :mod:`~keras_deconv.export.signatures`: the same two parts in one file, as
+  its ``classify`` and ``segment`` signatures (:func:`to_tflite_signatures`).
 * :mod:`~keras_deconv.export.saved_model`: the whole pipeline in a SavedModel.
 * :mod:`~keras_deconv.export.onnx`: ONNX through Keras's exporter.
 * :mod:`~keras_deconv.export.kinds`: a model's kind, settings and split.
@@ -50,6 +52,7 @@ from keras_deconv.export.metadata import with_tflite_metadata
 from keras_deconv.export.onnx import onnx_available, to_onnx
 from keras_deconv.export.parts import to_tflite_parts
 from keras_deconv.export.quantize import EMPTY_RANGE_LIMIT, INT8_FLOAT_OPS, repair_int8_quantization
+from keras_deconv.export.signatures import SIGNATURES, merge_signatures, to_tflite_signatures
 from keras_deconv.export.saved_model import serving_functions, to_saved_model
 from keras_deconv.export.tflite import POOLING_FORMULATIONS, QUANTIZATIONS, float_ops, tflite_ops, to_tflite
 from keras_deconv.export.verify import (
@@ -82,6 +85,7 @@ __all__ = [
     "POOLING_FORMULATIONS",
     "QUANTIZATIONS",
     "SCORE_TOLERANCE",
+    "SIGNATURES",
     "SWITCH_TIE_TOLERANCE",
     "TFLITE_METADATA_NAME",
     "TIE_TOLERANCE",
@@ -94,6 +98,7 @@ __all__ = [
     "export_settings",
     "float_ops",
     "keras_pipeline",
+    "merge_signatures",
     "litert_interpreter",
     "model_kind",
     "onnx_available",
@@ -109,6 +114,7 @@ __all__ = [
     "to_saved_model",
     "to_tflite",
     "to_tflite_parts",
+    "to_tflite_signatures",
     "verify_export",
     "with_tflite_metadata",
     "write_atomically",

@@ -14,6 +14,7 @@ from keras_deconv.export.kinds import _TUNABLE_SETTINGS, export_settings, model_
 from keras_deconv.export.onnx import to_onnx
 from keras_deconv.export.parts import to_tflite_parts
 from keras_deconv.export.saved_model import to_saved_model
+from keras_deconv.export.signatures import to_tflite_signatures
 from keras_deconv.export.tflite import QUANTIZATIONS, _dense_tflite
 from keras_deconv.export.verify import VERIFY_IMAGES, describe_check, verify_export
 
@@ -49,7 +50,7 @@ def check_export_options(format, quantize="none", integer_only=False):
 
 def export_model(model, path, format="saved_model", *, quantize="none", input_size=None, calibration_data="auto",
                  calibration_count=CALIBRATION_COUNT, data_dir=None, verify=False, pipeline_options=None, log=None,
-                 integer_only=False, class_names=None, metadata=None):
+                 integer_only=False, class_names=None, metadata=None, any_size=False):
     """Export a Keras model, optionally verifying the artifact.
 
     A zoo model is exported by name with :func:`keras_deconv.zoo.export_model`
@@ -59,9 +60,11 @@ def export_model(model, path, format="saved_model", *, quantize="none", input_si
     Args:
         model: a model built by :mod:`keras_deconv.models` (or loaded from the zoo).
         path: output path. SavedModel: a folder. TFLite: a ``.tflite`` file
-            for DeconvNet / FCN-8s, a folder (``encoder.tflite``,
-            ``decoder.tflite``, ``manifest.json``) for DecoupledNet /
-            TransferNet. ONNX: a ``.onnx`` file. Written atomically.
+            for DeconvNet / FCN-8s; for DecoupledNet / TransferNet, a path
+            ending in ``.tflite`` gives one file with ``classify`` and
+            ``segment`` signatures (:func:`to_tflite_signatures`), any other
+            path a folder (``encoder.tflite``, ``decoder.tflite``,
+            ``manifest.json``). ONNX: a ``.onnx`` file. Written atomically.
         format: ``"saved_model"``, ``"tflite"`` or ``"onnx"``.
         quantize: TFLite only: ``"none"``, ``"float16"`` or ``"int8"``.
         input_size: ``(H, W)`` of the static TFLite/ONNX input (default: the
@@ -91,6 +94,12 @@ def export_model(model, path, format="saved_model", *, quantize="none", input_si
             (background first), recorded in the file or the manifest.
         metadata: single-file TFLite only: more facts for the file's
             metadata entry (the zoo records ``model`` and ``weights``).
+        any_size: TFLite of DeconvNet / FCN-8s: trace the file with dynamic
+            height and width, so that LiteRT runs it on an image of any size
+            padded as the Keras pipeline pads it (recorded in the metadata:
+            ``padding``). It costs speed: XNNPACK delegates the graph in many
+            pieces (deconvnet-small at 64x64: 21 ms instead of 6.4 ms per
+            image). Without it the file runs images up to ``input_size``.
 
     Returns:
         A dict: ``path``, ``format``, ``quantize``, ``kind``, ``size_bytes``
@@ -116,6 +125,8 @@ def export_model(model, path, format="saved_model", *, quantize="none", input_si
             "with images like the model's own data).")
     if quantize == "int8" and isinstance(calibration_data, str) and calibration_data == "voc2012":
         _voc_files(data_dir, calibration_count)  # fail now, before converting
+    if any_size and format != "tflite":
+        raise ValueError(f"any_size applies to TFLite exports (the others take any size already). Received: format={format!r}")
     name = (metadata or {}).get("model")
     kind = model_kind(model)
     if integer_only and kind not in ("deconvnet", "fcn8s"):
@@ -139,14 +150,20 @@ def export_model(model, path, format="saved_model", *, quantize="none", input_si
             if class_names is not None:
                 about["class_names"] = [str(label) for label in class_names]
             _dense_tflite(model, path, quantize, calibration_data, input_size, calibration_count, data_dir, about,
-                          integer_only)
+                          integer_only, padding={key: settings[key] for key in ("min_size", "multiple")},
+                          any_size=any_size)
         else:
+            if any_size:
+                raise ValueError(f"any_size is for DeconvNet / FCN-8s; a {kind} export takes images of any size "
+                                 "already (padded to a square and resized to the model's input, as its pipeline does).")
             if input_size is not None and tuple(input_size) != tuple(model.inputs[0].shape[1:3]):
                 raise ValueError(f"A {kind} model has a fixed input size {tuple(model.inputs[0].shape[1:3])}; "
                                  f"pass --config input_shape=H,W,3 to build another. Received: input_size={input_size}")
-            to_tflite_parts(model, path, quantize, calibration_data, class_names=class_names,
-                            pipeline_settings={key: settings[key] for key in _TUNABLE_SETTINGS if key in settings},
-                            calibration_count=calibration_count, data_dir=data_dir)
+            # An --out ending in .tflite: one file with classify / segment signatures; else the folder.
+            write = to_tflite_signatures if path.lower().endswith(".tflite") else to_tflite_parts
+            write(model, path, quantize, calibration_data, class_names=class_names,
+                  pipeline_settings={key: settings[key] for key in _TUNABLE_SETTINGS if key in settings},
+                  calibration_count=calibration_count, data_dir=data_dir)
     else:
         to_onnx(model, path, input_size)
     result = {"path": path, "format": format, "quantize": quantize, "kind": kind, "size_bytes": _size(path)}

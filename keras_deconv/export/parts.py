@@ -111,6 +111,21 @@ def to_tflite_parts(model, path, quantize="none", calibration_data=None, class_n
     """
     import json
 
+    encode, decode, manifest, encoder_data, decoder_data = _prepared_parts(
+        model, quantize, calibration_data, class_names, pipeline_settings, calibration_count, data_dir)
+
+    def write(folder):
+        to_tflite(encode, os.path.join(folder, "encoder.tflite"), quantize, encoder_data)
+        to_tflite(decode, os.path.join(folder, "decoder.tflite"), quantize, decoder_data)
+        with open(os.path.join(folder, "manifest.json"), "w") as stream:
+            json.dump(manifest, stream, indent=1)
+
+    return _write_directory_atomically(path, write)
+
+
+def _prepared_parts(model, quantize, calibration_data, class_names, pipeline_settings, calibration_count, data_dir):
+    """``(encode, decode, manifest, encoder_data, decoder_data)``: the part functions, the manifest with the
+    labels and settings, and the int8 calibration inputs of each part (None otherwise)."""
     import numpy as np
 
     encode, decode, manifest, passed, extra, keras_encoder = _part_functions(model, None)
@@ -138,11 +153,12 @@ def to_tflite_parts(model, path, quantize="none", calibration_data=None, class_n
         if unknown:
             raise ValueError(f"Unknown pipeline settings {unknown}; expected some of {list(_TUNABLE_SETTINGS)}.")
         manifest["pipeline"] = {key: float(value) for key, value in pipeline_settings.items()}
+    return encode, decode, manifest, encoder_data, decoder_data
 
-    def write(folder):
-        to_tflite(encode, os.path.join(folder, "encoder.tflite"), quantize, encoder_data)
-        to_tflite(decode, os.path.join(folder, "decoder.tflite"), quantize, decoder_data)
-        with open(os.path.join(folder, "manifest.json"), "w") as stream:
-            json.dump(manifest, stream, indent=1)
 
-    return _write_directory_atomically(path, write)
+def _converted_parts(model, quantize="none", calibration_data=None, class_names=None, pipeline_settings=None,
+                     calibration_count=CALIBRATION_COUNT, data_dir=None):
+    """``(encoder flatbuffer, decoder flatbuffer, manifest)``: the folder export's files, in memory."""
+    encode, decode, manifest, encoder_data, decoder_data = _prepared_parts(
+        model, quantize, calibration_data, class_names, pipeline_settings, calibration_count, data_dir)
+    return to_tflite(encode, None, quantize, encoder_data), to_tflite(decode, None, quantize, decoder_data), manifest

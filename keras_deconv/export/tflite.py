@@ -176,21 +176,38 @@ def float_ops(flatbuffer):
 
 
 def tflite_ops(flatbuffer):
-    """Names of the operators used in a flatbuffer (e.g. ``{"ARG_MAX", ...}``)."""
-    from ai_edge_litert import interpreter as litert
+    """Names of the operators used in a flatbuffer, in every subgraph (e.g. ``["ARG_MAX", ...]``).
 
-    interpreter = litert.Interpreter(model_content=flatbuffer)
-    return sorted({detail["op_name"] for detail in interpreter._get_ops_details()})
+    A custom op (e.g. a Select-TF one) is named by its custom code (``FlexConv2D``).
+    """
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    names = {value: name for name, value in vars(schema.BuiltinOperator).items() if not name.startswith("_")}
+    model = schema.Model.GetRootAs(flatbuffer, 0)
+    used = set()
+    for index in range(model.SubgraphsLength()):
+        subgraph = model.Subgraphs(index)
+        used.update(subgraph.Operators(i).OpcodeIndex() for i in range(subgraph.OperatorsLength()))
+    ops = set()
+    for index in used:
+        code = model.OperatorCodes(index)
+        builtin = max(code.BuiltinCode(), code.DeprecatedBuiltinCode())
+        custom = code.CustomCode()
+        ops.add(custom.decode("utf-8", "replace") if builtin == schema.BuiltinOperator.CUSTOM and custom else names[builtin])
+    return sorted(ops)
 
 
 def _dense_tflite(model, path, quantize, calibration_data, input_size, calibration_count=CALIBRATION_COUNT, data_dir=None,
-                  metadata=None, integer_only=False):
+                  metadata=None, integer_only=False, padding=None, any_size=False):
     """One builtin-only file: ``images`` float32 ``[1, S, S, 3]`` (RGB 0-255) -> raw ``scores`` ``[1, S, S, C]``.
 
     With ``integer_only``: ``images`` uint8 (quantized; scale 1, zero point 0
     when calibration saw both 0 and 255) -> int8 ``scores`` (quantized).
-    ``metadata`` (a dict) is stored with ``kind``, ``quantize``,
-    ``integer_only`` and ``input_size`` added.
+    With ``any_size``: ``images`` ``[1, H, W, 3]`` for any ``H, W`` (the
+    graph is traced with dynamic height and width; ``S`` is the size it was
+    calibrated and checked at). ``metadata`` (a dict) is stored with
+    ``kind``, ``quantize``, ``integer_only``, ``input_size``, ``any_size``
+    and the pipeline's ``padding`` (``min_size``, ``multiple``) added.
     """
     import tensorflow as tf
 
@@ -198,11 +215,18 @@ def _dense_tflite(model, path, quantize, calibration_data, input_size, calibrati
     size = tuple(input_size) if input_size is not None else static
     if None in size:
         raise ValueError("TFLite needs a static input size: pass input_size=(H, W) (DeconvNet: 224, FCN-8s: 500).")
+    if any_size and integer_only:
+        raise ValueError("An integer-only export has a static input size (its pooling formulation needs it); "
+                         "export it without any_size.")
+    if any_size and None not in static:
+        raise ValueError(f"any_size needs a model built with a dynamic input size; this one is fixed at {static}.")
     data = None
     if quantize == "int8":
         data = [[image] for image in _calibration_images(calibration_data, size, calibration_count, data_dir)]
-    spec = [tf.TensorSpec((1,) + size + (3,), tf.float32, name="images")]
+    spec = [tf.TensorSpec((1,) + ((None, None) if any_size else size) + (3,), tf.float32, name="images")]
     metadata = {**(metadata or {}), "kind": model_kind(model), "quantize": quantize, "input_size": list(size),
-                "integer_only": bool(integer_only)}
+                "integer_only": bool(integer_only), "any_size": bool(any_size)}
+    if padding:  # how the Keras pipeline pads an image: to a multiple of `multiple`, at least `min_size`
+        metadata["padding"] = {"min_size": int(padding["min_size"]), "multiple": int(padding["multiple"])}
     # fc6 / fc6-deconv become FULLY_CONNECTED (see layers.fully_connected_conv).
     return to_tflite(model, path, quantize, data, input_signature=spec, metadata=metadata, integer_only=integer_only)

@@ -28,30 +28,67 @@ VERIFY_IMAGES = 16
 
 
 def describe_check(check):
-    """One line for a check of :func:`verify_export`: agreement, bounds, and the switch comparison if one ran."""
+    """One line for a check of :func:`verify_export`: agreement, bounds (and what each is for), and the switch
+    comparison when one ran.
+
+    A raw score error over :data:`SCORE_TOLERANCE` is never reported as
+    within it: when the check passed through the switch rule, the line says
+    that the bound was met with Keras run on the export's own pooling
+    switches, and that the switches that differ are ties.
+
+    >>> check = {"runtime": "litert (xnnpack)", "label_agreement": 1.0, "strict_label_agreement": 1.0,
+    ...          "label_bound": 0.999, "score_error": 0.064, "score_bound": 1e-4, "passed": True,
+    ...          "switches": {"switches": 499712, "switch_flips": 11, "flips_are_ties": True, "max_flip_gap": 1.7e-7,
+    ...                       "pinned_score_error": 5.09e-7, "copy_error": 0.0}}
+    >>> print(describe_check(check))  # doctest: +NORMALIZE_WHITESPACE
+    litert (xnnpack): labels agree on 100.000% of pixels (identical on 100.000%; bound 99.9%, the share of pixels with
+    Keras's label), score error 6.40e-02 over the bound 1e-04 (max|export - Keras| / max|Keras| on the scores) where 11
+    of 499,712 pooling switches differ from Keras's, all ties (largest gap 1.7e-07 of the pooled map's largest value,
+    tie bound 1e-05); Keras run with the export's own switches: score error 5.09e-07, within the bound: OK
+    """
+    bound = check["score_bound"]
     text = (f"{check['runtime']}: labels agree on {100 * check['label_agreement']:.3f}% of pixels "
-            f"(identical on {100 * check['strict_label_agreement']:.3f}%; bound {100 * check['label_bound']:.1f}%), "
-            f"score error {check['score_error']:.2e}"
-            + (f" (bound {check['score_bound']:.0e})" if check["score_bound"] is not None else ""))
+            f"(identical on {100 * check['strict_label_agreement']:.3f}%; bound {100 * check['label_bound']:.1f}%, "
+            f"the share of pixels with Keras's label), score error {check['score_error']:.2e}")
+    scores = "(max|export - Keras| / max|Keras| on the scores)"
     switches = check.get("switches")
-    if switches and "encoder_error" in switches:  # an encoder / decoder folder
-        text += (f"; the decoder given the encoder file's outputs {switches['pinned_score_error']:.2e}, the encoder's "
-                 f"values {switches['encoder_error']:.2e}: {switches['switch_flips']:,} of {switches['switches']:,} "
-                 "switches and ReLU mask bits differ from Keras's, "
-                 + ("all ties" if switches["flips_are_ties"] else "NOT all ties")
-                 + f" (largest gap {switches['max_flip_gap']:.1e} of the map's largest value)")
-    elif switches:
-        text += (f"; with the export's own pooling switches {switches['pinned_score_error']:.2e}: "
-                 f"{switches['switch_flips']:,} of {switches['switches']:,} switches differ from Keras's, "
-                 + ("all ties" if switches["flips_are_ties"] else "NOT all ties")
-                 + f" (largest gap {switches['max_flip_gap']:.1e} of the pooled map's largest value)")
+    if bound is not None:
+        text += (f" {'within' if check['score_error'] <= bound else 'over'} the bound {bound:.0e} {scores}"
+                 if switches else f" (bound {bound:.0e}, {scores[1:-1]})")
+    if not switches:
+        return text + f": {'OK' if check['passed'] else 'FAILED'}"
+    ties = ("all ties" if switches["flips_are_ties"] else "NOT all ties") + (
+        f" (largest gap {switches['max_flip_gap']:.1e} of the {{map}}'s largest value, tie bound {SWITCH_TIE_TOLERANCE:.0e})")
+
+    def within(error):
+        return "within" if bound is not None and error <= bound else "OVER"
+
+    if "encoder_error" in switches:  # an encoder / decoder folder or file: compared part by part
+        text += (f"; part by part: the encoder's values {switches['encoder_error']:.2e} ({within(switches['encoder_error'])} "
+                 f"the bound), {switches['switch_flips']:,} of {switches['switches']:,} switches and ReLU mask bits "
+                 "differ from Keras's, " + ties.format(map="map")
+                 + f"; the decoder given the encoder file's outputs: score error {switches['pinned_score_error']:.2e}, "
+                 f"{within(switches['pinned_score_error'])} the bound")
+    else:
+        if switches["switch_flips"]:
+            text += (f" where {switches['switch_flips']:,} of {switches['switches']:,} pooling switches differ from "
+                     "Keras's, " + ties.format(map="pooled map"))
+        else:
+            text += f", with all {switches['switches']:,} pooling switches equal to Keras's"
+        text += (f"; Keras run with the export's own switches: score error {switches['pinned_score_error']:.2e}, "
+                 f"{within(switches['pinned_score_error'])} the bound")
         if switches["copy_error"] > 0:
             text += f"; the copy with switch outputs differs from the file by {switches['copy_error']:.1e}"
     return text + f": {'OK' if check['passed'] else 'FAILED'}"
 
 
 def sample_images(size=(64, 64), count=VERIFY_IMAGES, seed=0):
-    """Deterministic test images: synthetic ``shapes`` scenes resized to ``size`` plus a non-square one."""
+    """Deterministic test images: synthetic ``shapes`` scenes resized to ``size``, the last two non-square.
+
+    The last one is smaller than ``size`` (``3/4`` of its height); the one
+    before it larger (``3/2`` of the height, twice the width less 10 px): it
+    checks what an export does with an image larger than its input size.
+    """
     import numpy as np
     import tensorflow as tf
 
@@ -63,6 +100,9 @@ def sample_images(size=(64, 64), count=VERIFY_IMAGES, seed=0):
         images.append(tf.cast(tf.image.resize(image[None], size), tf.uint8).numpy()[0])
     if count > 1:  # one non-square image, smaller than the network input
         images[-1] = images[-1][: max(1, size[0] * 3 // 4), :]
+    if count > 2:  # and one larger than it, also non-square
+        larger = (size[0] * 3 // 2, max(1, size[1] * 2 - 10))
+        images[-2] = tf.cast(tf.image.resize(images[-2][None], larger), tf.uint8).numpy()[0]
     return [np.ascontiguousarray(image) for image in images]
 
 
@@ -149,6 +189,8 @@ def verify_export(model, path, format, quantize="none", *, input_size=None, imag
             if score_bound is not None and agreement[1] > score_bound:  # a tie decided the other way, or wrong arithmetic?
                 switches = switch_agreement.pinned_comparison(model, flatbuffer, batch, outputs, xnnpack, SWITCH_TIE_TOLERANCE)
             add(f"litert ({'xnnpack' if xnnpack else 'no xnnpack'})", *agreement, switches=switches)
+        if _dynamic_size(flatbuffer):  # an --any-size file: also at the padded size of each image larger than the export's
+            _verify_other_sizes(model, flatbuffer, images or sample_images(size), size, settings, score_bound, add)
         return checks
     if format == "onnx":
         return _verify_onnx(model, path, input_size, images, add, checks)
@@ -194,6 +236,57 @@ def verify_export(model, path, format, quantize="none", *, input_size=None, imag
                                                                 SWITCH_TIE_TOLERANCE)
             add(f"litert ({'xnnpack' if xnnpack else 'no xnnpack'}){suffix}", *agreement, switches=switches)
     return checks
+
+
+def _dynamic_size(flatbuffer):
+    interpreter = litert_interpreter(flatbuffer, xnnpack=False)
+    return any(int(v) < 0 for v in interpreter.get_input_details()[0]["shape_signature"][1:3])
+
+
+def _verify_other_sizes(model, flatbuffer, images, size, settings, score_bound, add):
+    """One check per XNNPACK setting: the file at the Keras pipeline's padded size of each image that does not fit ``size``."""
+    import numpy as np
+
+    from keras_deconv import pipelines
+    from keras_deconv.export import switch_agreement
+
+    from keras_deconv.lite import tflite_metadata
+
+    # The padding the file records is what lite.load applies; the settings for files without one.
+    padding = (tflite_metadata(flatbuffer) or {}).get("padding") or settings
+    min_size, multiple = int(padding.get("min_size", max(size))), int(padding.get("multiple", 1))
+    canvases = []
+    for image in images:
+        padded = tuple(max(-(-side // multiple) * multiple, min_size) for side in image.shape[:2])
+        if padded[0] > size[0] or padded[1] > size[1]:
+            canvas = np.empty(padded + (3,), "float32")
+            canvas[:] = pipelines.CAFFE_MEAN_RGB
+            canvas[: image.shape[0], : image.shape[1]] = image
+            canvases.append(canvas[None])
+    if not canvases:
+        return
+    shapes = ", ".join(f"{c.shape[1]}x{c.shape[2]}" for c in canvases)
+    for xnnpack in (True, False):
+        counts, pinned = [], []
+        interpreter = litert_interpreter(flatbuffer, xnnpack=xnnpack)
+        for canvas in canvases:
+            reference = np.asarray(model(canvas, training=False))
+            output = run_tflite(flatbuffer, [canvas], interpreter=interpreter)[0]
+            counts.append(_agreement_counts(output.argmax(-1), reference.argmax(-1), output, reference))
+            if score_bound is not None and counts[-1][3] > score_bound * counts[-1][4]:
+                pinned.append(switch_agreement.pinned_comparison(model, flatbuffer, canvas, output, xnnpack,
+                                                                 SWITCH_TIE_TOLERANCE))
+        switches = _merge_switch_reports(pinned) if pinned else None
+        add(f"litert ({'xnnpack' if xnnpack else 'no xnnpack'}), at {shapes}", *_combine(counts), switches=switches)
+
+
+def _merge_switch_reports(reports):
+    """One switch report for several images (None if any image had none)."""
+    if any(report is None for report in reports):
+        return None
+    return {"switches": sum(r["switches"] for r in reports), "switch_flips": sum(r["switch_flips"] for r in reports),
+            "max_flip_gap": max(r["max_flip_gap"] for r in reports), "flips_are_ties": all(r["flips_are_ties"] for r in reports),
+            "pinned_score_error": max(r["pinned_score_error"] for r in reports), "copy_error": max(r["copy_error"] for r in reports)}
 
 
 def _pinned_scores_pass(switches, score_bound):

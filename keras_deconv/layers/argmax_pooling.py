@@ -108,6 +108,10 @@ def litert_first_max(x, pool_size, pooled_hw):
     out_h, out_w = pooled_hw
     if not (isinstance(out_h, int) and isinstance(out_w, int) and tuple(x.shape[1:3]) == (out_h * pool_h, out_w * pool_w)):
         x = x[:, : out_h * pool_h, : out_w * pool_w, :]
+        if x.shape[3] is not None:
+            # The converter's shape inference forgets the channels of a slice with dynamic bounds (a conv of
+            # unknown depth is then no builtin): a reshape restates them.
+            x = tf.reshape(x, tf.stack([-1, out_h * pool_h, out_w * pool_w, x.shape[3]]))
     channels = x.shape[3] if x.shape[3] is not None else tf.shape(x)[3]
     best = tf.nn.max_pool2d(x, pool_size, pool_size, "VALID")
     rows = tf.reshape(x, tf.stack([-1, pool_h, out_w, pool_w * channels]))
@@ -174,7 +178,11 @@ def max_pool_with_switches(x, pool_size=(2, 2), strides=None, padding="valid", i
         # Padding with -inf never wins: each window's first element is real.
         pad_h = tf.maximum((out_h - 1) * strides[0] + pool_size[0] - shape[1], 0)
         pad_w = tf.maximum((out_w - 1) * strides[1] + pool_size[1] - shape[2], 0)
+        static = x.shape
         x = tf.pad(x, [[0, 0], [0, pad_h], [0, pad_w], [0, 0]], constant_values=float("-inf"))
+        # Padding by tensors keeps batch and channels, but TensorFlow's shape function forgets them; the
+        # TFLite converter needs the channels (a conv of unknown depth is not a builtin) in dynamic-size exports.
+        x.set_shape([static[0], None, None, static[3]])
     if formulation.integer_active() and index_format == "window":
         formulation.mark_used()
         return integer_first_max(window_slices(x, pool_size, strides, (out_h, out_w)))
