@@ -118,7 +118,7 @@ def load_segmenter_or_fail(name, weights, num_classes, config, pipeline_options,
 def evaluate_command(name, data, split, data_dir, image_size, batch_size, limit, weights, num_classes, config,
                      pipeline_options, seed, crf, json_path, save_examples, examples_dir, save_predictions,
                      predictions_dir, oracle_labels, quiet):
-    """Evaluate NAME (a zoo model, or an exported TFLite file/folder) on a dataset split: VOC mean IoU and a per-class table.
+    """Evaluate NAME (a zoo model, a training run directory, or an exported TFLite file/folder) on a dataset split: VOC mean IoU and a per-class table.
 
     One confusion matrix is accumulated over the whole split (PASCAL VOC
     devkit convention): ground-truth 255 (void) is ignored, IoU =
@@ -160,8 +160,8 @@ def evaluate_command(name, data, split, data_dir, image_size, batch_size, limit,
     if predictions_dir and name:
         raise click.UsageError("Give either NAME (run a model) or --predictions DIR (score files), not both.")
     if not predictions_dir and not name:
-        raise click.UsageError("Missing argument 'NAME' (a zoo model, see `keras-deconv list`, or an exported TFLite "
-                               "file/folder), or use --predictions DIR.")
+        raise click.UsageError("Missing argument 'NAME' (a zoo model, see `keras-deconv list`, a training run directory, "
+                               "or an exported TFLite file/folder), or use --predictions DIR.")
     if predictions_dir and (crf or save_predictions or oracle_labels):
         raise click.UsageError("--crf, --save-predictions and --oracle-labels need a model; they do not apply to --predictions.")
     if data != "voc2012" and data_dir:
