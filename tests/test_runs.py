@@ -82,6 +82,10 @@ def test_export_run_dir_tflite_records_the_run_and_its_class_names(trained, tmp_
     image = np.array(Image.open(os.path.join(root, "images", "val", "img1.png")).convert("RGB"))
     keras_labels = zoo.load(run_dir).predict([image])[0]
     assert (pipeline([image])[0].labels == keras_labels).mean() > 0.99
+    # and evaluates on the run's data with the recorded class names
+    result = _cli(["evaluate", out, "--data", "folder", "--data-dir", root, "--json", "-", "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert [c["name"] for c in json.loads(result.stdout)["metrics"]["per_class"]] == list(CLASSES)
 
 
 def test_export_run_dir_saved_model_default_path_is_named_after_the_run(trained, tmp_path, monkeypatch):
@@ -107,3 +111,67 @@ def test_a_folder_that_is_not_a_run_is_one_clear_error(tmp_path):
         result = _cli(command)
         assert result.exit_code == 2, result.output
         assert "without card.json" in result.output and "Traceback" not in result.output
+
+
+# ---------------------------------------------------------------- evaluate --data folder
+def _numpy_miou(pairs, num_classes):
+    """VOC mIoU from (label, prediction) pairs by counting pixels (void 255 skipped)."""
+    tp, fp, fn = np.zeros(num_classes), np.zeros(num_classes), np.zeros(num_classes)
+    for label, prediction in pairs:
+        keep = label != 255
+        for c in range(num_classes):
+            tp[c] += np.sum((label == c) & (prediction == c) & keep)
+            fp[c] += np.sum((label != c) & (prediction == c) & keep)
+            fn[c] += np.sum((label == c) & (prediction != c) & keep)
+    union = tp + fp + fn
+    return float(np.mean(tp[union > 0] / union[union > 0]))
+
+
+def test_evaluate_run_dir_on_folder_val_same_report_json_and_gallery(trained, tmp_path):
+    from keras_deconv import zoo
+    from keras_deconv.datasets import folder
+
+    root, run_dir = trained
+    json_path, gallery_dir = str(tmp_path / "eval.json"), str(tmp_path / "gallery")
+    result = _cli(["evaluate", run_dir, "--data", "folder", "--data-dir", root, "--split", "val", "--json", json_path,
+                   "--save-examples", "2", "--examples-dir", gallery_dir, "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert f"model: {run_dir} (DeconvNet)" in result.output and "data: data val, 2 images" in result.output
+    report = json.loads(open(json_path).read())
+    assert report["dataset"] == "data" and report["split"] == "val" and report["count"] == 2
+    assert [c["name"] for c in report["metrics"]["per_class"]] == list(CLASSES)
+    pipeline = zoo.load(run_dir)
+    pairs = [(label, pipeline.predict([image])[0]) for _, image, label in folder.examples(root, "val")]
+    assert report["metrics"]["mean_iou"] == pytest.approx(_numpy_miou(pairs, len(CLASSES)), abs=1e-6)
+    card_metric = json.loads(open(os.path.join(run_dir, "card.json")).read())["weights"]["folder"]["metrics"][0]
+    assert 100 * report["metrics"]["mean_iou"] == pytest.approx(card_metric["value"], abs=0.01)
+    assert os.path.isfile(os.path.join(gallery_dir, "data-val-gallery.png"))
+
+
+def test_evaluate_folder_refuses_a_model_of_other_classes_in_one_line(trained, tmp_path):
+    root, run_dir = trained
+    os.makedirs(tmp_path / "swapped")
+    other = make_dataset(tmp_path / "swapped", splits=(("val", 1),), classes=("background", "bar", "disc"))
+    result = _cli(["evaluate", run_dir, "--data", "folder", "--data-dir", other, "--quiet"])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    message = result.output.strip().splitlines()[-1]
+    assert message.startswith("Error: ") and "line 2: 'disc' vs 'bar'" in message and "--init" in message
+    # a zoo model of another label space: the count is named
+    result = _cli(["evaluate", "fcn8s-small", "--data", "folder", "--data-dir", root, "--quiet"])
+    assert result.exit_code == 1 and "outputs 13 classes but" in result.output and "has 3" in result.output
+    # missing --data-dir, missing split: one line each
+    result = _cli(["evaluate", run_dir, "--data", "folder", "--quiet"])
+    assert result.exit_code == 1 and "needs --data-dir" in result.output
+    result = _cli(["evaluate", run_dir, "--data", "folder", "--data-dir", root, "--split", "test", "--quiet"])
+    assert result.exit_code == 1 and "splits found: train, val" in result.output
+
+
+def test_random_model_with_the_datasets_class_count_takes_its_names(trained):
+    root, _ = trained
+    result = _cli(["evaluate", "deconvnet", "--data", "folder", "--data-dir", root, "--weights", "none",
+                   "--num-classes", "3", "--config", "width=0.0625", "--config", "fc_units=16", "--limit", "1",
+                   "--json", "-", "--quiet"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["random_weights"] is True and report["count"] == 1
+    assert [c["name"] for c in report["metrics"]["per_class"]] == list(CLASSES)
