@@ -48,7 +48,8 @@ def _key_values(items, option):
                    "is re-initialised.")
 @click.option("--freeze-encoder", is_flag=True, help="Keep the VGG-16 encoder (conv1_1 ... conv5_3) fixed.")
 @click.option("--strategy", type=click.Choice(["default", "mirrored", "multiworker"]), default="default",
-              show_default=True, help="tf.distribute strategy (mirrored: all GPUs, else all logical CPUs).")
+              show_default=True, help="tf.distribute strategy (mirrored: all GPUs, else all logical CPUs; multiworker: "
+                                      "the cluster in $TF_CONFIG, the chief writes --output; see docs/training.md).")
 @click.option("--logical-cpus", type=click.IntRange(min=1),
               help="Split the CPU into N logical devices before TensorFlow starts (test --strategy mirrored on a CPU).")
 @click.option("--export", "export_prefix", metavar="PREFIX",
@@ -123,6 +124,10 @@ def train_command(recipe, output, resume, data, data_dir, image_size, config, hp
                              jit_compile=False if no_jit else "auto")
     except FileExistsError as error:
         raise click.ClickException(str(error)) from None
+    if run.get("worker"):  # a multi-worker run's non-chief task: it wrote nothing
+        click.echo(f"{run['worker']['task']}: trained {sum(s['steps'] for s in run['stages'].values())} steps in "
+                   f"sync with the chief, which writes the run directory {os.path.abspath(output)}")
+        return
     if instance.reinitialised:
         click.echo(f"--init {init_source}: re-initialised (class count or shape differs): "
                    f"{', '.join(instance.reinitialised)}", err=True)
