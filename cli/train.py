@@ -25,7 +25,8 @@ def _key_values(items, option):
               help="Run directory: checkpoints, CSV/TensorBoard logs, run.json, export/.")
 @click.option("--resume", is_flag=True, help="Continue the run in --output (finished stages are skipped).")
 @click.option("--data", type=click.Choice(["shapes", "folder"]), default="shapes", show_default=True,
-              help="shapes: the built-in synthetic data; folder: your own (--data-dir; deconvnet and fcn8s).")
+              help="shapes: the built-in synthetic data; folder: your own (--data-dir; deconvnet, fcn8s, "
+                   "decouplednet with image-level labels from the masks).")
 @click.option("--data-dir", type=click.Path(file_okay=False),
               help="--data folder: the dataset (classes.txt, images/<split>/, masks/<split>/).")
 @click.option("--image-size", type=int, default=64, show_default=True,
@@ -38,7 +39,8 @@ def _key_values(items, option):
 @click.option("--epochs", type=click.IntRange(min=1), default=10, show_default=True,
               help="Checkpoint/log chunks per stage (a stage of N steps = EPOCHS epochs of N/EPOCHS steps).")
 @click.option("--budget", "budgets", multiple=True, metavar="5|10|25|all",
-              help="decouplednet: annotation budget(s), repeatable; default all four (one classifier shared).")
+              help="decouplednet: annotation budget(s) (masks per class), repeatable; default all four on shapes "
+                   "(one classifier shared), 'all' on folder data.")
 @click.option("--init-vgg16", type=click.Path(exists=True, dir_okay=False),
               help="Initialise the VGG-16 encoder (and fc6/fc7) from ImageNet weights (.h5 or .caffemodel); "
                    "default: random initialisation.")
@@ -76,6 +78,7 @@ def train_command(recipe, output, resume, data, data_dir, image_size, config, hp
           --config width=1.0 --config fc_units=4096 --config fc_kernel_size=7 --init-vgg16 vgg16.h5
       keras-deconv train fcn8s -o runs/x --steps 20 --strategy mirrored --logical-cpus 2
       keras-deconv train deconvnet -o runs/mine --data folder --data-dir my-data --init deconvnet-small
+      keras-deconv train decouplednet -o runs/dn5 --data folder --data-dir my-data --budget 5
     """
     if logical_cpus:
         import tensorflow as tf

@@ -175,3 +175,69 @@ def test_random_model_with_the_datasets_class_count_takes_its_names(trained):
     report = json.loads(result.stdout)
     assert report["random_weights"] is True and report["count"] == 1
     assert [c["name"] for c in report["metrics"]["per_class"]] == list(CLASSES)
+
+
+# ---------------------------------------------------------------- decouplednet on a folder dataset
+def test_strong_images_give_every_class_its_budget():
+    from keras_deconv.training.folder_data import strong_images
+
+    rng = np.random.default_rng(3)
+    present = [sorted(set(rng.integers(1, 5, rng.integers(0, 3)).tolist())) for _ in range(40)]
+    for budget in (1, 2, 5):
+        for seed in (0, 7):
+            chosen = strong_images(present, budget, seed)
+            for c in range(1, 5):
+                holding = [i for i in range(40) if c in present[i]]
+                assert sum(c in present[i] for i in chosen) >= min(budget, len(holding))
+            # each class picks at most `budget` images of its own
+            assert len(chosen) <= budget * 4
+    assert strong_images(present, "all") == [i for i in range(40) if present[i]]
+
+
+def test_image_labels_and_class_pairs_come_from_the_masks(tmp_path):
+    from test_folder_data import _decode_labels
+
+    from keras_deconv.datasets import folder
+    from keras_deconv.training import folder_data
+
+    root = make_dataset(tmp_path, splits=(("train", 4),), size=(48, 64))
+    split = folder.scan(root, "train")
+    present = folder_data.present_classes(split)
+    assert present == [sorted(int(v) for v in np.unique(folder.read_mask(p)) if v not in (0, 255))
+                       for p in split.mask_paths]
+    # whole images in view (fit, no jitter): the labels are the classes of the whole mask
+    images, labels = next(iter(folder_data.image_label_batches(split, 4, (64, 64), 2, scale_range=(1, 1))))
+    for image, label in zip(images.numpy(), labels.numpy()):
+        classes = [c for c in np.unique(_decode_labels(image)) if c not in (-1, 0, 255)]
+        assert np.flatnonzero(label).tolist() == [c - 1 for c in classes]
+    # figure-ground targets: 1 exactly on the queried class, void kept
+    pairs = [(i, c) for i in range(4) for c in present[i]]
+    inputs, target = next(iter(folder_data.class_pair_batches(split, pairs, len(pairs), (32, 32), 2,
+                                                              scale_range=(1, 1), shuffle=False, repeat=False)))
+    for image, query, binary in zip(inputs["data"].numpy(), inputs["cls-label"].numpy(), target.numpy()):
+        decoded = _decode_labels(image)
+        c = int(np.argmax(query)) + 1
+        np.testing.assert_array_equal(binary, np.where(decoded == 255, 255, (decoded == c).astype(int)))
+
+
+def test_train_decouplednet_on_a_folder_with_a_budget_is_a_model(tmp_path):
+    from keras_deconv import zoo
+    from keras_deconv.training.folder_data import present_classes, strong_images
+    from keras_deconv.datasets import folder
+
+    os.makedirs(tmp_path / "data")
+    root = make_dataset(tmp_path / "data", splits=(("train", 6), ("val", 2)), size=(48, 64))
+    run_dir = str(tmp_path / "dn")
+    result = _cli(["train", "decouplednet", "-o", run_dir, "--data", "folder", "--data-dir", root, "--budget", "1",
+                   "--steps", "2", "--epochs", "1", "--hparam", "batch_size=2", "--no-jit", "--quiet"])
+    assert result.exit_code == 0, (result.output, result.exception)
+    run = json.loads(open(os.path.join(run_dir, "run.json")).read())
+    assert list(run["stages"]) == ["classification", "segmentation-1"]  # no shapes pretraining
+    expected = strong_images(present_classes(folder.scan(root, "train")), 1)
+    assert run["data"]["strong_images"] == {"1": len(expected)} and len(expected) < 6
+    seg = zoo.load_segmenter(run_dir)
+    assert seg.family == "DecoupledNet" and seg.class_names == list(CLASSES)
+    report = _cli(["evaluate", run_dir, "--data", "folder", "--data-dir", root, "--json", "-", "--quiet"])
+    assert report.exit_code == 0, report.output
+    metric = json.loads(open(os.path.join(run_dir, "card.json")).read())["weights"]["1"]["metrics"][0]
+    assert 100 * json.loads(report.stdout)["metrics"]["mean_iou"] == pytest.approx(metric["value"], abs=0.01)

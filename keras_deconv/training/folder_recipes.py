@@ -29,10 +29,10 @@ import numpy as np
 
 from keras_deconv.datasets import folder
 from keras_deconv.training import folder_data
-from keras_deconv.training.recipes import DeconvNetRecipe, FCN8sRecipe
+from keras_deconv.training.recipes import DeconvNetRecipe, DecoupledNetRecipe, FCN8sRecipe
 
 #: Recipes that train on folder data.
-FOLDER_RECIPES = ("deconvnet", "fcn8s")
+FOLDER_RECIPES = ("deconvnet", "fcn8s", "decouplednet")
 
 
 class FolderData:
@@ -96,15 +96,88 @@ class FolderFCN8sRecipe(FolderData, FCN8sRecipe):
         return self.folder_batches(seed, "native", self.invariances)
 
 
+class FolderDecoupledNetRecipe(FolderData, DecoupledNetRecipe):
+    """DecoupledNet on a folder dataset: image-level labels from the masks, ``--budget N`` masks per class.
+
+    The classification stage sees every train image with the classes its
+    (cropped) mask holds as image-level labels; each segmentation stage sees
+    the (image, class) pairs of the strong images only
+    (:func:`~keras_deconv.training.folder_data.strong_images`: ``N`` images
+    per class, in name order; ``all``: every image). No pretraining stage
+    (``shapes``' source domain does not exist here): the encoder starts from
+    ``--init-vgg16`` or a data-dependent initialisation. One budget per run
+    makes the run a model (``card.json``); several budgets export one weights
+    file each.
+    """
+
+    defaults = {key: value for key, value in dict(DecoupledNetRecipe.defaults, budgets="all",
+                                                  **FOLDER_DEFAULTS).items() if not key.startswith("pretrain")}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.present = folder_data.present_classes(self.train_split)
+        empty = [name for c, name in enumerate(self.class_names[1:], 1)
+                 if not any(c in classes for classes in self.present)]
+        if len(empty) == self.num_classes - 1:
+            raise folder.FolderDatasetError(f"{self.data_dir}: no train mask holds a class other than the "
+                                            "background; DecoupledNet learns the classes present in images.")
+
+    def pretrain_stages(self):
+        return []  # shapes' source-domain pretraining has no counterpart in a folder dataset
+
+    def _build_model(self, batch_norm="trainable"):
+        from keras_deconv import models
+
+        return models.DecoupledNet(self.num_classes - 1, self.input_shape, batch_norm=batch_norm, **self.config)
+
+    def strong_pairs(self, budget):
+        """``[(image index, class)]`` of the images that keep their masks under ``budget``."""
+        return [(i, c) for i in folder_data.strong_images(self.present, budget) for c in self.present[i]]
+
+    def stages(self):
+        stages = super().stages()
+        classification = stages[0]
+        classification.dataset = lambda: folder_data.image_label_batches(
+            self.train_split, self.hp["batch_size"], self.size, self.num_classes - 1, seed=self.seed)
+        for stage, budget in zip(stages[1:], self.budgets):
+            stage.dataset = (lambda budget=budget: folder_data.class_pair_batches(
+                self.train_split, self.strong_pairs(budget), self.hp["batch_size"], self.size, self.num_classes - 1,
+                seed=self.seed + 3))
+        return stages
+
+    def calibration(self, model, budget):
+        encoder = self.query_encoder(model)
+        ds = folder_data.class_pair_batches(self.train_split, self.strong_pairs(budget), 16, self.size,
+                                            self.num_classes - 1, seed=self.seed + 9, scale_range=(1, 1))
+        for inputs, _ in ds.as_numpy_iterator():
+            query = np.asarray(encoder(inputs["data"], training=False)) * inputs["cls-label"]
+            yield [inputs["data"], query]
+
+    def segmentation_graph(self, model):
+        import keras
+
+        image = keras.Input(self.input_shape, name="data")
+        label = keras.Input((self.num_classes - 1,), name="cls-label")
+        scores = self.query_encoder(model)(image)
+        query = keras.layers.Multiply(name="cls-score-mask")([scores, label])
+        seg = model([image, query])["seg-score"]
+        return keras.Model({"data": image, "cls-label": label}, seg, name="decouplednet_segmentation")
+
+    def describe(self):
+        info = super().describe()
+        info["data"]["strong_images"] = {str(b): len(folder_data.strong_images(self.present, b)) for b in self.budgets}
+        return info
+
+
 def folder_recipe(name, data_dir, **kwargs):
-    """The recipe ``name`` (``"deconvnet"`` or ``"fcn8s"``) on the folder dataset ``data_dir``.
+    """The recipe ``name`` (``"deconvnet"``, ``"fcn8s"`` or ``"decouplednet"``) on the folder dataset ``data_dir``.
 
     Raises:
         ValueError: another recipe name.
         keras_deconv.datasets.folder.FolderDatasetError: a broken dataset.
     """
-    recipes = {"deconvnet": FolderDeconvNetRecipe, "fcn8s": FolderFCN8sRecipe}
+    recipes = {"deconvnet": FolderDeconvNetRecipe, "fcn8s": FolderFCN8sRecipe, "decouplednet": FolderDecoupledNetRecipe}
     if name not in recipes:
-        raise ValueError(f"--data folder trains {' and '.join(FOLDER_RECIPES)}; recipe {name!r} needs image-level "
-                         "labels or two domains, which the folder format does not describe.")
+        raise ValueError(f"--data folder trains {', '.join(FOLDER_RECIPES)}; recipe {name!r} needs two domains, "
+                         "which the folder format does not describe.")
     return recipes[name](data_dir, **kwargs)

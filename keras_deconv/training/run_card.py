@@ -1,6 +1,6 @@
 """A run directory as a model: ``card.json`` and ``classes.txt`` next to ``export/``.
 
-After the export of a DeconvNet or FCN-8s run, :func:`write_card` writes a
+After the export of a DeconvNet, FCN-8s or (one-budget) DecoupledNet run, :func:`write_card` writes a
 card in the zoo's format (architecture, pipeline, class names, the weights
 file, training data and steps) plus, for folder data with a ``val`` split,
 the metrics of the exported model on it. ``keras_deconv.zoo.load(RUN_DIR)``
@@ -17,7 +17,15 @@ CARD_FILE = "card.json"
 CLASSES_FILE = "classes.txt"
 
 #: recipe -> (builder in keras_deconv.models, pipeline class in keras_deconv.pipelines)
-ARCHITECTURES = {"deconvnet": ("DeconvNet", "DeconvNetPipeline"), "fcn8s": ("FCN8s", "FCN8sPipeline")}
+ARCHITECTURES = {"deconvnet": ("DeconvNet", "DeconvNetPipeline"), "fcn8s": ("FCN8s", "FCN8sPipeline"),
+                 "decouplednet": ("DecoupledNet", "DecoupledNetPipeline")}
+
+
+def builder_config(recipe):
+    """The builder arguments of the exported model: DecoupledNet counts object classes and has a fixed input."""
+    if recipe.name == "decouplednet":
+        return dict(recipe.config, num_classes=recipe.num_classes - 1, input_shape=list(recipe.input_shape))
+    return dict(recipe.config, num_classes=recipe.num_classes)
 
 
 def pipeline_spec(recipe):
@@ -25,6 +33,8 @@ def pipeline_spec(recipe):
     _, pipeline = ARCHITECTURES[recipe.name]
     if pipeline == "DeconvNetPipeline":
         return {"class": pipeline, "config": {"mode": "whole", "min_size": recipe.image_size}}
+    if pipeline == "DecoupledNetPipeline":
+        return {"class": pipeline, "config": {}}
     return {"class": pipeline, "config": {"pad_to": None}}
 
 
@@ -33,7 +43,7 @@ def make_pipeline(recipe, model):
     from keras_deconv import models, pipelines
 
     builder, _ = ARCHITECTURES[recipe.name]
-    inference = getattr(models, builder)(num_classes=recipe.num_classes, **recipe.config)
+    inference = getattr(models, builder)(**builder_config(recipe))
     inference.set_weights(model.get_weights())
     spec = pipeline_spec(recipe)
     return getattr(pipelines, spec["class"])(inference, **spec["config"])
@@ -78,8 +88,9 @@ def write_card(output, recipe, run, models):
     card = {
         "name": os.path.basename(os.path.abspath(output)),
         "title": f"{builder} trained by keras-deconv train ({data['kind']} data)",
-        "architecture": {"builder": builder, "config": dict(recipe.config, num_classes=recipe.num_classes),
-                         "input_size": [recipe.image_size, recipe.image_size], "num_classes": recipe.num_classes,
+        "architecture": {"builder": builder, "config": builder_config(recipe),
+                         "input_size": [recipe.image_size, recipe.image_size],
+                         "num_classes": builder_config(recipe)["num_classes"],
                          "parameter_count": int(model.count_params())},
         "pipeline": pipeline_spec(recipe),
         "category_names": list(recipe.class_names),
