@@ -241,3 +241,50 @@ def test_train_decouplednet_on_a_folder_with_a_budget_is_a_model(tmp_path):
     assert report.exit_code == 0, report.output
     metric = json.loads(open(os.path.join(run_dir, "card.json")).read())["weights"]["1"]["metrics"][0]
     assert 100 * json.loads(report.stdout)["metrics"]["mean_iou"] == pytest.approx(metric["value"], abs=0.01)
+
+
+# ---------------------------------------------------------------- transfernet on a folder dataset
+def _split_domains(root):
+    """Even images keep disc (1) only, odd ones bar (2) only: a source and a target domain."""
+    from test_folder_data import image_for
+
+    for split in os.listdir(os.path.join(root, "masks")):
+        for name in sorted(os.listdir(os.path.join(root, "masks", split))):
+            index = int(name[3:-4])
+            path = os.path.join(root, "masks", split, name)
+            label = np.array(Image.open(path))
+            label[label == (2 if index % 2 == 0 else 1)] = 0
+            Image.fromarray(label).save(path)
+            Image.fromarray(image_for(label)).save(os.path.join(root, "images", split, name))
+
+
+def test_train_transfernet_on_a_folder_source_masks_target_image_labels(tmp_path):
+    from keras_deconv import zoo
+
+    os.makedirs(tmp_path / "data")
+    root = make_dataset(tmp_path / "data", splits=(("train", 6), ("val", 2)), size=(48, 64))
+    _split_domains(root)
+    run_dir = str(tmp_path / "tn")
+    fast = ["--steps", "2", "--epochs", "1", "--hparam", "batch_size=2", "--no-jit", "--quiet"]
+    for bad, words in ((["--source-classes", "disc,bar"], "two non-empty parts"),
+                       (["--source-classes", "cat"], "'cat' is not a class"),
+                       ([], "needs --source-classes")):
+        result = _cli(["train", "transfernet", "-o", run_dir, "--data", "folder", "--data-dir", root, *bad, *fast])
+        assert result.exit_code == 2 and words in result.output, result.output
+        assert not os.path.exists(run_dir)
+    result = _cli(["train", "transfernet", "-o", run_dir, "--data", "folder", "--data-dir", root,
+                   "--source-classes", "disc", *fast])
+    assert result.exit_code == 0, (result.output, result.exception)
+    run = json.loads(open(os.path.join(run_dir, "run.json")).read())
+    assert set(run["stages"]) == {"encoder", "attention", "segmentation"}  # no pretraining
+    assert run["data"]["domains"] == {"source": {"classes": ["disc"], "images": 3},
+                                      "target": {"classes": ["bar"], "images": 3}}
+    seg = zoo.load_segmenter(run_dir)
+    assert seg.family == "TransferNet" and seg.class_names == list(CLASSES) and seg.needs_image_labels
+    report = _cli(["evaluate", run_dir, "--data", "folder", "--data-dir", root, "--json", "-", "--quiet"])
+    assert report.exit_code == 0, report.output
+    document = json.loads(report.stdout)
+    assert document["oracle_image_labels"] is True
+    metric = json.loads(open(os.path.join(run_dir, "card.json")).read())["weights"]["folder"]["metrics"][0]
+    assert "oracle" in metric["setting"]
+    assert 100 * document["metrics"]["mean_iou"] == pytest.approx(metric["value"], abs=0.01)

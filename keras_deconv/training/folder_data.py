@@ -181,11 +181,15 @@ def image_label_batches(split, batch_size, size, num_object_classes, *, scale_ra
 
 
 def class_pair_batches(split, pairs, batch_size, size, num_object_classes, *, scale_range=(0.8, 1.25), seed=0,
-                       shuffle=True, repeat=True):
+                       shuffle=True, repeat=True, masks=True, target="binary"):
     """``({"data": image, "cls-label": one-hot}, figure-ground map)``: one example per (image, class) in ``pairs``.
 
     The map is 1 on the class, 0 elsewhere, 255 on void (DecoupledNet's
-    ``SELECT_SEG_BINARY`` target), cropped with the image (native scale).
+    ``SELECT_SEG_BINARY`` target), cropped with the image (native scale);
+    all 255 with ``masks=False`` (an image-level label only: TransferNet's
+    target domain). ``target``: ``"binary"`` (y = the map), ``"class"`` (y =
+    the 0-based class index) or ``"both"`` (``{"seg-score": map,
+    "cls-score-voc-att": index}``), as :func:`keras_deconv.training.data.class_pairs`.
     """
     pairs = np.asarray(pairs, np.int64).reshape(-1, 2)
     image_paths = np.asarray(split.image_paths)[pairs[:, 0]]
@@ -200,8 +204,15 @@ def class_pair_batches(split, pairs, batch_size, size, num_object_classes, *, sc
         image, label = load_pair(image_path, mask_path)
         label = tf.cast(label, tf.int32)
         binary = tf.where(label == 255, 255, tf.cast(label == c, tf.int32))
+        if not masks:
+            binary = tf.fill(tf.shape(label), 255)
         image, binary = augment(image, binary, size, scale_range=scale_range)
-        return {"data": image, "cls-label": tf.one_hot(c - 1, num_object_classes)}, binary
+        inputs = {"data": image, "cls-label": tf.one_hot(c - 1, num_object_classes)}
+        if target == "class":
+            return inputs, c - 1
+        if target == "both":
+            return inputs, {"seg-score": binary, "cls-score-voc-att": c - 1}
+        return inputs, binary
 
     ds = ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
     return ds.batch(int(batch_size), drop_remainder=True).prefetch(tf.data.AUTOTUNE)
