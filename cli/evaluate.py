@@ -90,8 +90,8 @@ def load_segmenter_or_fail(name, weights, num_classes, config, pipeline_options,
                    "(what the shipped small models were trained on), PASCAL VOC 2012 (needs --data-dir), or your "
                    "own 'folder' dataset (needs --data-dir; classes from its classes.txt).")
 @click.option("--split", default="val", show_default=True,
-              help="shapes: train/val/test; voc2012: val (1,449 images, the standard list), train, train_aug (needs SBD); "
-                   "folder: a folder under DIR/images/.")
+              help="shapes: train/val/test; voc2012: val (1,449 images, the standard list), train, train_aug "
+                   "(needs SBD); folder: a folder under DIR/images/.")
 @click.option("--data-dir", type=click.Path(file_okay=False),
               help="voc2012: the folder holding VOCdevkit/VOC2012/ (the voc2012_seg builder's manual dir); "
                    "folder: the dataset (classes.txt, images/<split>/, masks/<split>/).")
@@ -165,8 +165,8 @@ def evaluate_command(name, data, split, data_dir, image_size, batch_size, limit,
     if predictions_dir and name:
         raise click.UsageError("Give either NAME (run a model) or --predictions DIR (score files), not both.")
     if not predictions_dir and not name:
-        raise click.UsageError("Missing argument 'NAME' (a zoo model, see `keras-deconv list`, a training run directory, "
-                               "or an exported TFLite file/folder), or use --predictions DIR.")
+        raise click.UsageError("Missing argument 'NAME' (a zoo model, see `keras-deconv list`, a training run "
+                               "directory, or an exported TFLite file/folder), or use --predictions DIR.")
     if predictions_dir and (crf or save_predictions or oracle_labels):
         raise click.UsageError("--crf, --save-predictions and --oracle-labels need a model; they do not apply to --predictions.")
     if data not in ("voc2012", "folder") and data_dir:

@@ -45,7 +45,8 @@ def _key_values(items, option):
 @click.option("--source-classes", metavar="NAME[,NAME...]",
               help="transfernet --data folder: the classes whose masks it learns from (names or ids of classes.txt).")
 @click.option("--target-classes", metavar="NAME[,NAME...]",
-              help="transfernet --data folder: the classes it learns from image-level labels only (default: the others).")
+              help="transfernet --data folder: the classes it learns from image-level labels only "
+                   "(default: the others).")
 @click.option("--init-vgg16", type=click.Path(exists=True, dir_okay=False),
               help="Initialise the VGG-16 encoder (and fc6/fc7) from ImageNet weights (.h5 or .caffemodel); "
                    "default: random initialisation.")
@@ -65,7 +66,8 @@ def _key_values(items, option):
 @click.option("--no-jit", is_flag=True, help="Do not compile the training steps with XLA (default: XLA without a strategy).")
 @click.option("--quiet", "-q", is_flag=True, help="No per-epoch progress output.")
 def train_command(recipe, output, resume, data, data_dir, image_size, config, hparams, steps, epochs, budgets,
-                  source_classes, target_classes, init_vgg16, init_source, freeze_encoder, strategy, logical_cpus, export_prefix, seed, no_jit, quiet):
+                  source_classes, target_classes, init_vgg16, init_source, freeze_encoder, strategy, logical_cpus,
+                  export_prefix, seed, no_jit, quiet):
     """Train RECIPE on the built-in shapes dataset or your own data, with checkpoints and resume.
 
     \b

@@ -1,4 +1,4 @@
-"""`keras-deconv train --strategy multiworker`: two real worker processes on loopback ports, the chief writes the run."""
+"""`keras-deconv train --strategy multiworker`: two worker processes on loopback ports, the chief writes the run."""
 
 import json
 import os

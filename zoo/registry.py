@@ -370,7 +370,7 @@ def run_weights_path(run_dir, tag=None):
 
 
 def run_training_images(run_dir):
-    """Where a run's training images are: ``"shapes"`` or ``DIR/images/train`` of its folder dataset (int8 calibration)."""
+    """A run's training images (int8 calibration): ``"shapes"``, or ``DIR/images/train`` of its folder dataset."""
     data = run_card(run_dir)["weights"]
     data = next(iter(data.values())).get("training", {}).get("data") or {}
     if data.get("kind") == "folder" and data.get("dir"):

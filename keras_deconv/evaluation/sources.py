@@ -1,4 +1,4 @@
-"""Data to evaluate on: the built-in ``shapes`` splits, PASCAL VOC 2012 and your own folder datasets (:func:`open_dataset`)."""
+"""Data to evaluate on: the built-in ``shapes`` splits, PASCAL VOC 2012 and folder datasets (:func:`open_dataset`)."""
 
 import dataclasses
 import os

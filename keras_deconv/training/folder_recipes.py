@@ -242,8 +242,8 @@ class FolderTransferNetRecipe(FolderData, TransferNetRecipe):
         if "transfernet" not in self.models:
             model = self._build_model()
             if not self.init_encoder(model):
-                unit_variance_init(model, self.init_batch(),
-                                   [layer.name for layer in model.layers if layer.name.startswith("conv") and layer.weights])
+                convolutions = [layer.name for layer in model.layers if layer.name.startswith("conv") and layer.weights]
+                unit_variance_init(model, self.init_batch(), convolutions)
             self.models["transfernet"] = model
             self.models["cam"] = build_cam_classifier(self.num_classes - 1, self.input_shape, encoder_model=model)
 

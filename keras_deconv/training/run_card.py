@@ -82,7 +82,8 @@ def val_metrics(recipe, model):
         "class_iou": {name: (None if v != v else round(100 * float(v), 2))
                       for name, v in zip(recipe.class_names, iou)},
         "setting": "whole images, native size, no CRF" + (", oracle image-level labels (the classes in each mask)"
-                                                          if recipe.name == "transfernet" else ""), "seconds": round(time.perf_counter() - start, 1),
+                                                          if recipe.name == "transfernet" else ""),
+        "seconds": round(time.perf_counter() - start, 1),
     }]
 
 
