@@ -85,13 +85,16 @@ def load_segmenter_or_fail(name, weights, num_classes, config, pipeline_options,
 
 @click.command("evaluate")
 @click.argument("name", required=False)
-@click.option("--data", type=click.Choice(["voc2012", "shapes", "shapes-hard"]), required=True,
+@click.option("--data", type=click.Choice(["voc2012", "shapes", "shapes-hard", "folder"]), required=True,
               help="Dataset: the built-in synthetic 'shapes' (no files), its harder version-1 config 'shapes-hard' "
-                   "(what the shipped small models were trained on), or PASCAL VOC 2012 (needs --data-dir).")
+                   "(what the shipped small models were trained on), PASCAL VOC 2012 (needs --data-dir), or your "
+                   "own 'folder' dataset (needs --data-dir; classes from its classes.txt).")
 @click.option("--split", default="val", show_default=True,
-              help="shapes: train/val/test; voc2012: val (1,449 images, the standard list), train, train_aug (needs SBD).")
+              help="shapes: train/val/test; voc2012: val (1,449 images, the standard list), train, train_aug "
+                   "(needs SBD); folder: a folder under DIR/images/.")
 @click.option("--data-dir", type=click.Path(file_okay=False),
-              help="voc2012: the folder holding VOCdevkit/VOC2012/ (the voc2012_seg builder's manual dir).")
+              help="voc2012: the folder holding VOCdevkit/VOC2012/ (the voc2012_seg builder's manual dir); "
+                   "folder: the dataset (classes.txt, images/<split>/, masks/<split>/).")
 @click.option("--image-size", type=int, default=64, show_default=True, help="shapes: image side (multiple of 32, >= 64).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=1, show_default=True, help="Images per pipeline call.")
 @click.option("--limit", type=click.IntRange(min=1), help="Evaluate only the first N images of the split list.")
@@ -118,7 +121,7 @@ def load_segmenter_or_fail(name, weights, num_classes, config, pipeline_options,
 def evaluate_command(name, data, split, data_dir, image_size, batch_size, limit, weights, num_classes, config,
                      pipeline_options, seed, crf, json_path, save_examples, examples_dir, save_predictions,
                      predictions_dir, oracle_labels, quiet):
-    """Evaluate NAME (a zoo model, or an exported TFLite file/folder) on a dataset split: VOC mean IoU and a per-class table.
+    """Evaluate NAME (a zoo model, a training run directory, or an exported TFLite file/folder) on a dataset split: VOC mean IoU and a per-class table.
 
     One confusion matrix is accumulated over the whole split (PASCAL VOC
     devkit convention): ground-truth 255 (void) is ignored, IoU =
@@ -153,6 +156,8 @@ def evaluate_command(name, data, split, data_dir, image_size, batch_size, limit,
       # the deployed artifact itself (here an int8 export of a shipped small model)
       keras-deconv export deconvnet-small --format tflite --quantize int8 --out d.tflite
       keras-deconv evaluate d.tflite --data shapes-hard --split val
+      # a training run on your own data (keras-deconv train ... --data folder)
+      keras-deconv evaluate runs/mine --data folder --data-dir my-data --split val --save-examples 4
       # score label PNGs written by another tool
       keras-deconv evaluate --predictions results/ --data voc2012 --data-dir ~/data/voc
     """
@@ -161,12 +166,12 @@ def evaluate_command(name, data, split, data_dir, image_size, batch_size, limit,
     if predictions_dir and name:
         raise click.UsageError("Give either NAME (run a model) or --predictions DIR (score files), not both.")
     if not predictions_dir and not name:
-        raise click.UsageError("Missing argument 'NAME' (a zoo model, see `keras-deconv list`, or an exported TFLite "
-                               "file/folder), or use --predictions DIR.")
+        raise click.UsageError("Missing argument 'NAME' (a zoo model, see `keras-deconv list`, a training run "
+                               "directory, or an exported TFLite file/folder), or use --predictions DIR.")
     if predictions_dir and (crf or save_predictions or oracle_labels):
         raise click.UsageError("--crf, --save-predictions and --oracle-labels need a model; they do not apply to --predictions.")
-    if data != "voc2012" and data_dir:
-        raise click.UsageError("--data-dir applies to --data voc2012 only.")
+    if data not in ("voc2012", "folder") and data_dir:
+        raise click.UsageError("--data-dir applies to --data voc2012 and --data folder only.")
     config = parse_key_values(config, "--config")
     pipeline_options = parse_key_values(pipeline_options, "--pipeline-option")
 

@@ -2,6 +2,7 @@
 
 import ast
 import json
+import os
 
 import click
 
@@ -93,7 +94,7 @@ def _default_out(name, format_, quantize, kind, integer_only=False):
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def export_command(name, format_, quantize, out, verify, weights, config, input_size, calibration_data, data_dir,
                    calibration_count, integer_only, any_size, threshold, as_json):
-    """Export zoo model NAME as a SavedModel, a builtin-only TFLite model or ONNX.
+    """Export zoo model NAME (or a `keras-deconv train` run directory) as a SavedModel, a builtin-only TFLite model or ONNX.
 
     \b
     SavedModel: serving signatures take uint8 RGB images of any size and
@@ -112,6 +113,7 @@ def export_command(name, format_, quantize, out, verify, weights, config, input_
       keras-deconv export deconvnet --format tflite --quantize int8 --integer-only --data-dir ~/data/voc
       keras-deconv export decouplednet --format tflite --out decoupled_tflite
       keras-deconv export decouplednet-small --format tflite --out decoupled.tflite --verify
+      keras-deconv export runs/mine --format tflite --quantize int8   # calibrated on the run's train images
       keras-deconv export deconvnet --weights none --config width=1/16 \\
           --config fc_units=32 --config fc_kernel_size=2 --input-size 64 --format tflite --verify
     """
@@ -137,12 +139,16 @@ def export_command(name, format_, quantize, out, verify, weights, config, input_
             raise click.ClickException(reason)
     from keras_deconv import zoo
 
-    card = zoo.info(name)
+    try:
+        card = zoo.info(name)
+    except ValueError as error:
+        raise click.BadParameter(" ".join(str(error).split()), param_hint="NAME") from None
     kind = {"DeconvNet": "deconvnet", "FCN8s": "fcn8s", "DecoupledNet": "decouplednet", "TransferNet": "transfernet"}.get(
         card["architecture"]["builder"] if isinstance(card["architecture"]["builder"], str) else "", None)
     if kind is None:
         raise click.ClickException(f"{name!r} is an ensemble; export its parts (deconvnet, fcn8s) separately.")
-    out = out or _default_out(name, format_, quantize, kind, integer_only)
+    stem = os.path.basename(os.path.normpath(name)) if zoo.is_run_dir(name) else name  # a run: its folder's name
+    out = out or _default_out(stem, format_, quantize, kind, integer_only)
     log = lambda message: click.echo(message, err=True)  # noqa: E731
     try:
         result = zoo.export_model(name, out, format_, quantize=quantize, weights=weights_value, config=builder_config,

@@ -58,6 +58,7 @@ def info_command(name, as_json):
     Examples:
       keras-deconv info deconvnet
       keras-deconv info decouplednet --json
+      keras-deconv info runs/mine            # a training run directory
     """
     try:
         card = zoo.info(name)
@@ -65,6 +66,9 @@ def info_command(name, as_json):
         raise click.BadParameter(str(error), param_hint="NAME") from None
     if as_json:
         click.echo(json.dumps(card, indent=1))
+        return
+    if "run_dir" in card:
+        click.echo("\n".join(_run_lines(card)))
         return
     paper = card["paper"]
     arch = card["architecture"]
@@ -91,3 +95,29 @@ def info_command(name, as_json):
         for metric in spec.get("metrics", []):
             lines.append(f"    metric: {_metric_text(metric)}")
     click.echo("\n".join(lines))
+
+
+def _run_lines(card):
+    """``keras-deconv info RUN_DIR``: what the run's card says."""
+    arch = card["architecture"]
+    tag = card["default_weights"]
+    spec = card["weights"][tag]
+    training = spec.get("training", {})
+    data = training.get("data") or {}
+    config = ", ".join(f"{k}={v!r}" for k, v in arch["config"].items() if k != "num_classes")
+    lines = [
+        f"{card['title']} ({card['name']})",
+        f"  run directory: {card['run_dir']}",
+        f"  builder:      keras_deconv.models.{arch['builder']} ({config})",
+        f"  parameters:   {arch['parameter_count']:,}",
+        f"  classes:      {len(card['category_names'])} ({', '.join(card['category_names'])})",
+        f"  weights {tag!r} [{spec['status']}]: {spec['file']}",
+        f"    trained on: {data.get('dir') or data.get('kind', '?')}; recipe {training.get('recipe')}, steps "
+        + ", ".join(f"{stage} {steps}" for stage, steps in (training.get("steps") or {}).items()),
+    ]
+    if training.get("command"):
+        lines.append(f"    command: {training['command']}")
+    for metric in spec.get("metrics", []):
+        lines.append(f"    metric: {metric['metric']} {metric['value']} on {metric['dataset']} {metric['split']} "
+                     f"({metric['images']} images), pixel accuracy {metric['pixel_accuracy']}, {metric['setting']}")
+    return lines

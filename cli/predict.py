@@ -104,7 +104,8 @@ def predict_command(ctx, name, inputs, out_dir, weights, num_classes, config, pi
                     max_pixels, as_json):
     """Segment images with NAME: a VOC palette label PNG, an overlay and (TransferNet) attention maps per image.
 
-    NAME: a zoo model, or a TFLite export (a DeconvNet / FCN-8s .tflite file
+    NAME: a zoo model, a `keras-deconv train` run directory (its weights and
+    class names), or a TFLite export (a DeconvNet / FCN-8s .tflite file
     or a DecoupledNet / TransferNet folder or single .tflite file), run by
     LiteRT; --weights, --num-classes, --config and --seed do not apply to an
     export. A TransferNet export writes attention maps like the Keras model
@@ -134,6 +135,7 @@ def predict_command(ctx, name, inputs, out_dir, weights, num_classes, config, pi
       keras-deconv predict decouplednet.25 photos/ --out seg/
       keras-deconv predict transfernet dog.jpg --labels dog,person --out seg/
       keras-deconv predict deconvnet.tflite street.jpg --out seg/
+      keras-deconv predict runs/mine photos/ --out seg/      # a training run
     """
     from keras_deconv import viz
     from keras_deconv.evaluation import is_exported_model

@@ -1,5 +1,6 @@
 """`keras-deconv train RECIPE`: the training recipes (DeconvNet, FCN-8s, DecoupledNet, TransferNet) on shapes,
-DeconvNet and FCN-8s also on your own data (``--data folder --data-dir DIR``), optionally fine-tuned (``--init``)."""
+every recipe also on your own data (``--data folder --data-dir DIR``), DeconvNet and FCN-8s optionally fine-tuned
+(``--init``)."""
 
 import os
 import shlex
@@ -25,7 +26,8 @@ def _key_values(items, option):
               help="Run directory: checkpoints, CSV/TensorBoard logs, run.json, export/.")
 @click.option("--resume", is_flag=True, help="Continue the run in --output (finished stages are skipped).")
 @click.option("--data", type=click.Choice(["shapes", "folder"]), default="shapes", show_default=True,
-              help="shapes: the built-in synthetic data; folder: your own (--data-dir; deconvnet and fcn8s).")
+              help="shapes: the built-in synthetic data; folder: your own (--data-dir; deconvnet, fcn8s, "
+                   "decouplednet with image-level labels from the masks, transfernet with --source-classes).")
 @click.option("--data-dir", type=click.Path(file_okay=False),
               help="--data folder: the dataset (classes.txt, images/<split>/, masks/<split>/).")
 @click.option("--image-size", type=int, default=64, show_default=True,
@@ -38,7 +40,13 @@ def _key_values(items, option):
 @click.option("--epochs", type=click.IntRange(min=1), default=10, show_default=True,
               help="Checkpoint/log chunks per stage (a stage of N steps = EPOCHS epochs of N/EPOCHS steps).")
 @click.option("--budget", "budgets", multiple=True, metavar="5|10|25|all",
-              help="decouplednet: annotation budget(s), repeatable; default all four (one classifier shared).")
+              help="decouplednet: annotation budget(s) (masks per class), repeatable; default all four on shapes "
+                   "(one classifier shared), 'all' on folder data.")
+@click.option("--source-classes", metavar="NAME[,NAME...]",
+              help="transfernet --data folder: the classes whose masks it learns from (names or ids of classes.txt).")
+@click.option("--target-classes", metavar="NAME[,NAME...]",
+              help="transfernet --data folder: the classes it learns from image-level labels only "
+                   "(default: the others).")
 @click.option("--init-vgg16", type=click.Path(exists=True, dir_okay=False),
               help="Initialise the VGG-16 encoder (and fc6/fc7) from ImageNet weights (.h5 or .caffemodel); "
                    "default: random initialisation.")
@@ -48,7 +56,8 @@ def _key_values(items, option):
                    "is re-initialised.")
 @click.option("--freeze-encoder", is_flag=True, help="Keep the VGG-16 encoder (conv1_1 ... conv5_3) fixed.")
 @click.option("--strategy", type=click.Choice(["default", "mirrored", "multiworker"]), default="default",
-              show_default=True, help="tf.distribute strategy (mirrored: all GPUs, else all logical CPUs).")
+              show_default=True, help="tf.distribute strategy (mirrored: all GPUs, else all logical CPUs; multiworker: "
+                                      "the cluster in $TF_CONFIG, the chief writes --output; see docs/training.md).")
 @click.option("--logical-cpus", type=click.IntRange(min=1),
               help="Split the CPU into N logical devices before TensorFlow starts (test --strategy mirrored on a CPU).")
 @click.option("--export", "export_prefix", metavar="PREFIX",
@@ -57,7 +66,8 @@ def _key_values(items, option):
 @click.option("--no-jit", is_flag=True, help="Do not compile the training steps with XLA (default: XLA without a strategy).")
 @click.option("--quiet", "-q", is_flag=True, help="No per-epoch progress output.")
 def train_command(recipe, output, resume, data, data_dir, image_size, config, hparams, steps, epochs, budgets,
-                  init_vgg16, init_source, freeze_encoder, strategy, logical_cpus, export_prefix, seed, no_jit, quiet):
+                  source_classes, target_classes, init_vgg16, init_source, freeze_encoder, strategy, logical_cpus,
+                  export_prefix, seed, no_jit, quiet):
     """Train RECIPE on the built-in shapes dataset or your own data, with checkpoints and resume.
 
     \b
@@ -75,6 +85,8 @@ def train_command(recipe, output, resume, data, data_dir, image_size, config, hp
           --config width=1.0 --config fc_units=4096 --config fc_kernel_size=7 --init-vgg16 vgg16.h5
       keras-deconv train fcn8s -o runs/x --steps 20 --strategy mirrored --logical-cpus 2
       keras-deconv train deconvnet -o runs/mine --data folder --data-dir my-data --init deconvnet-small
+      keras-deconv train decouplednet -o runs/dn5 --data folder --data-dir my-data --budget 5
+      keras-deconv train transfernet -o runs/tn --data folder --data-dir my-data --source-classes cat,dog
     """
     if logical_cpus:
         import tensorflow as tf
@@ -90,6 +102,10 @@ def train_command(recipe, output, resume, data, data_dir, image_size, config, hp
         if recipe != "decouplednet":
             raise click.UsageError("--budget applies to the decouplednet recipe only.")
         kwargs["budgets"] = list(budgets)
+    if (source_classes or target_classes) and not (recipe == "transfernet" and data == "folder"):
+        raise click.UsageError("--source-classes and --target-classes apply to transfernet --data folder only.")
+    if source_classes or target_classes:
+        kwargs.update(source_classes=source_classes, target_classes=target_classes)
     if data == "folder" and not data_dir:
         raise click.UsageError("--data folder needs --data-dir DIR.")
     if data == "shapes" and data_dir:
@@ -123,6 +139,10 @@ def train_command(recipe, output, resume, data, data_dir, image_size, config, hp
                              jit_compile=False if no_jit else "auto")
     except FileExistsError as error:
         raise click.ClickException(str(error)) from None
+    if run.get("worker"):  # a multi-worker run's non-chief task: it wrote nothing
+        click.echo(f"{run['worker']['task']}: trained {sum(s['steps'] for s in run['stages'].values())} steps in "
+                   f"sync with the chief, which writes the run directory {os.path.abspath(output)}")
+        return
     if instance.reinitialised:
         click.echo(f"--init {init_source}: re-initialised (class count or shape differs): "
                    f"{', '.join(instance.reinitialised)}", err=True)

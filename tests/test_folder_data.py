@@ -336,8 +336,9 @@ def test_train_folder_usage_and_dataset_errors(tmp_path):
     out = str(tmp_path / "run")
     result = runner.invoke(cli, ["train", "deconvnet", "-o", out, "--data", "folder"])
     assert result.exit_code == 2 and "--data-dir" in result.output
-    result = runner.invoke(cli, ["train", "decouplednet", "-o", out, "--data", "folder", "--data-dir", root])
-    assert result.exit_code == 2 and "deconvnet and fcn8s" in result.output
+    result = runner.invoke(cli, ["train", "deconvnet", "-o", out, "--data", "folder", "--data-dir", root,
+                                 "--source-classes", "disc"])
+    assert result.exit_code == 2 and "apply to transfernet --data folder only" in result.output
     _break(root, "missing mask")
     result = runner.invoke(cli, ["train", "fcn8s", "-o", out, "--data", "folder", "--data-dir", root])
     assert result.exit_code == 1 and "img2.png" in result.output

@@ -23,7 +23,7 @@ from keras_deconv.zoo.cache import WeightsError, cache_dir, list_cached
 from keras_deconv.zoo.cache import remove as remove_weights
 from keras_deconv.zoo.exporting import export_model
 from keras_deconv.zoo.manage import fetch_weights, import_weights
-from keras_deconv.zoo.registry import create_model, info, load, resolve_tag, weights_file
+from keras_deconv.zoo.registry import create_model, info, is_run_dir, load, resolve_tag, weights_file
 from keras_deconv.zoo.registry import list_models as list  # noqa: A001 - the documented name
 from keras_deconv.zoo.segmenters import check_planned, load_segmenter, planned_num_labels
 
@@ -36,6 +36,7 @@ __all__ = [
     "fetch_weights",
     "import_weights",
     "info",
+    "is_run_dir",
     "list",
     "list_cached",
     "load",

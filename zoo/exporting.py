@@ -32,6 +32,8 @@ def calibration_dataset(name, weights="default"):
     """
     if weights is None or (isinstance(weights, str) and weights.strip().lower() in ("none", "random")):
         return "shapes"
+    if registry.is_run_dir(name):  # a training run: its own training images
+        return registry.run_training_images(name)
     entry = registry.card(name)
     tag = weights if isinstance(weights, str) and weights in entry["weights"] else registry.DEFAULT
     _, tag = registry.resolve_tag(name, tag)

@@ -53,8 +53,15 @@ def split_name(name):
 
 
 def card(name):
+    """The card of a zoo name, or of a training run directory (:func:`run_entry`)."""
+    if is_run_dir(name):
+        return run_entry(name)
     base, _ = split_name(name)
     if base not in _cards():
+        if os.path.isdir(os.fspath(name)):
+            raise ValueError(f"{name} is a folder without {RUN_CARD}: not a finished training run (a run writes it "
+                             "after its export; resume it with `keras-deconv train ... --resume`), nor a zoo name "
+                             "(see `keras-deconv list`).")
         raise unknown_name_error(name)
     return _cards()[base]
 
@@ -86,7 +93,7 @@ def info(name):
 
 def resolve_tag(name, tag=DEFAULT):
     entry = card(name)
-    _, tag_from_name = split_name(name)
+    _, tag_from_name = (name, None) if is_run_dir(name) else split_name(name)
     tag = tag_from_name if tag in (DEFAULT, None) and tag_from_name else tag
     if tag in (DEFAULT, None):
         tag = entry["default_weights"]
@@ -104,6 +111,8 @@ def shipped_weights_path(name, tag):
 def weights_status(name, tag):
     """``"shipped"``, ``"cached"``, ``"needs requirements"`` or ``"not downloaded"``."""
     spec = card(name)["weights"][tag]
+    if is_run_dir(name):
+        return "in the run" if os.path.isfile(run_weights_path(name, tag)) else "missing"
     shipped = shipped_weights_path(name, tag)
     if shipped is not None and shipped.exists():
         return "shipped"
@@ -133,7 +142,9 @@ def missing_weights_message(name, tag):
 
 
 def weights_file(name, tag, check_hash=True):
-    """Local path of usable weights for ``name:tag`` (shipped or cached)."""
+    """Local path of usable weights for ``name:tag`` (shipped or cached; a run's own file)."""
+    if is_run_dir(name):
+        return Path(run_weights_path(name, tag))
     shipped = shipped_weights_path(name, tag)
     if shipped is not None and shipped.exists():
         return shipped
@@ -334,6 +345,37 @@ def run_card(run_dir):
     except (ValueError, KeyError, TypeError) as error:
         raise ValueError(f"{path}: not a valid run card ({error}). Re-export the run.") from None
     return entry
+
+
+def run_entry(run_dir):
+    """A run's card as a zoo entry: :func:`run_card` named by its path, with ``run_dir`` (absolute).
+
+    ``card``, ``info``, ``resolve_tag``, ``weights_file`` and so everything
+    that takes a zoo name (``zoo.load_segmenter``, ``zoo.export_model``, the
+    ``predict``/``evaluate``/``export`` commands) take the run directory.
+    """
+    entry = run_card(run_dir)
+    entry["name"] = os.path.normpath(os.fspath(run_dir))
+    entry["run_dir"] = os.path.abspath(os.fspath(run_dir))
+    return entry
+
+
+def run_weights_path(run_dir, tag=None):
+    """The weights file of a run (its default tag unless ``tag``)."""
+    entry = run_card(run_dir)
+    tag = entry["default_weights"] if tag in (None, DEFAULT) else tag
+    if tag not in entry["weights"]:
+        raise ValueError(f"The run {run_dir} has no weights tagged {tag!r}. Tags: {', '.join(entry['weights'])}.")
+    return os.path.join(os.fspath(run_dir), entry["weights"][tag]["file"])
+
+
+def run_training_images(run_dir):
+    """A run's training images (int8 calibration): ``"shapes"``, or ``DIR/images/train`` of its folder dataset."""
+    data = run_card(run_dir)["weights"]
+    data = next(iter(data.values())).get("training", {}).get("data") or {}
+    if data.get("kind") == "folder" and data.get("dir"):
+        return os.path.join(data["dir"], "images", "train")
+    return "shapes"
 
 
 def _create_run_model(run_dir, weights=DEFAULT, num_classes=None, **config):

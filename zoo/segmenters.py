@@ -75,7 +75,8 @@ def load_segmenter(name, weights="default", num_classes=None, config=None, pipel
 
     Args:
         name: Zoo name (``keras-deconv list``), optionally with a tag
-            (``"decouplednet.25"``).
+            (``"decouplednet.25"``), or a ``keras-deconv train`` run
+            directory (its weights, architecture, pipeline and class names).
         weights: ``"default"`` (the card's default tag), a tag, a path to a
             ``.weights.h5``/``.caffemodel`` file, or None / ``"none"`` for a
             random initialisation (clearly labelled as such everywhere).
@@ -155,6 +156,9 @@ def load_segmenter(name, weights="default", num_classes=None, config=None, pipel
             _, tag = registry.resolve_tag(name, weights_arg)
             weights_info = {"tag": tag, "path": None, "random": False, "reinitialised": reinit}
             weights_label = tag
+            if registry.is_run_dir(name):  # a training run: its own weights file
+                weights_info["path"] = os.path.abspath(registry.run_weights_path(name, tag))
+                weights_label = f"{tag} ({registry.run_weights_path(name, tag)})"
         else:
             weights_info = {"tag": None, "path": os.path.abspath(weights_arg), "random": False, "reinitialised": reinit}
             weights_label = os.path.abspath(weights_arg)

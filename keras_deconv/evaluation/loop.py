@@ -47,6 +47,9 @@ def _batches(iterable, size):
 
 
 def _check_labels(model_name, num_labels, model_names, source):
+    check_names = getattr(source, "check_label_names", None)
+    if check_names is not None:  # a folder dataset: its class names are the label space
+        return check_names(model_name, num_labels, model_names)
     n = source.num_classes
     names = list(source.class_names)
     if num_labels == n:

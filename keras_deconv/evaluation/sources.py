@@ -1,4 +1,4 @@
-"""Data to evaluate on: the built-in ``shapes`` splits and PASCAL VOC 2012 (:func:`open_dataset`)."""
+"""Data to evaluate on: the built-in ``shapes`` splits, PASCAL VOC 2012 and folder datasets (:func:`open_dataset`)."""
 
 import dataclasses
 import os
@@ -34,7 +34,7 @@ class DataSource:
     """A split of a dataset to evaluate on (see :func:`open_dataset`).
 
     Attributes:
-        name: ``"shapes"``, ``"shapes-hard"`` or ``"voc2012"``.
+        name: ``"shapes"``, ``"shapes-hard"``, ``"voc2012"`` or a folder dataset's folder name.
         split: The split name.
         class_names: Names of the ``num_classes`` labels (background first).
         ids: Ids of the selected examples, in order.
@@ -186,19 +186,79 @@ class _VocSource(DataSource):
             yield Example(image_id, image, label, ids)
 
 
+class _FolderSource(DataSource):
+    """A split of a folder dataset (:mod:`keras_deconv.datasets.folder`): classes from ``classes.txt``."""
+
+    def __init__(self, split, data_dir, limit=None):
+        from keras_deconv.datasets import folder
+
+        if not data_dir:
+            raise DataError("--data folder needs --data-dir DIR: the folder holding classes.txt, images/<split>/ and "
+                            "masks/<split>/ (see `keras-deconv data check DIR`).")
+        try:  # every mask is read and checked; images decode as they are evaluated
+            self._split = folder.scan(os.path.expanduser(os.fspath(data_dir)), split, decode_images=False)
+        except folder.FolderDatasetError as error:
+            raise DataError(str(error)) from None
+        root = self._split.root
+        self.name, self.split, self.root = os.path.basename(root) or root, split, root
+        self.class_names = tuple(self._split.class_names)
+        self.all_ids = list(self._split.names)
+        self.ids = self.all_ids if limit is None else self.all_ids[: int(limit)]
+        self.description = (f"folder dataset {root} ({len(self.class_names)} classes from classes.txt), split "
+                            f"{split!r}: {len(self.ids)} of {len(self.all_ids)} images")
+        self.image_labels_source = "the classes present in each ground-truth mask (255 excluded)"
+
+    def examples(self, with_images=True):
+        from keras_deconv.datasets import folder
+
+        for name, image_path, mask_path in zip(self.ids, self._split.image_paths, self._split.mask_paths):
+            label = folder.read_mask(mask_path).astype(np.uint8)
+            image = read_image(image_path) if with_images else None
+            if image is not None and image.shape[:2] != label.shape:
+                raise DataError(f"{mask_path}: mask {label.shape} and image {image.shape[:2]} sizes differ. Run "
+                                f"`keras-deconv data check {self.root}`.")
+            present = np.unique(label)
+            yield Example(name, image, label, [int(c) for c in present if 0 < c < len(self.class_names)])
+
+    def check_label_names(self, model_name, num_labels, model_names):
+        """Raises ValueError unless the model's labels are this dataset's classes, by name and in order.
+
+        A folder dataset's classes are its own, so equal counts are not
+        enough: ``background, cat, dog`` against ``background, dog, cat``
+        would score every cat as a dog. A model with more labels is accepted
+        when its first ones are the dataset's (as for the other datasets).
+        """
+        names = [str(n) for n in self.class_names]
+        given = [str(n) for n in (model_names or [])][: len(names)]
+        if num_labels >= len(names) and [n.lower() for n in given] == [n.lower() for n in names]:
+            return
+        shown = lambda items: ", ".join(items[:6]) + (", ..." if len(items) > 6 else "")  # noqa: E731
+        if num_labels != len(names):
+            what = f"outputs {num_labels} classes but {self.root} has {len(names)} ({shown(names)})"
+        else:
+            index = next(i for i, (a, b) in enumerate(zip(given, names)) if a.lower() != b.lower())
+            what = (f"names its {num_labels} classes {shown(given)} but {self.root}/classes.txt lists "
+                    f"{shown(names)} (line {index + 1}: {given[index]!r} vs {names[index]!r})")
+        raise ValueError(f"{model_name} {what}; the label spaces do not match. Evaluate a model trained on this "
+                         f"dataset's classes.txt, or fine-tune one on it (`keras-deconv train deconvnet|fcn8s --data "
+                         f"folder --data-dir {self.root} --init MODEL`).")
+
+
 def open_dataset(data, split, data_dir=None, limit=None, image_size=64):
     """Opens a split for evaluation.
 
     Args:
         data: ``"shapes"`` (built in, no files; the standard config),
             ``"shapes-hard"`` (its hard config, version 1, on which the
-            shipped small models were trained) or ``"voc2012"``.
+            shipped small models were trained), ``"voc2012"`` or
+            ``"folder"`` (your own: :mod:`keras_deconv.datasets.folder`).
         split: shapes: ``train``/``val``/``test``; voc2012: ``train``,
             ``val`` (1,449 images, the standard evaluation list) or
-            ``train_aug`` (needs SBD).
-        data_dir: voc2012 only: the manual directory of the ``voc2012_seg``
+            ``train_aug`` (needs SBD); folder: a folder under ``images/``.
+        data_dir: voc2012: the manual directory of the ``voc2012_seg``
             builder, i.e. the folder holding ``VOCdevkit/VOC2012/`` (and
-            ``benchmark_RELEASE/`` for ``train_aug``).
+            ``benchmark_RELEASE/`` for ``train_aug``); folder: the dataset
+            (``classes.txt``, ``images/``, ``masks/``).
         limit: Use only the first ``limit`` images of the list.
         image_size: shapes only: image side (multiple of 32, >= 64).
 
@@ -223,4 +283,6 @@ def open_dataset(data, split, data_dir=None, limit=None, image_size=64):
         return _ShapesSource(split, limit, image_size, config="hard")
     if data in ("voc2012", "voc"):
         return _VocSource(split, data_dir, limit)
-    raise DataError(f"Unknown dataset {data!r}: expected 'shapes', 'shapes-hard' or 'voc2012'.")
+    if data == "folder":
+        return _FolderSource(split, data_dir, limit)
+    raise DataError(f"Unknown dataset {data!r}: expected 'shapes', 'shapes-hard', 'voc2012' or 'folder'.")

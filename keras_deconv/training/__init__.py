@@ -8,8 +8,9 @@
 * :mod:`~keras_deconv.training.data`: the data layers of the official
   training, on the synthetic ``shapes`` dataset.
 * :mod:`~keras_deconv.training.folder_data` and
-  :mod:`~keras_deconv.training.folder_recipes`: DeconvNet and FCN-8s on your
-  own data (a folder of images and masks, streamed from disk).
+  :mod:`~keras_deconv.training.folder_recipes`: every recipe on your own
+  data (a folder of images and masks, streamed from disk; DecoupledNet and
+  TransferNet take image-level labels from the masks).
 * :mod:`~keras_deconv.training.finetune`: ``--init`` / ``--freeze-encoder``;
   :mod:`~keras_deconv.training.run_card`: the run directory as a model.
 * :func:`fold_batch_norm`: trainable BN -> the inference-mode affine (§1.5).

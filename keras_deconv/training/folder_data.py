@@ -119,3 +119,100 @@ def batches(split, batch_size, size, *, framing="native", scale_range=(0.8, 1.25
 
     ds = files.map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
     return ds.batch(int(batch_size), drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+
+
+# ---------------------------------------------------------------- image-level labels and (image, class) pairs
+def present_classes(split):
+    """Per image of a scanned split, the sorted object classes (1-based, no background, no void) its mask holds."""
+    present = []
+    for mask_path in split.mask_paths:
+        values = np.unique(folder.read_mask(mask_path))
+        present.append([int(v) for v in values if 0 < v < len(split.class_names)])
+    return present
+
+
+def strong_images(present, budget, seed=0):
+    """Indices of the images that keep their masks under ``budget`` masks per class (DecoupledNet's budgets).
+
+    For each class in turn, the first ``budget`` images holding it (in name
+    order, or shuffled by a non-zero ``seed``) are chosen; an image counts for every class it
+    holds, so some classes get more. ``"all"``: every image with a class.
+
+    >>> strong_images([[1], [1, 2], [2], [1], []], 1)
+    [0, 1]
+    >>> strong_images([[1], [1, 2], [2], [1], []], 2)
+    [0, 1, 2]
+    >>> strong_images([[1], [1, 2], [2], [1], []], "all")
+    [0, 1, 2, 3]
+    """
+    if budget == "all":
+        return [i for i, classes in enumerate(present) if classes]
+    order = np.random.default_rng(seed).permutation(len(present)) if seed else np.arange(len(present))
+    chosen = set()
+    for c in sorted({c for classes in present for c in classes}):
+        have = sum(1 for i in chosen if c in present[i])
+        for i in order:
+            if have >= budget:
+                break
+            if c in present[i] and int(i) not in chosen:
+                chosen.add(int(i))
+                have += 1
+    return sorted(chosen)
+
+
+def image_label_batches(split, batch_size, size, num_object_classes, *, scale_range=(0.9, 1.15), seed=0):
+    """``(image, multi-hot float32 (B, num_object_classes))``: the classes present in each augmented crop.
+
+    The labels come from the mask after the same crop as the image (whole
+    images resized to fit the crop side, then a mild jitter), so a class
+    cropped away is not claimed.
+    """
+    files = tf.data.Dataset.from_tensor_slices((list(split.image_paths), list(split.mask_paths)))
+    files = files.shuffle(len(split), seed=seed, reshuffle_each_iteration=True).repeat()
+    classes = tf.range(1, num_object_classes + 1, dtype=tf.int32)
+
+    def prepare(image_path, mask_path):
+        image, label = augment(*load_pair(image_path, mask_path), size, framing="fit", scale_range=scale_range)
+        present = tf.reduce_any(tf.equal(tf.reshape(label, [-1, 1]), classes[None]), axis=0)
+        return image, tf.cast(present, tf.float32)
+
+    ds = files.map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.batch(int(batch_size), drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+
+
+def class_pair_batches(split, pairs, batch_size, size, num_object_classes, *, scale_range=(0.8, 1.25), seed=0,
+                       shuffle=True, repeat=True, masks=True, target="binary"):
+    """``({"data": image, "cls-label": one-hot}, figure-ground map)``: one example per (image, class) in ``pairs``.
+
+    The map is 1 on the class, 0 elsewhere, 255 on void (DecoupledNet's
+    ``SELECT_SEG_BINARY`` target), cropped with the image (native scale);
+    all 255 with ``masks=False`` (an image-level label only: TransferNet's
+    target domain). ``target``: ``"binary"`` (y = the map), ``"class"`` (y =
+    the 0-based class index) or ``"both"`` (``{"seg-score": map,
+    "cls-score-voc-att": index}``), as :func:`keras_deconv.training.data.class_pairs`.
+    """
+    pairs = np.asarray(pairs, np.int64).reshape(-1, 2)
+    image_paths = np.asarray(split.image_paths)[pairs[:, 0]]
+    mask_paths = np.asarray(split.mask_paths)[pairs[:, 0]]
+    ds = tf.data.Dataset.from_tensor_slices((list(image_paths), list(mask_paths), pairs[:, 1].astype(np.int32)))
+    if shuffle:
+        ds = ds.shuffle(len(pairs), seed=seed, reshuffle_each_iteration=True)
+    if repeat:
+        ds = ds.repeat()
+
+    def prepare(image_path, mask_path, c):
+        image, label = load_pair(image_path, mask_path)
+        label = tf.cast(label, tf.int32)
+        binary = tf.where(label == 255, 255, tf.cast(label == c, tf.int32))
+        if not masks:
+            binary = tf.fill(tf.shape(label), 255)
+        image, binary = augment(image, binary, size, scale_range=scale_range)
+        inputs = {"data": image, "cls-label": tf.one_hot(c - 1, num_object_classes)}
+        if target == "class":
+            return inputs, c - 1
+        if target == "both":
+            return inputs, {"seg-score": binary, "cls-score-voc-att": c - 1}
+        return inputs, binary
+
+    ds = ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.batch(int(batch_size), drop_remainder=True).prefetch(tf.data.AUTOTUNE)

@@ -1,4 +1,4 @@
-"""DeconvNet and FCN-8s recipes on your own data (``keras-deconv train ... --data folder --data-dir DIR``).
+"""The recipes on your own data (``keras-deconv train ... --data folder --data-dir DIR``).
 
 The number of classes and their names come from ``DIR/classes.txt``; the
 training batches stream from ``DIR/images/train`` and ``DIR/masks/train``
@@ -20,7 +20,11 @@ What changes against the ``shapes`` recipes, and why:
   stage: the settings of the shipped small models (SGD from scratch sat on
   the predict-background plateau there). ``--hparam optimizer=sgd
   --hparam lr=...`` restores the papers' solver.
-* The exported weights are tagged ``folder`` (``export/folder.weights.h5``).
+* The exported weights are tagged ``folder`` (``export/folder.weights.h5``;
+  DecoupledNet: one file per budget, ``export/<budget>.weights.h5``).
+* DecoupledNet (:class:`FolderDecoupledNetRecipe`) and TransferNet
+  (:class:`FolderTransferNetRecipe`) take their image-level labels from the
+  masks and skip the ``shapes`` source-domain pretraining.
 """
 
 import os
@@ -28,11 +32,13 @@ import os
 import numpy as np
 
 from keras_deconv.datasets import folder
+from keras_deconv.training import data as train_data
 from keras_deconv.training import folder_data
-from keras_deconv.training.recipes import DeconvNetRecipe, FCN8sRecipe
+from keras_deconv.training.recipes import (DeconvNetRecipe, DecoupledNetRecipe, FCN8sRecipe, TransferNetRecipe,
+                                           build_cam_classifier, unit_variance_init)
 
 #: Recipes that train on folder data.
-FOLDER_RECIPES = ("deconvnet", "fcn8s")
+FOLDER_RECIPES = ("deconvnet", "fcn8s", "decouplednet", "transfernet")
 
 
 class FolderData:
@@ -96,15 +102,195 @@ class FolderFCN8sRecipe(FolderData, FCN8sRecipe):
         return self.folder_batches(seed, "native", self.invariances)
 
 
+class FolderDecoupledNetRecipe(FolderData, DecoupledNetRecipe):
+    """DecoupledNet on a folder dataset: image-level labels from the masks, ``--budget N`` masks per class.
+
+    The classification stage sees every train image with the classes its
+    (cropped) mask holds as image-level labels; each segmentation stage sees
+    the (image, class) pairs of the strong images only
+    (:func:`~keras_deconv.training.folder_data.strong_images`: ``N`` images
+    per class, in name order; ``all``: every image). No pretraining stage
+    (``shapes``' source domain does not exist here): the encoder starts from
+    ``--init-vgg16`` or a data-dependent initialisation. One budget per run
+    makes the run a model (``card.json``); several budgets export one weights
+    file each.
+    """
+
+    defaults = {key: value for key, value in dict(DecoupledNetRecipe.defaults, budgets="all",
+                                                  **FOLDER_DEFAULTS).items() if not key.startswith("pretrain")}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.present = folder_data.present_classes(self.train_split)
+        empty = [name for c, name in enumerate(self.class_names[1:], 1)
+                 if not any(c in classes for classes in self.present)]
+        if len(empty) == self.num_classes - 1:
+            raise folder.FolderDatasetError(f"{self.data_dir}: no train mask holds a class other than the "
+                                            "background; DecoupledNet learns the classes present in images.")
+
+    def pretrain_stages(self):
+        return []  # shapes' source-domain pretraining has no counterpart in a folder dataset
+
+    def _build_model(self, batch_norm="trainable"):
+        from keras_deconv import models
+
+        return models.DecoupledNet(self.num_classes - 1, self.input_shape, batch_norm=batch_norm, **self.config)
+
+    def strong_pairs(self, budget):
+        """``[(image index, class)]`` of the images that keep their masks under ``budget``."""
+        return [(i, c) for i in folder_data.strong_images(self.present, budget) for c in self.present[i]]
+
+    def stages(self):
+        stages = super().stages()
+        classification = stages[0]
+        classification.dataset = lambda: folder_data.image_label_batches(
+            self.train_split, self.hp["batch_size"], self.size, self.num_classes - 1, seed=self.seed)
+        for stage, budget in zip(stages[1:], self.budgets):
+            stage.dataset = (lambda budget=budget: folder_data.class_pair_batches(
+                self.train_split, self.strong_pairs(budget), self.hp["batch_size"], self.size, self.num_classes - 1,
+                seed=self.seed + 3))
+        return stages
+
+    def calibration(self, model, budget):
+        encoder = self.query_encoder(model)
+        ds = folder_data.class_pair_batches(self.train_split, self.strong_pairs(budget), 16, self.size,
+                                            self.num_classes - 1, seed=self.seed + 9, scale_range=(1, 1))
+        for inputs, _ in ds.as_numpy_iterator():
+            query = np.asarray(encoder(inputs["data"], training=False)) * inputs["cls-label"]
+            yield [inputs["data"], query]
+
+    def segmentation_graph(self, model):
+        import keras
+
+        image = keras.Input(self.input_shape, name="data")
+        label = keras.Input((self.num_classes - 1,), name="cls-label")
+        scores = self.query_encoder(model)(image)
+        query = keras.layers.Multiply(name="cls-score-mask")([scores, label])
+        seg = model([image, query])["seg-score"]
+        return keras.Model({"data": image, "cls-label": label}, seg, name="decouplednet_segmentation")
+
+    def describe(self):
+        info = super().describe()
+        info["data"]["strong_images"] = {str(b): len(folder_data.strong_images(self.present, b)) for b in self.budgets}
+        return info
+
+
+def parse_classes(text, class_names, option):
+    """``"cat,dog"`` or ``"1,2"`` -> sorted class ids (1-based) of ``class_names``; ValueError naming ``option``."""
+    lookup = {name.lower(): i for i, name in enumerate(class_names)}
+    ids = set()
+    for token in (t.strip() for t in str(text).split(",")):
+        if not token:
+            continue
+        value = int(token) if token.isdigit() else lookup.get(token.lower())
+        if value is None or not 1 <= value < len(class_names):
+            raise ValueError(f"{option}: {token!r} is not a class of classes.txt other than the background "
+                             f"({', '.join(class_names[1:])}, or 1-{len(class_names) - 1}).")
+        ids.add(value)
+    return sorted(ids)
+
+
+class FolderTransferNetRecipe(FolderData, TransferNetRecipe):
+    """TransferNet on a folder dataset: masks of the source classes only, image-level labels of every class.
+
+    ``source_classes`` (``--source-classes``) keep their masks;
+    ``target_classes`` (``--target-classes``, default: every other class)
+    are learnt from image-level labels (the classes their masks hold) and the
+    source classes' segmentation, as in the paper. Source images hold source
+    classes only, target images target classes only; images holding both
+    serve the encoder stage alone. No pretraining stage, as for DecoupledNet.
+    """
+
+    defaults = {key: value for key, value in dict(TransferNetRecipe.defaults, **FOLDER_DEFAULTS).items()
+                if not key.startswith("pretrain") and key not in ("optimizer", "lr")}
+
+    def __init__(self, data_dir, *args, source_classes=None, target_classes=None, **kwargs):
+        super().__init__(data_dir, *args, **kwargs)
+        if not source_classes:
+            raise ValueError("--data folder with transfernet needs --source-classes NAME[,NAME...]: the classes "
+                             "whose masks it learns from (the others are learnt from image-level labels).")
+        self.source_classes = parse_classes(source_classes, self.class_names, "--source-classes")
+        others = [c for c in range(1, self.num_classes) if c not in self.source_classes]
+        self.target_classes = (parse_classes(target_classes, self.class_names, "--target-classes")
+                               if target_classes else others)
+        both = sorted(set(self.source_classes) & set(self.target_classes))
+        if both or not self.target_classes or sorted(self.source_classes + self.target_classes) != list(
+                range(1, self.num_classes)):
+            raise ValueError(f"--source-classes and --target-classes must split the classes "
+                             f"{', '.join(self.class_names[1:])} in two non-empty parts, each class in one."
+                             + (f" In both: {', '.join(self.class_names[c] for c in both)}." if both else ""))
+        self.present = folder_data.present_classes(self.train_split)
+        self.domains = {}
+        for domain, classes in (("source", self.source_classes), ("target", self.target_classes)):
+            self.domains[domain] = [(i, c) for i, held in enumerate(self.present)
+                                    if held and set(held) <= set(classes) for c in held]
+            if not self.domains[domain]:
+                raise folder.FolderDatasetError(
+                    f"{self.data_dir}: no train image holds {domain} classes only "
+                    f"({', '.join(self.class_names[c] for c in classes)}); TransferNet needs images of each domain.")
+
+    def pretrain_stages(self):
+        return []
+
+    def _build_model(self, include_classifier=True):
+        from keras_deconv import models
+
+        return models.TransferNet(self.num_classes - 1, self.input_shape, include_classifier=include_classifier,
+                                  **self.config)
+
+    def prepare(self):
+        if "transfernet" not in self.models:
+            model = self._build_model()
+            if not self.init_encoder(model):
+                convolutions = [layer.name for layer in model.layers if layer.name.startswith("conv") and layer.weights]
+                unit_variance_init(model, self.init_batch(), convolutions)
+            self.models["transfernet"] = model
+            self.models["cam"] = build_cam_classifier(self.num_classes - 1, self.input_shape, encoder_model=model)
+
+    def _domain_pairs(self, target):
+        def pairs(domain, masks, seed):
+            return folder_data.class_pair_batches(self.train_split, self.domains[domain], self.hp["batch_size"],
+                                                  self.size, self.num_classes - 1, masks=masks, target=target,
+                                                  seed=seed)
+
+        return train_data.alternate(pairs("target", False, self.seed + 5), pairs("source", True, self.seed + 6))
+
+    def stages(self):
+        stages = super().stages()
+        stages[0].dataset = lambda: folder_data.image_label_batches(
+            self.train_split, self.hp["batch_size"], self.size, self.num_classes - 1, seed=self.seed)
+        return stages
+
+    def export(self, calibration_batches=None):
+        from keras_deconv.training.callbacks import copy_weights_by_name
+
+        deploy = self._build_model(include_classifier=False)
+        copy_weights_by_name(self.models["transfernet"], deploy)
+        cam = build_cam_classifier(self.num_classes - 1, self.input_shape, width=self.config.get("width", 1 / 16))
+        copy_weights_by_name(self.models["cam"], cam)
+        return {self.export_tag: deploy, "cam-baseline": cam}
+
+    def describe(self):
+        info = super().describe()
+        info["data"]["domains"] = {
+            domain: {"classes": [self.class_names[c] for c in classes],
+                     "images": len({i for i, _ in self.domains[domain]})}
+            for domain, classes in (("source", self.source_classes), ("target", self.target_classes))}
+        return info
+
+
 def folder_recipe(name, data_dir, **kwargs):
-    """The recipe ``name`` (``"deconvnet"`` or ``"fcn8s"``) on the folder dataset ``data_dir``.
+    """The recipe ``name`` (one of :data:`FOLDER_RECIPES`) on the folder dataset ``data_dir``.
+
+    ``transfernet`` also takes ``source_classes`` and ``target_classes``
+    (comma-separated names or ids).
 
     Raises:
         ValueError: another recipe name.
         keras_deconv.datasets.folder.FolderDatasetError: a broken dataset.
     """
-    recipes = {"deconvnet": FolderDeconvNetRecipe, "fcn8s": FolderFCN8sRecipe}
+    recipes = {"deconvnet": FolderDeconvNetRecipe, "fcn8s": FolderFCN8sRecipe, "decouplednet": FolderDecoupledNetRecipe,
+               "transfernet": FolderTransferNetRecipe}
     if name not in recipes:
-        raise ValueError(f"--data folder trains {' and '.join(FOLDER_RECIPES)}; recipe {name!r} needs image-level "
-                         "labels or two domains, which the folder format does not describe.")
+        raise ValueError(f"--data folder trains {', '.join(FOLDER_RECIPES)}. Received {name!r}.")
     return recipes[name](data_dir, **kwargs)

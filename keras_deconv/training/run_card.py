@@ -1,6 +1,6 @@
 """A run directory as a model: ``card.json`` and ``classes.txt`` next to ``export/``.
 
-After the export of a DeconvNet or FCN-8s run, :func:`write_card` writes a
+After the export of a DeconvNet, FCN-8s, (one-budget) DecoupledNet or TransferNet run, :func:`write_card` writes a
 card in the zoo's format (architecture, pipeline, class names, the weights
 file, training data and steps) plus, for folder data with a ``val`` split,
 the metrics of the exported model on it. ``keras_deconv.zoo.load(RUN_DIR)``
@@ -10,6 +10,8 @@ reads it. The library never imports the zoo: the card is plain JSON.
 import os
 import time
 
+import numpy as np
+
 from keras_deconv.metrics import ConfusionMatrix
 from keras_deconv.training.callbacks import write_json
 
@@ -17,7 +19,16 @@ CARD_FILE = "card.json"
 CLASSES_FILE = "classes.txt"
 
 #: recipe -> (builder in keras_deconv.models, pipeline class in keras_deconv.pipelines)
-ARCHITECTURES = {"deconvnet": ("DeconvNet", "DeconvNetPipeline"), "fcn8s": ("FCN8s", "FCN8sPipeline")}
+ARCHITECTURES = {"deconvnet": ("DeconvNet", "DeconvNetPipeline"), "fcn8s": ("FCN8s", "FCN8sPipeline"),
+                 "decouplednet": ("DecoupledNet", "DecoupledNetPipeline"),
+                 "transfernet": ("TransferNet", "TransferNetPipeline")}
+
+
+def builder_config(recipe):
+    """The builder arguments of the exported model: DecoupledNet counts object classes and has a fixed input."""
+    if recipe.name in ("decouplednet", "transfernet"):
+        return dict(recipe.config, num_classes=recipe.num_classes - 1, input_shape=list(recipe.input_shape))
+    return dict(recipe.config, num_classes=recipe.num_classes)
 
 
 def pipeline_spec(recipe):
@@ -25,6 +36,8 @@ def pipeline_spec(recipe):
     _, pipeline = ARCHITECTURES[recipe.name]
     if pipeline == "DeconvNetPipeline":
         return {"class": pipeline, "config": {"mode": "whole", "min_size": recipe.image_size}}
+    if pipeline in ("DecoupledNetPipeline", "TransferNetPipeline"):
+        return {"class": pipeline, "config": {}}
     return {"class": pipeline, "config": {"pad_to": None}}
 
 
@@ -33,7 +46,7 @@ def make_pipeline(recipe, model):
     from keras_deconv import models, pipelines
 
     builder, _ = ARCHITECTURES[recipe.name]
-    inference = getattr(models, builder)(num_classes=recipe.num_classes, **recipe.config)
+    inference = getattr(models, builder)(**builder_config(recipe))
     inference.set_weights(model.get_weights())
     spec = pipeline_spec(recipe)
     return getattr(pipelines, spec["class"])(inference, **spec["config"])
@@ -47,7 +60,11 @@ def evaluate_split(recipe, model, split):
     matrix = ConfusionMatrix(recipe.num_classes, ignore_label=folder.IGNORE_LABEL,
                              class_names=list(recipe.class_names))
     for _, image, label in folder.examples(split.root, split.split):
-        matrix.update(label, pipeline.predict([image])[0])
+        if recipe.name == "transfernet":  # it segments the classes it is told: those of the ground truth (oracle)
+            present = [[int(c) for c in np.unique(label) if 0 < c < recipe.num_classes]]
+            matrix.update(label, pipeline.predict([image], labels=present)[0])
+        else:
+            matrix.update(label, pipeline.predict([image])[0])
     return matrix
 
 
@@ -64,22 +81,30 @@ def val_metrics(recipe, model):
         "value": round(100 * float(matrix.mean_iou), 2), "pixel_accuracy": round(100 * float(matrix.pixel_accuracy), 2),
         "class_iou": {name: (None if v != v else round(100 * float(v), 2))
                       for name, v in zip(recipe.class_names, iou)},
-        "setting": "whole images, native size, no CRF", "seconds": round(time.perf_counter() - start, 1),
+        "setting": "whole images, native size, no CRF" + (", oracle image-level labels (the classes in each mask)"
+                                                          if recipe.name == "transfernet" else ""),
+        "seconds": round(time.perf_counter() - start, 1),
     }]
 
 
 def write_card(output, recipe, run, models):
     """Writes ``card.json`` and ``classes.txt`` into the run directory ``output``; returns the card."""
-    if recipe.name not in ARCHITECTURES or len(models) != 1:
+    if recipe.name not in ARCHITECTURES:
         return None
-    (tag, model), = models.items()
+    if len(models) == 1:
+        (tag, model), = models.items()
+    elif recipe.export_tag in models:  # TransferNet: the network, next to its CAM baseline
+        tag, model = recipe.export_tag, models[recipe.export_tag]
+    else:
+        return None
     builder, _ = ARCHITECTURES[recipe.name]
     data = run.get("data") or {"kind": "shapes"}
     card = {
         "name": os.path.basename(os.path.abspath(output)),
         "title": f"{builder} trained by keras-deconv train ({data['kind']} data)",
-        "architecture": {"builder": builder, "config": dict(recipe.config, num_classes=recipe.num_classes),
-                         "input_size": [recipe.image_size, recipe.image_size], "num_classes": recipe.num_classes,
+        "architecture": {"builder": builder, "config": builder_config(recipe),
+                         "input_size": [recipe.image_size, recipe.image_size],
+                         "num_classes": builder_config(recipe)["num_classes"],
                          "parameter_count": int(model.count_params())},
         "pipeline": pipeline_spec(recipe),
         "category_names": list(recipe.class_names),

@@ -19,6 +19,7 @@ counter). Without it an existing run directory with state is an error.
 import os
 import shutil
 import sys
+import tempfile
 import time
 
 import keras
@@ -47,8 +48,55 @@ def make_strategy(name):
         devices = [d.name for d in (gpus or tf.config.list_logical_devices("CPU"))]
         return tf.distribute.MirroredStrategy(devices)
     if name == "multiworker":
-        return tf.distribute.MultiWorkerMirroredStrategy()
+        return _multiworker_strategy()
     raise ValueError(f"Unknown strategy {name!r}: expected 'default', 'mirrored' or 'multiworker'.")
+
+
+def worker_role(strategy):
+    """``(is_chief, "type:index")`` of this process in a multi-worker strategy; ``(True, "chief")`` otherwise.
+
+    The chief is the ``chief`` task, or worker 0 when ``TF_CONFIG`` names no
+    chief: it writes the run directory.
+    """
+    resolver = getattr(strategy, "cluster_resolver", None)
+    task_type = getattr(resolver, "task_type", None)
+    if resolver is None or task_type in (None, "chief"):
+        return True, "chief"
+    task_id = int(resolver.task_id or 0)
+    chief = task_type == "worker" and task_id == 0 and "chief" not in resolver.cluster_spec().as_dict()
+    return chief, f"{task_type}:{task_id}"
+
+
+def _multiworker_strategy():
+    """``tf.distribute.MultiWorkerMirroredStrategy`` (reads ``TF_CONFIG``), with ``reduce`` fixed for Keras 3.
+
+    With more than one worker, Keras 3 ``fit`` (3.15, TF 2.21) calls
+    ``strategy.reduce`` in two ways TF's collective reduce rejects (found
+    with two local workers; keras-team/keras#20585 reports the TF
+    multi-worker tutorial failing with Keras 3):
+
+    * on its first batch, an ``(images, labels)`` tuple of per-replica values,
+      to learn the input shapes: reduced here value by value;
+    * on every step's logs (per-replica scalars: loss, metrics) with
+      ``axis=0``: a scalar has no axis 0, so they are averaged over the
+      replicas (``axis=None``), which is what the logs mean.
+    """
+    import tensorflow as tf
+
+    class MultiWorkerMirroredStrategy(tf.distribute.MultiWorkerMirroredStrategy):
+        def reduce(self, reduce_op, value, axis):
+            if isinstance(value, (tuple, list, dict)):
+                return tf.nest.map_structure(lambda v: self.reduce(reduce_op, v, axis), value)
+            if axis is not None and _rank(self, value) == 0:
+                axis = None
+            return super().reduce(reduce_op, value, axis)
+
+    return MultiWorkerMirroredStrategy()
+
+
+def _rank(strategy, value):
+    local = strategy.experimental_local_results(value)[0] if hasattr(value, "values") else value
+    return getattr(getattr(local, "shape", None), "rank", None)
 
 
 class _Scope:
@@ -85,7 +133,10 @@ def train(recipe, output, *, epochs=10, resume=False, strategy=None, verbose=Non
             ``epochs`` epochs of ``ceil(N / epochs)`` steps).
         resume: continue a previous run in ``output``.
         strategy: ``None``, ``"mirrored"``, ``"multiworker"`` or a
-            ``tf.distribute.Strategy``.
+            ``tf.distribute.Strategy``. With several workers only the chief
+            (:func:`worker_role`) writes ``output``; the others train into a
+            temporary folder they remove, and return their ``run`` with
+            ``run["worker"]``.
         verbose: Keras ``fit`` verbosity (default: progress bar on a
             terminal, one line per epoch otherwise).
         export: fold BN and write ``output/export/<tag>.weights.h5``.
@@ -105,6 +156,25 @@ def train(recipe, output, *, epochs=10, resume=False, strategy=None, verbose=Non
     """
     if isinstance(strategy, str) or strategy is None:
         strategy = make_strategy(strategy)
+    options = dict(epochs=epochs, strategy=strategy, verbose=verbose, export=export, command=command,
+                   calibration_batches=calibration_batches, stop_after_epochs=stop_after_epochs,
+                   jit_compile=jit_compile, run_eagerly=run_eagerly)
+    chief, task = worker_role(strategy)
+    if chief:
+        return _train(recipe, output, resume=resume, export_prefix=export_prefix, **options)
+    # Every worker runs every step (the collectives need them all), but only the chief writes the run: the
+    # others write into a temporary folder, removed at the end (as in the TF multi-worker guide).
+    scratch = tempfile.mkdtemp(prefix=f"keras-deconv-{task.replace(':', '')}-")
+    try:
+        run = _train(recipe, scratch, resume=False, export_prefix=None, **options)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    run["worker"] = {"task": task, "chief": False, "wrote": "nothing (the chief writes the run directory)"}
+    return run
+
+
+def _train(recipe, output, *, epochs, resume, strategy, verbose, export, export_prefix, command, calibration_batches,
+           stop_after_epochs, jit_compile, run_eagerly):
     if _has_state(output) and not resume:
         raise FileExistsError(f"{output} already holds a training run: pass resume=True (--resume) to continue it, "
                               "or choose another output directory.")
