@@ -477,8 +477,10 @@ class LiteDenseSegmenter:
     FCN-8s: 1 and 500). A file exported with ``--any-size`` (dynamic height
     and width) runs at that padded size, whatever the image's size. A
     static file (``S x S``) runs images whose padded size fits in it, padded
-    to ``S x S``; larger ones need an ``--any-size`` export or a larger
-    ``--input-size``.
+    to ``S x S``; a larger image is resized to fit, segmented, and its
+    probabilities resized back to its size (an approximation of the Keras
+    model, which runs at the full size; ``downscaled`` counts them): export
+    with ``--any-size`` or a larger ``--input-size`` for the exact result.
 
     ``metadata`` is what the export recorded in the file
     (:func:`tflite_metadata`, e.g. ``class_names``), or
@@ -503,6 +505,8 @@ class LiteDenseSegmenter:
         names = self.metadata.get("class_names")
         num_labels = int(self.model.outputs["scores"]["shape"][-1])
         self.class_names = list(names) if isinstance(names, list) and len(names) == num_labels else None
+        #: Images larger than a static file, segmented downscaled (see :meth:`_downscaled`).
+        self.downscaled = 0
 
     def __call__(self, images):
         from keras_deconv import pipelines
@@ -512,18 +516,33 @@ class LiteDenseSegmenter:
             height, width = image.shape[:2]
             padded = self.padded_size(height, width)
             if not self.any_size and (padded[0] > self.size[0] or padded[1] > self.size[1]):
-                raise ValueError(f"Image of size {height}x{width} (padded {padded[0]}x{padded[1]}) does not fit the "
-                                 f"exported input size {self.size}; export with --any-size (any image size) or a "
-                                 "larger --input-size.")
-            canvas = np.empty((padded if self.any_size else self.size) + (3,), "float32")
-            canvas[:] = pipelines.CAFFE_MEAN_RGB
-            canvas[:height, :width] = image
-            scores = self.model(images=canvas[None])["scores"][0, :height, :width]
-            probabilities = pipelines._softmax(scores)
+                probabilities = self._downscaled(image)
+            else:
+                canvas = np.empty((padded if self.any_size else self.size) + (3,), "float32")
+                canvas[:] = pipelines.CAFFE_MEAN_RGB
+                canvas[:height, :width] = image
+                scores = self.model(images=canvas[None])["scores"][0, :height, :width]
+                probabilities = pipelines._softmax(scores)
             results.append(pipelines.Segmentation(probabilities.argmax(-1).astype("int32"),
                                                   probabilities.reshape(-1, probabilities.shape[-1]).max(0),
                                                   probabilities.astype("float32")))
         return results
+
+    def _downscaled(self, image):
+        """A static file and an image larger than it: resize the image to fit, segment, resize the probabilities back.
+
+        The Keras model would run at the full size; this approximates it at
+        the file's resolution (``--any-size`` exports run at the full size).
+        """
+        import tensorflow as tf
+
+        height, width = image.shape[:2]
+        scale = min(self.size[0] / height, self.size[1] / width)
+        small = (max(1, int(height * scale)), max(1, int(width * scale)))
+        resized = tf.image.resize(image[None].astype("float32"), small, "bilinear", antialias=True)[0].numpy()
+        probabilities = self([np.clip(np.round(resized), 0, 255).astype("uint8")])[0].probabilities
+        self.downscaled += 1
+        return tf.image.resize(probabilities[None], (height, width), "bilinear")[0].numpy()
 
     def padded_size(self, height, width):
         """``(H, W)``: the size the Keras pipeline pads a ``height x width`` image to (see :attr:`padding`)."""

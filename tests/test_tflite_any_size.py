@@ -47,11 +47,18 @@ def test_an_any_size_export_segments_images_of_other_sizes_like_keras(files):
         for image, result, reference in zip(images, results, references):
             assert result.labels.shape == image.shape[:2]
             assert np.mean(result.labels == reference.labels) >= 0.995
-    # The static file runs what fits its 64 x 64 input and names the way out for the rest.
+    # The static file runs what fits its 64 x 64 input exactly, and a larger image resized to fit.
     static = lite.load(files["static"])
-    assert static([_scene(50, 60)])[0].labels.shape == (50, 60)
-    with pytest.raises(ValueError, match=r"50x70 \(padded 64x96\) does not fit .*--any-size"):
-        static([_scene(50, 70)])
+    assert static([_scene(50, 60)])[0].labels.shape == (50, 60) and static.downscaled == 0
+    large = _scene(128, 96, 1)
+    result = static([large])[0]
+    assert result.labels.shape == (128, 96) and static.downscaled == 1
+    # An approximation of Keras at full size: the Keras pipeline on the downscaled image, scaled back.
+    small = tf.cast(tf.image.resize(large[None].astype("float32"), (64, 48), antialias=True) + 0.5, tf.uint8).numpy()[0]
+    reference = keras_pipeline([small])[0].probabilities
+    expected = tf.image.resize(reference[None], (128, 96)).numpy()[0].argmax(-1)
+    assert np.mean(result.labels == expected) >= 0.995
+    assert len(np.unique(result.labels)) > 1
 
 
 def test_any_size_is_refused_where_it_does_not_apply(tmp_path):
