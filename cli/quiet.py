@@ -18,6 +18,7 @@ therefore does three things before TensorFlow is imported:
 ``keras-deconv --verbose`` skips all of it.
 """
 
+import atexit
 import logging
 import os
 import re
@@ -81,29 +82,42 @@ class _StderrFilter:
             os.write(self.original, b"\n".join(kept) + b"\n")
 
     def close(self):
-        """Forward what is still in the pipe; from now on descriptor 2 goes nowhere.
+        """Restore descriptor 2 and ``sys.stderr``, forwarding what is still in the pipe."""
+        sys.stderr.flush()
+        os.dup2(self.original, 2)  # closes the pipe's last write end: the thread sees EOF
+        self.thread.join(timeout=5)
+        sys.stderr.close()
+        sys.stderr = self.python_stderr
+        os.close(self.original)
 
-        LiteRT logs from its destructors after Python's last line has run,
-        too late for the filter thread; those lines go to the null device,
-        while Python's own ``sys.stderr`` keeps the real stderr to the end.
-        """
+
+def _mute_at_exit():
+    """Point descriptor 2 at the null device once Python is done.
+
+    LiteRT logs from C++ destructors (``INFO: [accelerator_registry.cc:43]
+    DestroyAccelerator ...``) after the interpreter's last line, too late for
+    any filter; by then the command has said all it has to say.
+    """
+    try:
         sys.stderr.flush()
         null = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(null, 2)  # closes the pipe's last write end: the thread sees EOF
+        os.dup2(null, 2)
         os.close(null)
-        self.thread.join(timeout=5)
+    except (OSError, ValueError):
+        pass
 
 
 def silence():
     """Silence the runtimes' logging for this process (call before importing TensorFlow).
 
-    Returns a callable that drains the filter (the CLI calls it when the command is done).
+    Returns a callable that removes the filter (the CLI calls it when the command is done).
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     os.environ.setdefault("ABSL_MIN_LOG_LEVEL", "3")
     for name in ("tensorflow", "absl", "keras", "py.warnings"):
         logging.getLogger(name).setLevel(logging.ERROR)
     logging.captureWarnings(True)
+    atexit.register(_mute_at_exit)
     try:
         stream = _StderrFilter()
     except (OSError, ValueError, AttributeError):  # no real descriptor 2 (embedded, some test runners)
