@@ -19,6 +19,7 @@ True
 
 import re
 
+from keras_deconv.progress import progress_bar
 from keras_deconv._atomic import write_atomically
 from keras_deconv.export.calibration import CALIBRATION_COUNT, _calibration_images
 from keras_deconv.export.errors import ExportError
@@ -129,7 +130,8 @@ def to_tflite(model, path=None, quantize="none", representative_data=None, input
             converter.inference_input_type, converter.inference_output_type = tf.uint8, tf.int8
 
         def calibration():
-            for sample in representative_data:
+            total = len(representative_data) if hasattr(representative_data, "__len__") else None
+            for sample in progress_bar(representative_data, total=total, desc="int8 calibration", unit="img"):
                 yield [tf.convert_to_tensor(array) for array in sample]
 
         converter.representative_dataset = calibration

@@ -6,6 +6,8 @@ import time
 
 import keras
 
+from keras_deconv.progress import progress_bar
+
 
 class StageTimer(keras.callbacks.Callback):
     """Adds ``lr`` and wall-clock ``seconds`` (cumulative, across resumes) to the logs."""
@@ -27,6 +29,30 @@ class StageTimer(keras.callbacks.Callback):
                 logs["lr"] = float(lr(optimizer.iterations) if callable(lr) else lr)
             except TypeError:
                 logs["lr"] = float(keras.ops.convert_to_numpy(optimizer.learning_rate))
+
+
+class StageProgress(keras.callbacks.Callback):
+    """A tqdm bar over a stage's steps (``keras_deconv.progress``), with the running loss.
+
+    Replaces Keras's own bar (``fit(verbose=1)``) so that every long command
+    of the package shows the same kind of bar.
+    """
+
+    def __init__(self, steps, name, stream=None):
+        super().__init__()
+        self.steps, self.name, self.stream = int(steps), name, stream
+        self.bar = None
+
+    def on_train_begin(self, logs=None):
+        self.bar = progress_bar(total=self.steps, desc=self.name, unit="step", enabled=True, stream=self.stream)
+
+    def on_train_batch_end(self, batch, logs=None):
+        if logs and "loss" in logs:
+            self.bar.set_postfix_str(f"loss {float(logs['loss']):.4f}", refresh=False)
+        self.bar.update(1)
+
+    def on_train_end(self, logs=None):
+        self.bar.close()
 
 
 def copy_weights_by_name(source, target, *, strict=True, skip=()):

@@ -29,7 +29,7 @@ from keras_deconv._platform import describe_cpu
 from keras_deconv.metrics import StreamingMeanIoU
 from keras_deconv.training import recipes as recipes_lib
 from keras_deconv.training import run_card
-from keras_deconv.training.callbacks import StageTimer, read_json, write_json
+from keras_deconv.training.callbacks import StageProgress, StageTimer, read_json, write_json
 
 
 def make_strategy(name):
@@ -186,7 +186,7 @@ def _train(recipe, output, *, epochs, resume, strategy, verbose, export, export_
                 "replicas": strategy.num_replicas_in_sync if strategy else 1, "epochs": epochs,
                 "machine": describe_cpu()})
     run.setdefault("stages", {})
-    if verbose is None:
+    if verbose is None:  # a tqdm bar on a terminal, one line an epoch in a log
         verbose = 1 if sys.stderr.isatty() else 2
     keras.utils.set_random_seed(recipe.seed)
 
@@ -231,8 +231,10 @@ def _train(recipe, output, *, epochs, resume, strategy, verbose, export, export_
         print(f"[{recipe.name}] stage {stage.name}: {stage.steps} steps ({n_epochs} epochs x {steps_per_epoch}), "
               f"batch {recipe.hp.get('batch_size')}", file=sys.stderr)
         start = time.perf_counter()
+        if verbose == 1:
+            callbacks.append(StageProgress(n_epochs * steps_per_epoch, f"[{recipe.name}] {stage.name}"))
         history = fit_model.fit(dataset, epochs=n_epochs, steps_per_epoch=steps_per_epoch, callbacks=callbacks,
-                                verbose=verbose)
+                                verbose=0 if verbose == 1 else verbose)
         seconds = time.perf_counter() - start
         record = {"steps": n_epochs * steps_per_epoch, "seconds": round(previous.get("seconds", 0.0) * bool(resume)
                                                                         + seconds, 1)}
