@@ -1,4 +1,4 @@
-"""Training on PASCAL VOC 2012 (`train ... --data voc2012`): the file pairs, the run, the errors, on a tiny VOCdevkit."""
+"""Training on PASCAL VOC 2012 (`train ... --data voc2012`) on a tiny VOCdevkit: file pairs, the run, errors."""
 
 import json
 import os

@@ -21,7 +21,8 @@ Example:
 ...     os.makedirs(os.path.join(voc, sub))
 >>> _ = open(os.path.join(voc, "ImageSets/Segmentation/train.txt"), "w").write("2007_000032\\n")
 >>> Image.fromarray(np.zeros((6, 8, 3), np.uint8)).save(os.path.join(voc, "JPEGImages/2007_000032.jpg"))
->>> Image.fromarray(np.zeros((6, 8), np.uint8)).convert("P").save(os.path.join(voc, "SegmentationClass/2007_000032.png"))
+>>> mask = Image.fromarray(np.zeros((6, 8), np.uint8)).convert("P")  # VOC masks are palette PNGs
+>>> mask.save(os.path.join(voc, "SegmentationClass/2007_000032.png"))
 >>> dataset = voc_dataset(root)
 >>> dataset.kind, len(dataset.train), dataset.val, dataset.class_names[15]
 ('voc2012', 1, None, 'person')
