@@ -147,3 +147,79 @@ def test_folder_dataset_is_a_pair_dataset(tmp_path):
     dataset = folder.open_folder(root)
     assert dataset.kind == "folder" and len(dataset.train) == 4 and len(dataset.val) == 2
     assert isinstance(dataset.train, folder.FilePairs) and dataset.class_names == ("background", "disc", "bar")
+
+
+# ---------------------------------------------------------------- transfernet: COCO source domain, VOC target domain
+def make_coco(root, size=(48, 64)):
+    """``root/annotations/instances_train2017.json`` and ``root/train2017/``: 3 source images (frisbee, kite: not
+    VOC classes) drawn as polygons, one holding a crowd region, and 1 image with a dog (VOC: left out)."""
+    os.makedirs(os.path.join(root, "annotations"))
+    os.makedirs(os.path.join(root, "train2017"))
+    height, width = size
+    images, annotations = [], []
+    objects = {1: [(34, [8, 8, 30, 8, 30, 30, 8, 30], 0)], 2: [(38, [20, 10, 60, 10, 60, 40], 0)],
+               3: [(34, [0, 0, 16, 0, 16, 16, 0, 16], 0), (38, [30, 20, 50, 20, 50, 40, 30, 40], 1)],
+               4: [(18, [4, 4, 40, 4, 40, 40, 4, 40], 0)]}
+    rng = np.random.default_rng(1)
+    for image_id, anns in objects.items():
+        name = f"{image_id:012d}.jpg"
+        Image.fromarray(rng.integers(0, 255, (height, width, 3)).astype(np.uint8)).save(
+            os.path.join(root, "train2017", name))
+        images.append({"id": image_id, "file_name": name, "height": height, "width": width})
+        for category, polygon, crowd in anns:
+            annotations.append({"id": len(annotations) + 1, "image_id": image_id, "category_id": category,
+                                "iscrowd": crowd, "segmentation": [polygon]})
+    categories = [{"id": 18, "name": "dog"}, {"id": 34, "name": "frisbee"}, {"id": 38, "name": "kite"}]
+    with open(os.path.join(root, "annotations", "instances_train2017.json"), "w") as f:
+        json.dump({"images": images, "annotations": annotations, "categories": categories}, f)
+    return str(root)
+
+
+def test_transfer_dataset_joins_coco_masks_and_voc_images_in_transfernets_label_space(tmp_path):
+    from keras_deconv.datasets import coco
+
+    make_vocdevkit(tmp_path / "voc")
+    coco_dir = make_coco(tmp_path / "coco")
+    dataset = coco.transfer_dataset(coco_dir, tmp_path / "voc", tmp_path / "cache")
+    assert dataset.class_names == coco.TRANSFERNET_CLASS_NAMES and len(dataset.class_names) == 81
+    assert dataset.train.names == ["1", "2", "3", *TRAIN_IDS] and dataset.val.names == VAL_IDS  # the dog image out
+    masks = [folder.read_mask(path) for path in dataset.train.mask_paths[:3]]
+    source = coco.CocoTransferSource(os.path.join(coco_dir, "annotations", "instances_train2017.json"),
+                                     os.path.join(coco_dir, "train2017"))
+    for image_id, mask in zip((1, 2, 3), masks):  # the cached masks are the source's rasterisation
+        np.testing.assert_array_equal(mask, source.example(image_id)["label"])
+    frisbee, kite = coco.TRANSFERNET_CLASS_NAMES.index("frisbee"), coco.TRANSFERNET_CLASS_NAMES.index("kite")
+    assert set(np.unique(masks[2]).tolist()) == {0, frisbee, 255}  # the crowd kite is void
+    assert kite in masks[1] and 21 <= frisbee <= 80
+    cached = os.path.getmtime(dataset.train.mask_paths[0])
+    again = coco.transfer_dataset(coco_dir, tmp_path / "voc", tmp_path / "cache")
+    assert again.train.mask_paths == dataset.train.mask_paths and os.path.getmtime(again.train.mask_paths[0]) == cached
+
+
+def test_train_transfernet_coco_to_voc_then_load_the_run(tmp_path, monkeypatch):
+    from keras_deconv import zoo
+    from keras_deconv.cli.main import cli
+
+    monkeypatch.setenv("KERAS_DECONV_HOME", str(tmp_path / "home"))  # the mask cache
+    make_vocdevkit(tmp_path / "voc")
+    coco_dir = make_coco(tmp_path / "coco")
+    run_dir = str(tmp_path / "tn")
+    runner = CliRunner()
+    result = runner.invoke(cli, ["train", "transfernet", "-o", run_dir, "--data", "coco", "--data-dir", coco_dir])
+    assert result.exit_code == 2 and "--target-data voc2012 --target-dir" in result.output
+    result = runner.invoke(cli, ["train", "transfernet", "-o", run_dir, "--data", "coco", "--data-dir",
+                                 str(tmp_path / "nothing"), "--target-data", "voc2012", "--target-dir",
+                                 str(tmp_path / "voc")])
+    assert result.exit_code == 1 and len(result.output.strip().splitlines()) == 1
+    assert "no such directory" in result.output
+    result = runner.invoke(cli, ["train", "transfernet", "-o", run_dir, "--data", "coco", "--data-dir", coco_dir,
+                                 "--target-data", "voc2012", "--target-dir", str(tmp_path / "voc"), *FAST])
+    assert result.exit_code == 0, (result.output, result.exception)
+    run = json.loads(open(os.path.join(run_dir, "run.json")).read())
+    assert run["data"]["kind"] == "coco-voc2012"
+    assert run["data"]["domains"]["source"]["images"] == 3 and run["data"]["domains"]["target"]["images"] == 4
+    assert run["data"]["domains"]["target"]["classes"] == list(voc_files.CLASS_NAMES[1:])
+    card = json.loads(open(os.path.join(run_dir, "card.json")).read())
+    assert card["default_weights"] == "coco-voc2012" and card["weights"]["coco-voc2012"]["metrics"][0]["images"] == 2
+    seg = zoo.load_segmenter(run_dir)
+    assert seg.family == "TransferNet" and len(seg.class_names) == 81

@@ -376,7 +376,7 @@ def run_training_images(run_dir):
     data = next(iter(data.values())).get("training", {}).get("data") or {}
     if data.get("kind") == "folder" and data.get("dir"):
         return os.path.join(data["dir"], "images", "train")
-    if data.get("kind") == "voc2012":  # VOC train images, as for the authors' models (the export's --data-dir)
+    if data.get("kind") in ("voc2012", "coco-voc2012"):  # as the authors' models: VOC train (the export's --data-dir)
         return "voc2012"
     return "shapes"
 

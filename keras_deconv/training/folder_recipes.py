@@ -296,8 +296,9 @@ def folder_recipe(name, data_dir, **kwargs):
     """The recipe ``name`` (one of :data:`FOLDER_RECIPES`) on the folder dataset ``data_dir``.
 
     ``data_dir`` may also be a :class:`~keras_deconv.datasets.folder.PairDataset`
-    (e.g. :func:`keras_deconv.datasets.voc_files.voc_dataset`; ``deconvnet``
-    and ``fcn8s`` only for VOC).
+    (e.g. :func:`keras_deconv.datasets.voc_files.voc_dataset`: ``deconvnet``
+    and ``fcn8s``; :func:`keras_deconv.datasets.coco.transfer_dataset`:
+    ``transfernet``, COCO's 60 classes with masks, VOC's 20 from image labels).
 
     ``transfernet`` also takes ``source_classes`` and ``target_classes``
     (comma-separated names or ids).
@@ -309,7 +310,10 @@ def folder_recipe(name, data_dir, **kwargs):
     recipes = {"deconvnet": FolderDeconvNetRecipe, "fcn8s": FolderFCN8sRecipe, "decouplednet": FolderDecoupledNetRecipe,
                "transfernet": FolderTransferNetRecipe}
     kind = data_dir.kind if isinstance(data_dir, folder.PairDataset) else "folder"
-    names = FOLDER_RECIPES if kind == "folder" else VOC_RECIPES
+    names = {"folder": FOLDER_RECIPES, "voc2012": VOC_RECIPES, "coco-voc2012": ("transfernet",)}[kind]
     if name not in names:
         raise ValueError(f"--data {kind} trains {', '.join(names)}. Received {name!r}.")
+    if kind == "coco-voc2012":  # TransferNet's label space: VOC 1-20 from image labels, COCO 21-80 with masks
+        kwargs.setdefault("source_classes", ",".join(map(str, range(21, 81))))
+        kwargs.setdefault("target_classes", ",".join(map(str, range(1, 21))))
     return recipes[name](data_dir, **kwargs)
