@@ -1,6 +1,6 @@
 """`keras-deconv train RECIPE`: the training recipes (DeconvNet, FCN-8s, DecoupledNet, TransferNet) on shapes,
-every recipe also on your own data (``--data folder --data-dir DIR``), DeconvNet and FCN-8s optionally fine-tuned
-(``--init``)."""
+every recipe also on your own data (``--data folder --data-dir DIR``), DeconvNet and FCN-8s also on PASCAL VOC 2012
+(``--data voc2012 --data-dir DIR``) and optionally fine-tuned (``--init``)."""
 
 import os
 import shlex
@@ -25,11 +25,18 @@ def _key_values(items, option):
 @click.option("--output", "-o", type=click.Path(file_okay=False), required=True,
               help="Run directory: checkpoints, CSV/TensorBoard logs, run.json, export/.")
 @click.option("--resume", is_flag=True, help="Continue the run in --output (finished stages are skipped).")
-@click.option("--data", type=click.Choice(["shapes", "folder"]), default="shapes", show_default=True,
+@click.option("--data", type=click.Choice(["shapes", "folder", "voc2012", "coco"]), default="shapes", show_default=True,
               help="shapes: the built-in synthetic data; folder: your own (--data-dir; deconvnet, fcn8s, "
-                   "decouplednet with image-level labels from the masks, transfernet with --source-classes).")
+                   "decouplednet with image-level labels from the masks, transfernet with --source-classes); "
+                   "voc2012: PASCAL VOC 2012 train.txt, val.txt scored (--data-dir; deconvnet, fcn8s); coco: "
+                   "transfernet's COCO source domain (--data-dir) with --target-data voc2012 --target-dir.")
 @click.option("--data-dir", type=click.Path(file_okay=False),
-              help="--data folder: the dataset (classes.txt, images/<split>/, masks/<split>/).")
+              help="--data folder: the dataset (classes.txt, images/<split>/, masks/<split>/); --data voc2012: the "
+                   "folder holding VOCdevkit/VOC2012/; --data coco: the folder holding annotations/ and train2017/.")
+@click.option("--target-data", type=click.Choice(["voc2012"]),
+              help="transfernet --data coco: the target domain (image-level labels only; its val.txt is scored).")
+@click.option("--target-dir", type=click.Path(file_okay=False),
+              help="--target-data voc2012: the folder holding VOCdevkit/VOC2012/.")
 @click.option("--image-size", type=int, default=64, show_default=True,
               help="shapes image side / training crop side (multiple of 32, >= 64); the models' input size.")
 @click.option("--config", "config", multiple=True, metavar="KEY=VALUE",
@@ -65,9 +72,9 @@ def _key_values(items, option):
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed (initialisation, data order).")
 @click.option("--no-jit", is_flag=True, help="Do not compile the training steps with XLA (default: XLA without a strategy).")
 @click.option("--quiet", "-q", is_flag=True, help="No per-epoch progress output.")
-def train_command(recipe, output, resume, data, data_dir, image_size, config, hparams, steps, epochs, budgets,
-                  source_classes, target_classes, init_vgg16, init_source, freeze_encoder, strategy, logical_cpus,
-                  export_prefix, seed, no_jit, quiet):
+def train_command(recipe, output, resume, data, data_dir, target_data, target_dir, image_size, config, hparams, steps,
+                  epochs, budgets, source_classes, target_classes, init_vgg16, init_source, freeze_encoder, strategy,
+                  logical_cpus, export_prefix, seed, no_jit, quiet):
     """Train RECIPE on the built-in shapes dataset or your own data, with checkpoints and resume.
 
     \b
@@ -85,6 +92,9 @@ def train_command(recipe, output, resume, data, data_dir, image_size, config, hp
           --config width=1.0 --config fc_units=4096 --config fc_kernel_size=7 --init-vgg16 vgg16.h5
       keras-deconv train fcn8s -o runs/x --steps 20 --strategy mirrored --logical-cpus 2
       keras-deconv train deconvnet -o runs/mine --data folder --data-dir my-data --init deconvnet-small
+      keras-deconv train fcn8s -o runs/voc --data voc2012 --data-dir ~/data/voc --image-size 224
+      keras-deconv train transfernet -o runs/tn-voc --data coco --data-dir ~/data/coco \\
+          --target-data voc2012 --target-dir ~/data/voc
       keras-deconv train decouplednet -o runs/dn5 --data folder --data-dir my-data --budget 5
       keras-deconv train transfernet -o runs/tn --data folder --data-dir my-data --source-classes cat,dog
     """
@@ -106,10 +116,16 @@ def train_command(recipe, output, resume, data, data_dir, image_size, config, hp
         raise click.UsageError("--source-classes and --target-classes apply to transfernet --data folder only.")
     if source_classes or target_classes:
         kwargs.update(source_classes=source_classes, target_classes=target_classes)
-    if data == "folder" and not data_dir:
-        raise click.UsageError("--data folder needs --data-dir DIR.")
+    if data in ("folder", "voc2012", "coco") and not data_dir:
+        raise click.UsageError(f"--data {data} needs --data-dir DIR.")
     if data == "shapes" and data_dir:
-        raise click.UsageError("--data-dir applies to --data folder only.")
+        raise click.UsageError("--data-dir applies to --data folder, voc2012 and coco only.")
+    if data == "coco" and (recipe != "transfernet" or target_data != "voc2012" or not target_dir):
+        raise click.UsageError("--data coco trains transfernet, with --target-data voc2012 --target-dir DIR.")
+    if data != "coco" and (target_data or target_dir):
+        raise click.UsageError("--target-data and --target-dir apply to transfernet --data coco only.")
+    if data == "voc2012" and recipe not in ("deconvnet", "fcn8s"):
+        raise click.UsageError(f"--data voc2012 trains deconvnet and fcn8s; {recipe} is not implemented on it.")
     if (init_source or freeze_encoder) and recipe not in ("deconvnet", "fcn8s"):
         raise click.UsageError("--init and --freeze-encoder apply to the deconvnet and fcn8s recipes.")
     from keras_deconv.datasets.folder import FolderDatasetError
@@ -124,6 +140,18 @@ def train_command(recipe, output, resume, data, data_dir, image_size, config, hp
             from keras_deconv.training.folder_recipes import folder_recipe
 
             instance = folder_recipe(recipe, data_dir, **options)
+        elif data == "voc2012":
+            from keras_deconv.datasets.voc_files import voc_dataset
+            from keras_deconv.training.folder_recipes import folder_recipe
+
+            instance = folder_recipe(recipe, voc_dataset(data_dir), **options)
+        elif data == "coco":
+            from keras_deconv.datasets.coco import transfer_dataset
+            from keras_deconv.training.folder_recipes import folder_recipe
+            from keras_deconv.zoo.cache import cache_dir
+
+            dataset = transfer_dataset(data_dir, target_dir, cache_dir() / "coco-masks")
+            instance = folder_recipe(recipe, dataset, **options)
         else:
             instance = training.get_recipe(recipe)(**options)
     except FolderDatasetError as error:
@@ -159,11 +187,12 @@ def train_command(recipe, output, resume, data, data_dir, image_size, config, hp
 def _start_model(source, recipe, data, data_dir, config, image_size):
     """``--init``: the start model (through the zoo) and the recipe config that fits it (user --config wins)."""
     from keras_deconv import training
-    from keras_deconv.datasets import folder, shapes
+    from keras_deconv.datasets import folder, shapes, voc_files
     from keras_deconv.training.run_card import ARCHITECTURES
     from keras_deconv.zoo import registry
 
-    num_classes = len(folder.read_classes(data_dir)) if data == "folder" else shapes.NUM_CLASSES
+    num_classes = {"folder": lambda: len(folder.read_classes(data_dir)), "voc2012": lambda: len(voc_files.CLASS_NAMES),
+                   "shapes": lambda: shapes.NUM_CLASSES}[data]()
     base = training.get_recipe(recipe)(image_size=image_size).default_config()
     model, start_config = registry.start_model(source, ARCHITECTURES[recipe][0], num_classes,
                                                dict(base, **config))

@@ -370,11 +370,14 @@ def run_weights_path(run_dir, tag=None):
 
 
 def run_training_images(run_dir):
-    """A run's training images (int8 calibration): ``"shapes"``, or ``DIR/images/train`` of its folder dataset."""
+    """A run's training images (int8 calibration): ``"shapes"``, ``DIR/images/train`` of its folder dataset, or
+    ``"voc2012"``."""
     data = run_card(run_dir)["weights"]
     data = next(iter(data.values())).get("training", {}).get("data") or {}
     if data.get("kind") == "folder" and data.get("dir"):
         return os.path.join(data["dir"], "images", "train")
+    if data.get("kind") in ("voc2012", "coco-voc2012"):  # as the authors' models: VOC train (the export's --data-dir)
+        return "voc2012"
     return "shapes"
 
 

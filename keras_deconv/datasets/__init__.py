@@ -7,7 +7,9 @@ Submodules load lazily so that ``import keras_deconv.datasets`` stays cheap:
   ``standard`` and a ``hard`` config; :mod:`keras_deconv.datasets.shapes_baselines`
   scores its no-learning references (all-background, colour-only).
 * :mod:`keras_deconv.datasets.voc`: the ``voc2012_seg`` TFDS builder (imports
-  ``tensorflow_datasets``), reading VOC 2012 and SBD from a manual directory.
+  ``tensorflow_datasets``), reading VOC 2012 and SBD from a manual directory;
+  :mod:`keras_deconv.datasets.voc_files` lists VOC's (image, mask) files for
+  training without it.
 * :mod:`keras_deconv.datasets.folder`: your own data, a folder of images
   and class-index masks (``classes.txt``, ``images/<split>/``, ``masks/<split>/``).
 * :mod:`keras_deconv.datasets.coco`: TransferNet's source domain (the 60
@@ -20,7 +22,7 @@ Submodules load lazily so that ``import keras_deconv.datasets`` stays cheap:
 
 import importlib
 
-_SUBMODULES = ("shapes", "shapes_baselines", "voc", "coco", "folder")
+_SUBMODULES = ("shapes", "shapes_baselines", "voc", "voc_files", "coco", "folder")
 
 __all__ = list(_SUBMODULES)
 

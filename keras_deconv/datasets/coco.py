@@ -43,8 +43,8 @@ import numpy as np
 
 from keras_deconv.datasets import categories
 
-__all__ = ["CocoTransferSource", "COCO_CLASS_NAMES", "SOURCE_CLASS_NAMES",
-           "TRANSFERNET_CLASS_NAMES", "rle_decode", "rle_string_to_counts", "polygons_to_mask"]
+__all__ = ["CocoTransferSource", "COCO_CLASS_NAMES", "SOURCE_CLASS_NAMES", "TRANSFERNET_CLASS_NAMES", "find_coco",
+           "mask_pairs", "polygons_to_mask", "rle_decode", "rle_string_to_counts", "transfer_dataset"]
 
 #: The 80 COCO instance categories (COCO category-id order) and the 60 not in VOC (TransferNet's
 #: source classes): one definition, shared with the model cards.
@@ -188,3 +188,85 @@ class CocoTransferSource:
                 label[mask > 0] = cls
                 present[cls - 1] = 1.0
         return {"image": image, "label": label, "image_labels": present, "image_id": int(image_id)}
+
+
+# ---------------------------------------------------------------- COCO -> VOC as file pairs (transfernet --data coco)
+#: Where the instances file and the images may sit inside a COCO folder, in the order they are tried.
+COCO_LAYOUTS = (("annotations/instances_train2017.json", "train2017"),
+                ("annotations/instances_train2014.json", "train2014"))
+
+
+def find_coco(coco_dir):
+    """``(instances file, image folder)`` inside ``coco_dir`` (see :data:`COCO_LAYOUTS`).
+
+    Raises:
+        keras_deconv.datasets.folder.FolderDatasetError: no such folder, or neither layout in it.
+    """
+    from keras_deconv.datasets.folder import FolderDatasetError
+
+    coco_dir = os.path.abspath(os.path.expanduser(os.fspath(coco_dir)))
+    if not os.path.isdir(coco_dir):
+        raise FolderDatasetError(f"{coco_dir}: no such directory. --data coco --data-dir DIR takes the folder "
+                                 "holding annotations/instances_train2017.json and train2017/.")
+    for annotations, images in COCO_LAYOUTS:
+        annotation_file, image_dir = os.path.join(coco_dir, annotations), os.path.join(coco_dir, images)
+        if os.path.isfile(annotation_file) and os.path.isdir(image_dir):
+            return annotation_file, image_dir
+    raise FolderDatasetError(f"{coco_dir}: no annotations/instances_train2017.json with train2017/ (or the 2014 "
+                             "pair) in it. Extract COCO's annotations and train images there.")
+
+
+def mask_pairs(source, cache_dir):
+    """The source's images with their masks rasterised once into ``cache_dir/<image id>.png`` (81-label space).
+
+    Masks already there are reused; each is written to a temporary name and
+    renamed, so an interrupted run leaves no partial file.
+
+    Returns:
+        :class:`keras_deconv.datasets.folder.FilePairs` (split ``"coco"``).
+    """
+    from PIL import Image
+
+    from keras_deconv.datasets.folder import FilePairs
+
+    os.makedirs(cache_dir, exist_ok=True)
+    names, image_paths, mask_paths = [], [], []
+    for image_id in source.image_ids:
+        mask_path = os.path.join(cache_dir, f"{image_id}.png")
+        if not os.path.isfile(mask_path):
+            partial = mask_path + ".partial.png"
+            Image.fromarray(source.example(image_id)["label"]).save(partial)
+            os.replace(partial, mask_path)
+        names.append(str(image_id))
+        image_paths.append(os.path.join(source.image_dir, source._images[image_id]["file_name"]))
+        mask_paths.append(mask_path)
+    return FilePairs(source.image_dir, "coco", TRANSFERNET_CLASS_NAMES, names, image_paths, mask_paths)
+
+
+def transfer_dataset(coco_dir, voc_dir, cache_dir):
+    """TransferNet's COCO -> VOC data as one :class:`~keras_deconv.datasets.folder.PairDataset` (81 labels).
+
+    ``train``: the COCO images holding only non-VOC categories, with masks
+    (labels 21-80, rasterised into ``cache_dir``), then the VOC 2012
+    ``train.txt`` images, whose masks (labels 1-20) only give image-level
+    labels in training; ``val``: VOC ``val.txt`` (None without the list).
+    """
+    import hashlib
+
+    from keras_deconv.datasets import folder, voc_files
+
+    annotation_file, image_dir = find_coco(coco_dir)
+    voc = voc_files.voc_dataset(voc_dir)
+    try:
+        source = CocoTransferSource(annotation_file, image_dir)
+    except (OSError, ValueError) as error:
+        raise folder.FolderDatasetError(str(error)) from None
+    if not len(source):
+        raise folder.FolderDatasetError(f"{annotation_file}: no image holds only non-VOC categories (TransferNet's "
+                                        "source domain).")
+    stat = os.stat(annotation_file)
+    key = hashlib.sha1(f"{annotation_file}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:16]
+    coco = mask_pairs(source, os.path.join(os.fspath(cache_dir), key))
+    train = folder.FilePairs(voc.root, "coco+train", TRANSFERNET_CLASS_NAMES, coco.names + voc.train.names,
+                             coco.image_paths + voc.train.image_paths, coco.mask_paths + voc.train.mask_paths)
+    return folder.PairDataset("coco-voc2012", voc.root, TRANSFERNET_CLASS_NAMES, train, voc.val)

@@ -43,8 +43,8 @@ import numpy as np
 
 from keras_deconv.images import IMAGE_EXTENSIONS, ImageError, read_image
 
-__all__ = ["CLASSES_FILE", "IGNORE_LABEL", "FolderDatasetError", "FolderSplit", "check", "examples", "read_classes",
-           "read_mask", "scan", "split_names"]
+__all__ = ["CLASSES_FILE", "IGNORE_LABEL", "FilePairs", "FolderDatasetError", "FolderSplit", "PairDataset", "check",
+           "examples", "open_folder", "read_classes", "read_mask", "scan", "split_names"]
 
 CLASSES_FILE = "classes.txt"
 IGNORE_LABEL = 255
@@ -57,8 +57,44 @@ class FolderDatasetError(ValueError):
 
 
 @dataclasses.dataclass
-class FolderSplit:
-    """One validated split of a folder dataset.
+class FilePairs:
+    """One split of a dataset as (image file, mask file) pairs: what training streams and evaluation reads.
+
+    A folder split (:class:`FolderSplit`) is one; so is a PASCAL VOC list
+    (:func:`keras_deconv.datasets.voc_files.voc_split`). Masks hold class
+    indices (palette PNGs by index), 255 = void.
+
+    Attributes:
+        root: the dataset folder (for messages).
+        split: the split name.
+        class_names: index 0 = background.
+        names: one id per pair.
+        image_paths, mask_paths: the files, in ``names`` order.
+    """
+
+    root: str
+    split: str
+    class_names: tuple
+    names: list
+    image_paths: list
+    mask_paths: list
+
+    @property
+    def num_classes(self):
+        return len(self.class_names)
+
+    def __len__(self):
+        return len(self.names)
+
+    def examples(self):
+        """Yields ``(name, image (H, W, 3) uint8, label (H, W) uint8)`` in order."""
+        for name, image_path, mask_path in zip(self.names, self.image_paths, self.mask_paths):
+            yield name, read_image(image_path), read_mask(mask_path).astype(np.uint8)
+
+
+@dataclasses.dataclass
+class FolderSplit(FilePairs):
+    """One validated split of a folder dataset (:class:`FilePairs` plus pixel counts).
 
     Attributes:
         root: the dataset folder.
@@ -70,21 +106,39 @@ class FolderSplit:
         void_pixels: pixels marked 255.
     """
 
-    root: str
-    split: str
-    class_names: tuple
-    names: list
-    image_paths: list
-    mask_paths: list
     pixel_counts: np.ndarray
     void_pixels: int
 
-    @property
-    def num_classes(self):
-        return len(self.class_names)
 
-    def __len__(self):
-        return len(self.names)
+@dataclasses.dataclass
+class PairDataset:
+    """A dataset to train on: its train pairs, optional held-out pairs and class names.
+
+    Attributes:
+        kind: ``"folder"`` or ``"voc2012"`` (the weights tag of a run trained on it).
+        root: the folder given (``--data-dir``).
+        class_names: index 0 = background.
+        train: the :class:`FilePairs` to train on.
+        val: the :class:`FilePairs` scored after training, or None.
+    """
+
+    kind: str
+    root: str
+    class_names: tuple
+    train: FilePairs
+    val: FilePairs = None
+
+
+def open_folder(root):
+    """A folder dataset as a :class:`PairDataset`: ``train`` and (when present) ``val``, headers-only scans.
+
+    Masks are read and checked in full, images decode while training.
+    """
+    root = os.path.abspath(os.fspath(root))
+    class_names = read_classes(root)
+    train = scan(root, "train", decode_images=False)
+    val = scan(root, "val", decode_images=False) if "val" in split_names(root) else None
+    return PairDataset("folder", root, class_names, train, val)
 
 
 def _listing(paths, root, limit=SHOWN_FILES):
@@ -311,6 +365,4 @@ def examples(root, split="val"):
 
     The data source for evaluating a model on your own data.
     """
-    info = scan(root, split, decode_images=False)
-    for name, image_path, mask_path in zip(info.names, info.image_paths, info.mask_paths):
-        yield name, read_image(image_path), read_mask(mask_path).astype(np.uint8)
+    yield from scan(root, split, decode_images=False).examples()

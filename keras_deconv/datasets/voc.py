@@ -47,16 +47,11 @@ import zlib
 import numpy as np
 import tensorflow_datasets as tfds
 
+from keras_deconv.datasets.voc_files import CLASS_NAMES, VOC_TAR
+
 __all__ = ["Voc2012Seg", "CLASS_NAMES", "read_sbd_mat", "read_mat_v5",
            "safe_extract"]
 
-CLASS_NAMES = (
-    "background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus",
-    "car", "cat", "chair", "cow", "diningtable", "dog", "horse", "motorbike",
-    "person", "pottedplant", "sheep", "sofa", "train", "tvmonitor",
-)
-
-VOC_TAR = "VOCtrainval_11-May-2012.tar"
 VOC_TEST_TAR = "VOC2012test.tar"
 SBD_TGZ = "benchmark.tgz"
 

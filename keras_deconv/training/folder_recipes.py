@@ -1,4 +1,4 @@
-"""The recipes on your own data (``keras-deconv train ... --data folder --data-dir DIR``).
+"""The recipes on your own data (``keras-deconv train ... --data folder --data-dir DIR``) and on VOC 2012.
 
 The number of classes and their names come from ``DIR/classes.txt``; the
 training batches stream from ``DIR/images/train`` and ``DIR/masks/train``
@@ -25,6 +25,11 @@ What changes against the ``shapes`` recipes, and why:
 * DecoupledNet (:class:`FolderDecoupledNetRecipe`) and TransferNet
   (:class:`FolderTransferNetRecipe`) take their image-level labels from the
   masks and skip the ``shapes`` source-domain pretraining.
+
+Any :class:`~keras_deconv.datasets.folder.PairDataset` trains the same way:
+DeconvNet and FCN-8s also take PASCAL VOC 2012
+(``--data voc2012``, :func:`keras_deconv.datasets.voc_files.voc_dataset`:
+``train.txt`` to train, ``val.txt`` scored, weights tagged ``voc2012``).
 """
 
 import os
@@ -42,18 +47,22 @@ FOLDER_RECIPES = ("deconvnet", "fcn8s", "decouplednet", "transfernet")
 
 
 class FolderData:
-    """Mixin: a recipe's data, class count and names from a folder dataset."""
+    """Mixin: a recipe's data, class count and names from a file-pair dataset (a folder, or VOC 2012).
+
+    ``data``: a folder dataset's path, or a
+    :class:`~keras_deconv.datasets.folder.PairDataset`.
+    """
 
     export_tag = "folder"
 
-    def __init__(self, data_dir, *args, hparams=None, **kwargs):
-        self.data_dir = os.path.abspath(os.fspath(data_dir))
-        self.class_names = folder.read_classes(self.data_dir)
+    def __init__(self, data, *args, hparams=None, **kwargs):
+        self.dataset = data if isinstance(data, folder.PairDataset) else folder.open_folder(data)
+        self.export_tag = self.dataset.kind
+        self.data_dir = self.dataset.root
+        self.class_names = tuple(self.dataset.class_names)
         self.num_classes = len(self.class_names)
-        # Headers only: masks are read and checked in full, images decode while training.
-        self.train_split = folder.scan(self.data_dir, "train", decode_images=False)
-        splits = folder.split_names(self.data_dir)
-        self.val_split = folder.scan(self.data_dir, "val", decode_images=False) if "val" in splits else None
+        self.train_split = self.dataset.train
+        self.val_split = self.dataset.val
         super().__init__(*args, hparams=hparams, **kwargs)
 
     def folder_batches(self, seed, framing="native", invariances=False, scale_range=(0.8, 1.25), shuffle=True):
@@ -71,7 +80,7 @@ class FolderData:
 
     def describe(self):
         info = super().describe()
-        info["data"] = {"kind": "folder", "dir": self.data_dir, "classes": list(self.class_names),
+        info["data"] = {"kind": self.dataset.kind, "dir": self.data_dir, "classes": list(self.class_names),
                         "train_images": len(self.train_split),
                         "val_images": len(self.val_split) if self.val_split is not None else 0}
         return info
@@ -279,8 +288,17 @@ class FolderTransferNetRecipe(FolderData, TransferNetRecipe):
         return info
 
 
+#: Recipes that train on PASCAL VOC 2012 (``--data voc2012``).
+VOC_RECIPES = ("deconvnet", "fcn8s")
+
+
 def folder_recipe(name, data_dir, **kwargs):
     """The recipe ``name`` (one of :data:`FOLDER_RECIPES`) on the folder dataset ``data_dir``.
+
+    ``data_dir`` may also be a :class:`~keras_deconv.datasets.folder.PairDataset`
+    (e.g. :func:`keras_deconv.datasets.voc_files.voc_dataset`: ``deconvnet``
+    and ``fcn8s``; :func:`keras_deconv.datasets.coco.transfer_dataset`:
+    ``transfernet``, COCO's 60 classes with masks, VOC's 20 from image labels).
 
     ``transfernet`` also takes ``source_classes`` and ``target_classes``
     (comma-separated names or ids).
@@ -291,6 +309,11 @@ def folder_recipe(name, data_dir, **kwargs):
     """
     recipes = {"deconvnet": FolderDeconvNetRecipe, "fcn8s": FolderFCN8sRecipe, "decouplednet": FolderDecoupledNetRecipe,
                "transfernet": FolderTransferNetRecipe}
-    if name not in recipes:
-        raise ValueError(f"--data folder trains {', '.join(FOLDER_RECIPES)}. Received {name!r}.")
+    kind = data_dir.kind if isinstance(data_dir, folder.PairDataset) else "folder"
+    names = {"folder": FOLDER_RECIPES, "voc2012": VOC_RECIPES, "coco-voc2012": ("transfernet",)}[kind]
+    if name not in names:
+        raise ValueError(f"--data {kind} trains {', '.join(names)}. Received {name!r}.")
+    if kind == "coco-voc2012":  # TransferNet's label space: VOC 1-20 from image labels, COCO 21-80 with masks
+        kwargs.setdefault("source_classes", ",".join(map(str, range(21, 81))))
+        kwargs.setdefault("target_classes", ",".join(map(str, range(1, 21))))
     return recipes[name](data_dir, **kwargs)

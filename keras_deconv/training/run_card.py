@@ -53,13 +53,13 @@ def make_pipeline(recipe, model):
 
 
 def evaluate_split(recipe, model, split):
-    """Confusion matrix of the exported ``model`` on a scanned folder split (whole images, native size)."""
+    """Confusion matrix of the exported ``model`` on a split's file pairs (whole images, native size)."""
     from keras_deconv.datasets import folder
 
     pipeline = make_pipeline(recipe, model)
     matrix = ConfusionMatrix(recipe.num_classes, ignore_label=folder.IGNORE_LABEL,
                              class_names=list(recipe.class_names))
-    for _, image, label in folder.examples(split.root, split.split):
+    for _, image, label in split.examples():
         if recipe.name == "transfernet":  # it segments the classes it is told: those of the ground truth (oracle)
             present = [[int(c) for c in np.unique(label) if 0 < c < recipe.num_classes]]
             matrix.update(label, pipeline.predict([image], labels=present)[0])
@@ -69,7 +69,7 @@ def evaluate_split(recipe, model, split):
 
 
 def val_metrics(recipe, model):
-    """Metrics on the folder dataset's ``val`` split, or ``[]`` without one."""
+    """Metrics on the dataset's held-out split (folder ``val``, VOC ``val.txt``), or ``[]`` without one."""
     split = getattr(recipe, "val_split", None)
     if split is None:
         return []
