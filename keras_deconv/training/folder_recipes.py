@@ -91,9 +91,19 @@ FOLDER_DEFAULTS = {"optimizer": "adam", "lr": 0.003, "invariances": 0}
 
 
 class FolderDeconvNetRecipe(FolderData, DeconvNetRecipe):
-    """DeconvNet on a folder dataset: stage 1 whole images (fit), stage 2 native-scale windows."""
+    """DeconvNet on a folder dataset: stage 1 whole images (fit), stage 2 native-scale windows.
 
-    defaults = dict(DeconvNetRecipe.defaults, stage1_stepsize=0.75, stage2_stepsize=0.75, **FOLDER_DEFAULTS)
+    Width 1/4, fc 256 and Adam 1e-3 by default: on ``bench/folder_train.py``'s
+    3-class dataset the shapes recipe's 1/16 width at 3e-3 stayed on the
+    all-background floor after 300 + 300 steps (val mIoU 29.95 = the floor),
+    these settings reached 43.61.
+    """
+
+    defaults = dict(DeconvNetRecipe.defaults, stage1_stepsize=0.75, stage2_stepsize=0.75,
+                    **{**FOLDER_DEFAULTS, "lr": 0.001})
+
+    def default_config(self):
+        return {**super().default_config(), "width": 0.25, "fc_units": 256}
 
     def stage1_data(self, seed, invariances):
         return self.folder_batches(seed, "fit", invariances)
