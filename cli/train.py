@@ -28,7 +28,7 @@ def _key_values(items, option):
 @click.option("--data", type=click.Choice(["shapes", "folder", "voc2012", "coco"]), default="shapes", show_default=True,
               help="shapes: the built-in synthetic data; folder: your own (--data-dir; deconvnet, fcn8s, "
                    "decouplednet with image-level labels from the masks, transfernet with --source-classes); "
-                   "voc2012: PASCAL VOC 2012 train.txt, val.txt scored (--data-dir; deconvnet, fcn8s); coco: "
+                   "voc2012: PASCAL VOC 2012 train.txt, val.txt scored (--data-dir; deconvnet, fcn8s, decouplednet); coco: "
                    "transfernet's COCO source domain (--data-dir) with --target-data voc2012 --target-dir.")
 @click.option("--data-dir", type=click.Path(file_okay=False),
               help="--data folder: the dataset (classes.txt, images/<split>/, masks/<split>/); --data voc2012: the "
@@ -124,8 +124,9 @@ def train_command(recipe, output, resume, data, data_dir, target_data, target_di
         raise click.UsageError("--data coco trains transfernet, with --target-data voc2012 --target-dir DIR.")
     if data != "coco" and (target_data or target_dir):
         raise click.UsageError("--target-data and --target-dir apply to transfernet --data coco only.")
-    if data == "voc2012" and recipe not in ("deconvnet", "fcn8s"):
-        raise click.UsageError(f"--data voc2012 trains deconvnet and fcn8s; {recipe} is not implemented on it.")
+    if data == "voc2012" and recipe not in ("deconvnet", "fcn8s", "decouplednet"):
+        raise click.UsageError(f"--data voc2012 trains deconvnet, fcn8s and decouplednet; {recipe} is not "
+                               "implemented on it (transfernet: --data coco --target-data voc2012).")
     if (init_source or freeze_encoder) and recipe not in ("deconvnet", "fcn8s"):
         raise click.UsageError("--init and --freeze-encoder apply to the deconvnet and fcn8s recipes.")
     from keras_deconv.datasets.folder import FolderDatasetError

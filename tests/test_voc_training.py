@@ -128,6 +128,21 @@ def test_train_voc_broken_data_is_one_error_line(tmp_path, breakage, named):
     assert not os.path.exists(out)
 
 
+def test_train_decouplednet_on_voc_with_a_budget_then_load_the_run(tmp_path):
+    from keras_deconv import zoo
+    from keras_deconv.cli.main import cli
+
+    make_vocdevkit(tmp_path / "data")
+    run_dir = str(tmp_path / "dn")
+    result = CliRunner().invoke(cli, ["train", "decouplednet", "-o", run_dir, "--data", "voc2012", "--data-dir",
+                                      str(tmp_path / "data"), "--budget", "1", *FAST])
+    assert result.exit_code == 0, (result.output, result.exception)
+    run = json.loads(open(os.path.join(run_dir, "run.json")).read())
+    assert run["data"]["kind"] == "voc2012" and list(run["stages"]) == ["classification", "segmentation-1"]
+    segmenter = zoo.load_segmenter(run_dir)
+    assert segmenter.family == "DecoupledNet" and segmenter.class_names == list(voc_files.CLASS_NAMES)
+
+
 def test_train_voc_usage_errors(tmp_path):
     from keras_deconv.cli.main import cli
 
@@ -135,9 +150,9 @@ def test_train_voc_usage_errors(tmp_path):
     result = runner.invoke(cli, ["train", "deconvnet", "-o", str(tmp_path / "r"), "--data", "voc2012"])
     assert result.exit_code == 2 and "--data voc2012 needs --data-dir" in result.output
     make_vocdevkit(tmp_path, size=(16, 16))
-    result = runner.invoke(cli, ["train", "decouplednet", "-o", str(tmp_path / "r"), "--data", "voc2012",
+    result = runner.invoke(cli, ["train", "transfernet", "-o", str(tmp_path / "r"), "--data", "voc2012",
                                  "--data-dir", str(tmp_path)])
-    assert result.exit_code == 2 and "deconvnet and fcn8s" in result.output
+    assert result.exit_code == 2 and "deconvnet, fcn8s and decouplednet" in result.output
 
 
 def test_folder_dataset_is_a_pair_dataset(tmp_path):

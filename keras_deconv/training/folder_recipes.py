@@ -299,15 +299,15 @@ class FolderTransferNetRecipe(FolderData, TransferNetRecipe):
 
 
 #: Recipes that train on PASCAL VOC 2012 (``--data voc2012``).
-VOC_RECIPES = ("deconvnet", "fcn8s")
+VOC_RECIPES = ("deconvnet", "fcn8s", "decouplednet")
 
 
 def folder_recipe(name, data_dir, **kwargs):
     """The recipe ``name`` (one of :data:`FOLDER_RECIPES`) on the folder dataset ``data_dir``.
 
     ``data_dir`` may also be a :class:`~keras_deconv.datasets.folder.PairDataset`
-    (e.g. :func:`keras_deconv.datasets.voc_files.voc_dataset`: ``deconvnet``
-    and ``fcn8s``; :func:`keras_deconv.datasets.coco.transfer_dataset`:
+    (e.g. :func:`keras_deconv.datasets.voc_files.voc_dataset`: ``deconvnet``,
+    ``fcn8s`` and ``decouplednet``; :func:`keras_deconv.datasets.coco.transfer_dataset`:
     ``transfernet``, COCO's 60 classes with masks, VOC's 20 from image labels).
 
     ``transfernet`` also takes ``source_classes`` and ``target_classes``
