@@ -202,6 +202,25 @@ def check_grid():
 
 
 
+def paint_objects(image, objects, fill, xx, yy, noise_sigma, pixel_rng, size):
+    """Paint ``objects`` in order over the float ``image`` (later ones occlude), add noise, annotate.
+
+    ``fill(obj, xx, yy)`` gives an object's full-frame colours; both configs
+    share this order of operations, which the ``hard`` checksums pin down.
+    """
+    ids = np.zeros((size, size), dtype=np.uint8)
+    full = []
+    for k, obj in enumerate(objects):
+        m = shape_mask(obj, xx, yy)
+        image[m] = fill(obj, xx, yy)[m]
+        ids[m] = k + 1
+        full.append(int(m.sum()))
+    if noise_sigma > 0:
+        image = image + pixel_rng.normal(0, noise_sigma, size=image.shape)
+    image = np.clip(np.round(image), 0, 255).astype(np.uint8)
+    return {"image": image, **annotate(objects, ids, full, size)}
+
+
 def annotate(objects, ids, full, size):
     """Label maps and per-object arrays of a rendered scene.
 

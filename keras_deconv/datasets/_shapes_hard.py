@@ -181,16 +181,5 @@ def render(scene, size, pixel_rng):
     image = _render_texture(scene["background"], xx, yy)
     for dis in scene["distractors"]:
         image[_distractor_mask(dis, xx, yy)] = dis["colour"]
-    objects = scene["objects"]
-    ids = np.zeros((size, size), dtype=np.uint8)
-    full = []
-    for k, obj in enumerate(objects):
-        m = geo.shape_mask(obj, xx, yy)
-        image[m] = _render_texture(obj["texture"], xx, yy)[m]
-        ids[m] = k + 1
-        full.append(int(m.sum()))
-    if scene["noise_sigma"] > 0:
-        image = image + pixel_rng.normal(0, scene["noise_sigma"], size=image.shape)
-    image = np.clip(np.round(image), 0, 255).astype(np.uint8)
-
-    return {"image": image, **geo.annotate(objects, ids, full, size)}
+    return geo.paint_objects(image, scene["objects"], lambda obj, x, y: _render_texture(obj["texture"], x, y),
+                             xx, yy, scene["noise_sigma"], pixel_rng, size)

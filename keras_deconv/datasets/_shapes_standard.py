@@ -249,15 +249,4 @@ def render(scene, size, pixel_rng):
     image = _background(scene["background"], xx, yy)
     for line in scene["lines"]:
         image[_line_mask(line, xx, yy)] = line["colour"]
-    objects = scene["objects"]
-    ids = np.zeros((size, size), dtype=np.uint8)
-    full = []
-    for k, obj in enumerate(objects):
-        m = geo.shape_mask(obj, xx, yy)
-        image[m] = _fill(obj, xx, yy)[m]
-        ids[m] = k + 1
-        full.append(int(m.sum()))
-    if scene["noise_sigma"] > 0:
-        image = image + pixel_rng.normal(0, scene["noise_sigma"], size=image.shape)
-    image = np.clip(np.round(image), 0, 255).astype(np.uint8)
-    return {"image": image, **geo.annotate(objects, ids, full, size)}
+    return geo.paint_objects(image, scene["objects"], _fill, xx, yy, scene["noise_sigma"], pixel_rng, size)
