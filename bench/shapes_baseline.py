@@ -14,7 +14,8 @@ What it does, in order:
    images of the streaming train split (``shapes.load``; no image is seen
    twice), for ``--minutes`` of wall-clock time. The learning rate follows a
    cosine decay over the *time* budget (``lr * (1 + cos(pi * t / T)) / 2``),
-   so any budget ends at zero. Loss: pixel cross-entropy, void (255) ignored.
+   so any budget ends at zero. Loss: pixel cross-entropy, void (255) ignored,
+   background pixels weighted by ``--background-weight`` (objects 1).
 3. Every ``--eval-every`` seconds prints one curve row: elapsed time, step,
    mean training loss since the last row, mIoU on the first
    ``--val-images`` val images.
@@ -95,7 +96,7 @@ def train(args, val):
     model = unet(shapes.NUM_CLASSES, args.image_size)
     print(f"model: U-Net, {model.count_params():,} parameters; Adam lr {args.lr} cosine-decayed over "
           f"{args.minutes:g} min; batch {args.batch_size}; {args.image_size}x{args.image_size}; "
-          f"{args.threads} thread(s)")
+          f"{args.threads} thread(s); background weight {args.background_weight:g}")
     optimizer = keras.optimizers.Adam(args.lr)
     loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=shapes.VOID_LABEL)
 
@@ -103,7 +104,9 @@ def train(args, val):
     def step(images, labels):
         with tf.GradientTape() as tape:
             logits = model(tf.cast(images, "float32"), training=True)
-            loss = loss_fn(tf.cast(labels, "int32"), logits)
+            labels = tf.cast(labels, "int32")
+            weights = tf.where(labels == 0, args.background_weight, 1.0)
+            loss = loss_fn(labels, logits, sample_weight=weights)
         grads = tape.gradient(loss, model.trainable_variables)
         optimizer.apply(grads, model.trainable_variables)
         return loss
@@ -179,6 +182,8 @@ def main():
     parser.add_argument("--val-images", type=int, default=100, help="val images per curve row")
     parser.add_argument("--colour-train-images", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--background-weight", type=float, default=0.2,
+                        help="loss weight of background pixels (objects 1); bench/torch_learnability.py measures it")
     parser.add_argument("--no-jit", dest="jit", action="store_false", help="no XLA for the training step")
     parser.add_argument("--curve", help="save the curve as this PNG file")
     args = parser.parse_args()

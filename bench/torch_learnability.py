@@ -8,6 +8,13 @@ Adam with cosine decay, softmax cross-entropy ignoring void; test mIoU on
 the 500 fixed test images (void ignored, background included).
 
     python bench/torch_learnability.py --steps 4000 --runs unet:1e-3 deconvnet:1e-3 deconvnet:3e-3
+
+A run may change the generator for the experiment (``kind:lr:key=value,...``):
+``rot`` (largest rotation either way, degrees; the generator's own otherwise),
+``dmin`` / ``dmax`` (object diameter range, fraction of the side), ``n=1`` (one object
+an image), ``flat=1`` (flat fills only); and the loss: ``bg`` (background's weight):
+
+    python bench/torch_learnability.py --runs unet:1e-3 unet:1e-3:rot=20,dmin=0.18
 """
 
 import argparse
@@ -25,7 +32,32 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from torch_deconvnet import TorchDeconvNet  # noqa: E402
 
-from keras_deconv.datasets import shapes, shapes_baselines  # noqa: E402
+from keras_deconv.datasets import _shapes_standard, shapes, shapes_baselines  # noqa: E402
+
+_ORIGINAL = {"sample_object": _shapes_standard._sample_object, "sample_scene": _shapes_standard.sample_scene,
+             "FILL_PROBS": _shapes_standard.FILL_PROBS,
+             "MIN_DIAMETER": _shapes_standard.MIN_DIAMETER, "MAX_DIAMETER": _shapes_standard.MAX_DIAMETER}
+
+
+def apply_variant(text):
+    """Patches the standard generator for one experiment (forked data workers inherit it)."""
+    settings = dict(item.split("=") for item in text.split(",") if item)
+    _shapes_standard.MIN_DIAMETER = float(settings.get("dmin", _ORIGINAL["MIN_DIAMETER"]))
+    _shapes_standard.MAX_DIAMETER = float(settings.get("dmax", _ORIGINAL["MAX_DIAMETER"]))
+    _shapes_standard._sample_object = _ORIGINAL["sample_object"]
+    _shapes_standard.sample_scene = _ORIGINAL["sample_scene"]
+    _shapes_standard.FILL_PROBS = (1.0, 0.0, 0.0) if settings.get("flat") == "1" else _ORIGINAL["FILL_PROBS"]
+    if settings.get("n") == "1":
+        _shapes_standard.sample_scene = lambda rng, classes: _ORIGINAL["sample_scene"](rng, classes[:1])
+    if "rot" in settings:
+        limit = np.radians(float(settings["rot"]))
+
+        def sample_object(rng, cls, placed):
+            obj = _ORIGINAL["sample_object"](rng, cls, placed)
+            obj["theta"] = float(rng.uniform(-limit, limit))
+            return obj
+
+        _shapes_standard._sample_object = sample_object
 
 MEAN = torch.tensor([123.68, 116.779, 103.939]).view(1, 3, 1, 1)
 
@@ -96,12 +128,14 @@ def test_miou(net, device, test):
     net.train()
     intersection = np.diag(confusion)
     union = confusion.sum(0) + confusion.sum(1) - intersection
-    return 100 * float(np.mean(intersection[union > 0] / union[union > 0]))
+    iou = intersection / np.maximum(union, 1)
+    test_miou.per_class = " ".join(f"{100 * v:.0f}" for v in iou)  # read by run() at the end
+    return 100 * float(np.mean(iou[union > 0]))
 
 
-def run(kind, lr, steps, device, test, workers, seed=0):
+def run(kind, lr, steps, device, test, workers, seed=0, background_weight=1.0):
     torch.manual_seed(seed)
-    if kind == "unet":
+    if kind.startswith("unet"):
         net = UNet()
     else:  # the deconvnet-small recipe's network: width 1/4, fc 256, 2x2 fc6, trainable BN
         net = TorchDeconvNet(13, 0.25, 256, 2, batch_norm=True)
@@ -114,7 +148,9 @@ def run(kind, lr, steps, device, test, workers, seed=0):
     losses = []
     for step, (images, labels) in enumerate(loader, 1):
         x, y = _tensor(images).to(device), labels.long().to(device)
-        loss = F.cross_entropy(net(x), y, ignore_index=255)
+        weight = torch.ones(13, device=device)
+        weight[0] = background_weight
+        loss = F.cross_entropy(net(x), y, weight=weight, ignore_index=255)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -124,6 +160,7 @@ def run(kind, lr, steps, device, test, workers, seed=0):
             print(f"{kind:9s} lr {lr:g} ({parameters:,} params)  step {step:5d}  loss {np.mean(losses[-100:]):.3f}  "
                   f"test mIoU {test_miou(net, device, test):6.2f}  [{time.perf_counter() - started:.0f} s]", flush=True)
         if step == steps:
+            print(f"  per-class test IoU (background first): {test_miou.per_class}", flush=True)
             break
 
 
@@ -138,8 +175,16 @@ def main():
     test = shapes.as_numpy("test")
     print(f"all-background test mIoU: {shapes_baselines.background_only_miou(test['label']):.2f}", flush=True)
     for item in args.runs:
-        kind, lr = item.split(":")
-        run(kind, float(lr), args.steps, device, test, args.workers)
+        kind, lr, variant = (item.split(":") + [""])[:3]
+        if variant:
+            apply_variant(variant)
+            test = shapes.as_numpy("test")
+            print(f"variant {variant}: all-background test mIoU "
+                  f"{shapes_baselines.background_only_miou(test['label']):.2f}", flush=True)
+        background_weight = float(dict(i.split("=") for i in variant.split(",") if i).get("bg", 1.0))
+        run(f"{kind}[{variant}]" if variant else kind, float(lr), args.steps, device, test, args.workers,
+            background_weight=background_weight)
+        apply_variant("")
 
 
 if __name__ == "__main__":

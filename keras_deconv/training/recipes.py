@@ -19,6 +19,7 @@ from keras_deconv.datasets import shapes
 from keras_deconv.metrics import StreamingMeanIoU
 from keras_deconv.training import data as train_data
 from keras_deconv.training import finetune
+from keras_deconv.training.losses import SegmentationLoss
 from keras_deconv.training import pretraining
 from keras_deconv.training.bn_folding import fold_batch_norm
 from keras_deconv.training.callbacks import copy_weights_by_name
@@ -65,8 +66,8 @@ def make_optimizer(kind, lr, steps, stepsize_fraction, momentum=0.9, weight_deca
     raise ValueError(f"Expected optimizer 'sgd' or 'adam'. Received {kind!r}.")
 
 
-def seg_loss():
-    return keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=IGNORE)
+def seg_loss(background_weight=1.0):
+    return SegmentationLoss(background_weight, ignore_class=IGNORE)
 
 
 @dataclasses.dataclass
@@ -312,7 +313,7 @@ class DeconvNetRecipe(Recipe):
     defaults = {
         "batch_size": 16, "stage1_steps": 800, "stage2_steps": 1600, "lr": 0.01, "momentum": 0.9,
         "weight_decay": 5e-4, "stage1_stepsize": 9000 / 20000, "stage2_stepsize": 10000 / 40000,
-        "calibration_batches": 50, "optimizer": "sgd", "invariances": 1,
+        "calibration_batches": 50, "optimizer": "sgd", "invariances": 1, "background_loss_weight": 1.0,
     }
 
     def default_config(self):
@@ -339,7 +340,8 @@ class DeconvNetRecipe(Recipe):
             model = self.models["deconvnet"]
             optimizer = make_optimizer(self.hp["optimizer"], self.hp["lr"], steps, self.hp[f"{key}_stepsize"],
                                        self.hp["momentum"], self.hp["weight_decay"])
-            return model, seg_loss(), None, optimizer, [StreamingMeanIoU(self.num_classes)]
+            return (model, seg_loss(self.hp["background_loss_weight"]), None, optimizer,
+                    [StreamingMeanIoU(self.num_classes)])
 
         return Stage(key, "deconvnet", steps, build, dataset, self.prepare)
 
@@ -379,7 +381,7 @@ class FCN8sRecipe(Recipe):
 
     name = "fcn8s"
     defaults = {"batch_size": 16, "train_steps": 1200, "lr": 0.01, "momentum": 0.9, "weight_decay": 5e-4,
-                "train_stepsize": 0.5, "optimizer": "sgd", "invariances": 1}
+                "train_stepsize": 0.5, "optimizer": "sgd", "invariances": 1, "background_loss_weight": 1.0}
 
     def default_config(self):
         return {"width": 1 / 16, "fc_units": 64}
@@ -402,7 +404,8 @@ class FCN8sRecipe(Recipe):
         def build():
             optimizer = make_optimizer(self.hp["optimizer"], self.hp["lr"], steps, self.hp["train_stepsize"],
                                        self.hp["momentum"], self.hp["weight_decay"])
-            return self.models["fcn8s"], seg_loss(), None, optimizer, [StreamingMeanIoU(self.num_classes)]
+            return (self.models["fcn8s"], seg_loss(self.hp["background_loss_weight"]), None, optimizer,
+                    [StreamingMeanIoU(self.num_classes)])
 
         return [Stage("train", "fcn8s", steps, build, lambda: self.train_data(self.seed), self.prepare)]
 
