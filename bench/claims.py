@@ -3,8 +3,8 @@
     python bench/claims.py [--count N] [--markdown] [--shapes-config hard]
 
 Data: the shapes test split (500 images, 64x64) of the generator config the
-shipped models were trained on (their cards' ``shapes_config``; override with
-``--shapes-config``), each model through its zoo pipeline (``zoo.load``), one
+shipped models of each part were trained on (their cards' ``shapes_config``;
+override with ``--shapes-config``), each model through its zoo pipeline (``zoo.load``), one
 ConfusionMatrix per row (VOC mIoU).
 
 1. DeconvNet vs FCN-8s (ICCV 2015: DeconvNet handles objects of many scales,
@@ -179,11 +179,9 @@ def main():
     parser.add_argument("--count", type=int, help="only the first N images of each selection (default: all)")
     parser.add_argument("--only", choices=("deconvnet", "decouplednet", "transfernet"), action="append")
     parser.add_argument("--shapes-config", choices=shapes.CONFIGS,
-                        help="shapes generator config (default: the one on deconvnet-small's card)")
+                        help="shapes generator config (default: the one on each part's model cards)")
     args = parser.parse_args()
     global CONFIG
-    CONFIG = args.shapes_config or (scoring.shapes_config("deconvnet-small") if _shipped("deconvnet-small") else "standard")
-    print(f"data: shapes config {CONFIG!r} (version {shapes.VERSIONS[CONFIG]})")
     parts = args.only or ("deconvnet", "decouplednet", "transfernet")
     checks = {"deconvnet": (("deconvnet-small", "fcn8s-small"), deconvnet_vs_fcn),
               "decouplednet": (("decouplednet-small",), decouplednet_budgets),
@@ -194,6 +192,14 @@ def main():
         if missing:
             print(f"\n## {part}: not measured: {', '.join(missing)} not shipped (see the README, 'Our own small models')")
             continue
+        configs = {scoring.shapes_config(n) for n in needed}
+        if not args.shapes_config and len(configs) > 1:
+            print(f"\n## {part}: not measured: {', '.join(needed)} were trained on different shapes configs "
+                  f"({', '.join(sorted(configs))}); pass --shapes-config to score them all on one")
+            continue
+        CONFIG = args.shapes_config or configs.pop()
+        print(f"\n## {part}: data: shapes config {CONFIG!r} (version {shapes.VERSIONS[CONFIG]}), "
+              f"the one on the models' cards")
         run(args.count)
 
 

@@ -59,15 +59,18 @@ MODELS = {
     "deconvnet-small": {
         "base": "deconvnet", "title": "DeconvNet (small, shapes)", "builder": "DeconvNet", "num_classes": 13,
         "pipeline": {"class": "DeconvNetPipeline", "config": {"mode": "whole", "min_size": 64}},
-        "summary": "A 1/4-width DeconvNet trained from scratch on the synthetic shapes dataset with the two-stage "
-                   "recipe (object-centred crops, then windows; rot90/colour invariances), BN folded for inference.",
-        "tags": {"shapes": "the first 4000 shapes train images (training.data.MAX_TRAIN_IMAGES): stage 1 object-centred crops, stage 2 windows overlapping the ground truth"},
+        "summary": "A 1/4-width DeconvNet trained on the synthetic shapes dataset with the two-stage recipe "
+                   "(object-centred crops, then windows; rot90/colour invariances; background pixels weighted 0.2 "
+                   "in the loss), its encoder first pretrained in a U-Net (our stand-in for ImageNet VGG-16), "
+                   "BN folded for inference.",
+        "tags": {"shapes": "the first 4000 shapes train images (training.data.MAX_TRAIN_IMAGES): pretraining whole images (encoder in a U-Net), stage 1 object-centred crops, stage 2 windows overlapping the ground truth"},
     },
     "fcn8s-small": {
         "base": "fcn8s", "title": "FCN-8s (small, shapes)", "builder": "FCN8s", "num_classes": 13,
         "pipeline": {"class": "FCN8sPipeline", "config": {"pad_to": None}},
         "summary": "A 1/16-width FCN-8s trained from scratch on the synthetic shapes dataset (whole images, "
-                   "scale/crop/flip augmentation): the DeconvNet paper's baseline in miniature.",
+                   "scale/crop/flip augmentation; background pixels weighted 0.2 in the loss): the DeconvNet "
+                   "paper's baseline in miniature.",
         "tags": {"shapes": "the first 4000 shapes train images (training.data.MAX_TRAIN_IMAGES) (whole images, scale/crop/flip augmentation)"},
     },
     "decouplednet-small": {

@@ -73,3 +73,32 @@ def test_recipes_pass_the_hyperparameter_to_their_loss():
     fcn = recipes.FCN8sRecipe(hparams={"background_loss_weight": 0.5})
     fcn.prepare()
     assert fcn.stages()[0].build()[1].background_weight == 0.5
+
+
+def test_round_trips_through_keras_serialization():
+    # A compiled model saved with this loss (checkpoints, --resume) must load it back.
+    loss = SegmentationLoss(0.3)
+    restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(loss))
+    assert isinstance(restored, SegmentationLoss) and restored.background_weight == 0.3
+
+
+def test_deconvnet_pretrain_stage_starts_the_encoder_from_a_unet():
+    from keras_deconv.training import recipes
+
+    recipe = recipes.DeconvNetRecipe(hparams={"pretrain_steps": 3, "background_loss_weight": 0.2})
+    stages = recipe.stages()
+    assert [stage.name for stage in stages] == ["pretrain", "stage1", "stage2"]
+    stages[0].prepare()
+    pretrain = recipe.models["pretrain"]
+    assert pretrain.output.shape[-1] == recipe.num_classes  # every class, not only the source ones
+    assert stages[0].build()[1].background_weight == 0.2
+    images, labels = next(iter(stages[0].dataset()))
+    assert images.shape[1:3] == (64, 64) and labels.shape[1:3] == (64, 64)
+    for layer in ("conv3_2", "bn3_2"):  # make the donor differ from a fresh network
+        pretrain.get_layer(layer).set_weights([w + 0.5 for w in pretrain.get_layer(layer).get_weights()])
+    stages[1].prepare()
+    for layer in ("conv3_2", "bn3_2"):
+        for got, want in zip(recipe.models["deconvnet"].get_layer(layer).get_weights(),
+                             pretrain.get_layer(layer).get_weights()):
+            np.testing.assert_array_equal(got, want)
+    assert [stage.name for stage in recipes.DeconvNetRecipe().stages()] == ["stage1", "stage2"]  # default: none

@@ -13,6 +13,8 @@
   TransferNet take image-level labels from the masks).
 * :mod:`~keras_deconv.training.finetune`: ``--init`` / ``--freeze-encoder``;
   :mod:`~keras_deconv.training.run_card`: the run directory as a model.
+* :class:`SegmentationLoss`: pixel cross-entropy, void ignored, background
+  weighted (hyperparameter ``background_loss_weight``).
 * :func:`fold_batch_norm`: trainable BN -> the inference-mode affine (§1.5).
 * :func:`train`: runs a recipe with checkpoints, resume, CSV/TensorBoard logs
   and an optional ``tf.distribute`` strategy.
@@ -37,6 +39,7 @@ from keras_deconv.training.recipes import (
     step_schedule,
 )
 from keras_deconv.training.folder_recipes import folder_recipe
+from keras_deconv.training.losses import SegmentationLoss
 from keras_deconv.training.runner import make_strategy, train
 
 __all__ = [
@@ -45,6 +48,7 @@ __all__ = [
     "DeconvNetRecipe",
     "FCN8sRecipe",
     "Recipe",
+    "SegmentationLoss",
     "TransferNetRecipe",
     "fold_batch_norm",
     "folder_recipe",

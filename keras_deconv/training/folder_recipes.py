@@ -111,6 +111,9 @@ class FolderDeconvNetRecipe(FolderData, DeconvNetRecipe):
     def stage2_data(self, seed, invariances):
         return self.folder_batches(seed, "native", invariances)
 
+    def pretrain_data(self, seed):  # --hparam pretrain_steps=N: the FCN-8s on whole images, as stage 1
+        return self.folder_batches(seed, "fit", self.invariances)
+
 
 class FolderFCN8sRecipe(FolderData, FCN8sRecipe):
     """FCN-8s on a folder dataset: native-scale crops with scale/flip jitter."""

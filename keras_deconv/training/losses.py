@@ -24,6 +24,7 @@ from keras import ops
 VOID_LABEL = 255
 
 
+@keras.saving.register_keras_serializable(package="keras_deconv")
 class SegmentationLoss(keras.losses.Loss):
     """Pixel cross-entropy over logits; ``ignore_class`` pixels count nowhere; background scaled.
 

@@ -33,6 +33,7 @@ import numpy as np
 from keras_deconv import models
 from keras_deconv.datasets import shapes
 from keras_deconv.models import _blocks
+from keras_deconv.models.vgg16_encoder import VGG16_BLOCKS, vgg16_encoder
 from keras_deconv.training.bn_folding import folded_parameters
 
 #: Background + the source classes (ids 1-7 stay as they are).
@@ -77,3 +78,43 @@ def copy_encoder(pretrained, target):
     if len(copied) != 13:
         raise ValueError(f"Expected 13 VGG-16 conv layers in {target.name!r}; copied {copied}.")
     return copied
+
+
+def encoder_unet(num_classes, input_shape, width, name="encoder_unet"):
+    """DeconvNet's encoder (``conv1_1`` ... ``conv5_3``, each with trainable BN) under a light U-Net decoder.
+
+    The donor of DeconvNet's ``--hparam pretrain_steps=N``: skip connections
+    make it learn shapes in minutes on a CPU (``bench/shapes_baseline.py``'s
+    U-Net), where DeconvNet itself, from scratch, stays on the background
+    plateau; its encoder layers, batch normalisation included, are then
+    copied by name (:func:`copy_encoder_layers`). Four pools (pool5 is not
+    applied), bilinear upsampling, one 3x3 conv + BN + ReLU per level.
+
+    >>> net = encoder_unet(13, (64, 64, 3), width=1 / 16)
+    >>> net.output.shape
+    (None, 64, 64, 13)
+    """
+    inputs, x = _blocks.image_input(input_shape, True)
+    blobs = vgg16_encoder(x, width=width, batch_norm="trainable", num_pools=4, pooling="max")
+    x = blobs["conv5_3"]
+    for block in (4, 3, 2, 1):
+        skip = blobs[f"conv{block}_{len(VGG16_BLOCKS[block - 1])}"]
+        x = keras.layers.UpSampling2D(2, interpolation="bilinear", name=f"up{block}")(x)
+        x = keras.layers.Concatenate(name=f"merge{block}")([x, skip])
+        x = _blocks.conv_block(x, _blocks.scaled(VGG16_BLOCKS[block - 1][-1], width), 3, f"dec{block}",
+                               f"dec{block}_relu", f"dec{block}_bn", "trainable")
+    scores = keras.layers.Conv2D(num_classes, 1, name="score")(x)
+    return keras.Model(inputs, scores, name=name)
+
+
+def copy_encoder_layers(pretrained, target):
+    """Copies ``conv1_1`` ... ``conv5_3`` and their ``bn`` layers of ``pretrained`` into ``target`` by name.
+
+    Returns the copied layer names (26: 13 convolutions, 13 BN).
+    """
+    names = [f"{kind}{block}_{index}" for block, channels in enumerate(VGG16_BLOCKS, start=1)
+             for index in range(1, len(channels) + 1) for kind in ("conv", "bn")]
+    for name in names:
+        target.get_layer(name).set_weights(pretrained.get_layer(name).get_weights())
+    return names
+

@@ -187,22 +187,30 @@ class Recipe:
 
         def prepare():
             if "pretrain" not in self.models:
-                model = pretraining.source_segmentation_net(self.input_shape, self.config.get("width", 1 / 16))
+                model = self.pretrain_net()
                 unit_variance_init(model, self.init_batch(),
                                    [layer.name for layer in model.layers if layer.name.startswith(("conv", "fc"))])
                 self.models["pretrain"] = model
 
         def build():
             optimizer = make_optimizer("adam", self.hp["pretrain_lr"], steps, 0.75)
-            return (self.models["pretrain"], seg_loss(), None, optimizer,
-                    [StreamingMeanIoU(pretraining.NUM_SOURCE_LABELS)])
+            return (self.models["pretrain"], seg_loss(self.hp.get("background_loss_weight", 1.0)), None, optimizer,
+                    [StreamingMeanIoU(self.models["pretrain"].output.shape[-1])])
 
-        def dataset():
-            arrays = self.train_arrays(shapes.domain_indices("train", "source"))
-            return train_data.whole_images(arrays, self.hp["batch_size"], self.size, seed=self.seed + 11,
-                                           invariances=self.invariances)
+        return [Stage("pretrain", "pretrain", steps, build, lambda: self.pretrain_data(self.seed + 11), prepare)]
 
-        return [Stage("pretrain", "pretrain", steps, build, dataset, prepare)]
+    def pretrain_net(self):
+        """The FCN-8s of stage ``pretrain``: background + the source classes (DecoupledNet, TransferNet)."""
+        return pretraining.source_segmentation_net(self.input_shape, self.config.get("width", 1 / 16))
+
+    def pretrain_arrays(self):
+        """Images of stage ``pretrain``: the source-domain train images (no target class in them)."""
+        return self.train_arrays(shapes.domain_indices("train", "source"))
+
+    def pretrain_data(self, seed):
+        """Batches of stage ``pretrain``: whole :meth:`pretrain_arrays` images, augmented."""
+        return train_data.whole_images(self.pretrain_arrays(), self.hp["batch_size"], self.size, seed=seed,
+                                       invariances=self.invariances)
 
     def init_encoder(self, model):
         """conv1_1 ... conv5_3 of ``model`` from ``--init-vgg16`` or the pretrain stage; False if neither."""
@@ -314,6 +322,7 @@ class DeconvNetRecipe(Recipe):
         "batch_size": 16, "stage1_steps": 800, "stage2_steps": 1600, "lr": 0.01, "momentum": 0.9,
         "weight_decay": 5e-4, "stage1_stepsize": 9000 / 20000, "stage2_stepsize": 10000 / 40000,
         "calibration_batches": 50, "optimizer": "sgd", "invariances": 1, "background_loss_weight": 1.0,
+        "pretrain_steps": 0, "pretrain_lr": 3e-3,
     }
 
     def default_config(self):
@@ -329,9 +338,21 @@ class DeconvNetRecipe(Recipe):
 
     def prepare(self):
         if "deconvnet" not in self.models:
-            self.models["deconvnet"] = self._build_model(self.training_batch_norm)
-            self.load_vgg16(self.models["deconvnet"])
-            self.start_from_init(self.models["deconvnet"])
+            model = self.models["deconvnet"] = self._build_model(self.training_batch_norm)
+            if not self.load_vgg16(model) and "pretrain" in self.models:
+                pretraining.copy_encoder_layers(self.models["pretrain"], model)
+            self.start_from_init(model)
+
+    def pretrain_net(self):
+        """``--hparam pretrain_steps=N``: the encoder in a U-Net on every class, our ImageNet stand-in.
+
+        Not in the paper (which starts from ImageNet VGG-16); see
+        :func:`~keras_deconv.training.pretraining.encoder_unet`.
+        """
+        return pretraining.encoder_unet(self.num_classes, self.input_shape, self.config["width"])
+
+    def pretrain_arrays(self):
+        return self.train_arrays()
 
     def _stage(self, key, dataset):
         steps = self.hp[f"{key}_steps"]
@@ -354,7 +375,7 @@ class DeconvNetRecipe(Recipe):
                                   invariances=invariances)
 
     def stages(self):
-        return [
+        return self.pretrain_stages() + [
             self._stage("stage1", lambda: self.stage1_data(self.seed, self.invariances)),
             self._stage("stage2", lambda: self.stage2_data(self.seed + 1, self.invariances)),
         ]
