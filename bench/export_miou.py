@@ -1,4 +1,4 @@
-"""mIoU of every shipped small model on shapes val: Keras against its TFLite exports run by LiteRT (not a test).
+"""mIoU of every shipped small model on shapes: Keras against its TFLite exports run by LiteRT (not a test).
 
 For each model: the Keras pipeline (``keras-deconv evaluate NAME``), then its
 float32, float16 and int8 TFLite exports (``keras-deconv export NAME --format
@@ -8,9 +8,10 @@ FILE``): mIoU (VOC devkit convention), pixel accuracy, images per second
 ground-truth image-level labels (an oracle-label evaluation) in every row;
 DecoupledNet uses its own classifier. The label agreement of
 ``bench/export_agreement.py`` counts pixels, most of them background; this
-table shows what a quantization costs on the classes. A few minutes.
+table shows what a quantization costs on the classes. Each model is scored
+on the shapes config on its card (``standard`` or ``hard``). A few minutes.
 
-    python bench/export_miou.py [--models deconvnet-small,...] [--limit N]
+    python bench/export_miou.py [--models deconvnet-small,...] [--split test] [--limit N]
 """
 
 import argparse
@@ -25,17 +26,21 @@ MODELS = ["deconvnet-small", "fcn8s-small", "decouplednet-small", "transfernet-s
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default=",".join(MODELS))
-    parser.add_argument("--limit", type=int, help="only the first N val images")
+    parser.add_argument("--split", default="test", choices=("val", "test"))
+    parser.add_argument("--limit", type=int, help="only the first N images")
     args = parser.parse_args()
     from keras_deconv import evaluation, export, zoo
     from keras_deconv.export._files import _size
     from keras_deconv._platform import describe_cpu
+    from keras_deconv.zoo import scoring
 
     print(describe_cpu())
-    source = evaluation.open_dataset("shapes", "val", limit=args.limit)
-    print(f"shapes val, {len(source)} images, 64x64\n")
-    print(f"{'model':20s} {'runtime':22s} {'mIoU':>6s} {'aAcc':>6s} {'img/s':>7s} {'size KB':>8s}")
+    print(f"{'model':20s} {'data':22s} {'runtime':22s} {'mIoU':>6s} {'aAcc':>6s} {'img/s':>7s} {'size KB':>8s}")
     for name in args.models.split(","):
+        config = scoring.shapes_config(name)
+        source = evaluation.open_dataset("shapes" if config == "standard" else f"shapes-{config}", args.split,
+                                         limit=args.limit)
+        data = f"{config} {args.split} ({len(source)})"
         rows = [("keras", zoo.load_segmenter(name), None)]
         with tempfile.TemporaryDirectory() as folder:
             for quantize in export.QUANTIZATIONS:
@@ -46,7 +51,7 @@ def main():
             for runtime, segmenter, size in rows:
                 report = evaluation.evaluate(segmenter, source, oracle_labels=segmenter.needs_image_labels)
                 confusion = report.confusion
-                print(f"{name:20s} {runtime:22s} {100 * confusion.mean_iou:6.2f} {100 * confusion.pixel_accuracy:6.2f} "
+                print(f"{name:20s} {data:22s} {runtime:22s} {100 * confusion.mean_iou:6.2f} {100 * confusion.pixel_accuracy:6.2f} "
                       f"{report.images_per_second:7.1f} {'' if size is None else f'{size / 1024:8.0f}'}", flush=True)
 
 

@@ -155,7 +155,7 @@ def evaluate_command(name, data, split, data_dir, image_size, batch_size, limit,
       keras-deconv evaluate transfernet --data voc2012 --data-dir ~/data/voc --save-examples 8
       # the deployed artifact itself (here an int8 export of a shipped small model)
       keras-deconv export deconvnet-small --format tflite --quantize int8 --out d.tflite
-      keras-deconv evaluate d.tflite --data shapes-hard --split val
+      keras-deconv evaluate d.tflite --data shapes --split val
       # a training run on your own data (keras-deconv train ... --data folder)
       keras-deconv evaluate runs/mine --data folder --data-dir my-data --split val --save-examples 4
       # score label PNGs written by another tool

@@ -75,8 +75,8 @@ def _default_out(name, format_, quantize, kind, integer_only=False):
 @click.option("--input-size", default=None, metavar="N|H,W",
               help="Static TFLite/ONNX input size (default: official, DeconvNet 224, FCN-8s 500).")
 @click.option("--calibration-data", default="auto", show_default=True, metavar="auto|shapes|shapes-hard|voc2012|DIR",
-              help="int8 calibration images. auto: the dataset the weights were trained on (shapes-hard for the "
-                   "shipped small models, shapes for --weights none, VOC 2012 train images for the authors' models, which needs --data-dir); "
+              help="int8 calibration images. auto: the dataset the weights were trained on (the shapes config "
+                   "on a shipped small model's card, shapes for --weights none, VOC 2012 train images for the authors' models, which needs --data-dir); "
                    "or a folder of images like yours.")
 @click.option("--data-dir", type=click.Path(file_okay=False),
               help="The folder holding VOCdevkit/VOC2012/ (as for `keras-deconv evaluate`): int8 calibration on VOC "
