@@ -111,7 +111,7 @@ class FolderDeconvNetRecipe(FolderData, DeconvNetRecipe):
     def stage2_data(self, seed, invariances):
         return self.folder_batches(seed, "native", invariances)
 
-    def pretrain_data(self, seed):  # --hparam pretrain_steps=N: the FCN-8s on whole images, as stage 1
+    def pretrain_data(self, seed):  # --hparam pretrain_steps=N: the encoder U-Net on the stage-1 batches
         return self.folder_batches(seed, "fit", self.invariances)
 
 
