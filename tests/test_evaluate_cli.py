@@ -235,9 +235,13 @@ def test_evaluate_and_predict_run_exported_tflite_models(tmp_path):
                                      "--json", str(report)])
         assert result.exit_code == 0, result.output
         metrics[key] = json.loads(report.read_text())["metrics"]
-    # float32 exports: the same label maps as Keras (DeconvNet exactly; TransferNet up to exact ties,
-    # and only with the card's background weight 0.3, which the export records in its manifest).
-    assert metrics["tflite dense"]["confusion_matrix"] == metrics["keras dense"]["confusion_matrix"]
+    # float32 exports: the same label maps as Keras, up to pooling ties for DeconvNet (LiteRT sums convolutions
+    # in another order, so a near-tie window can pool the other value: docs/deployment.md, Verification; at most
+    # --verify's 0.1 % of pixels) and exact ties for TransferNet (only with the card's background weight 0.3,
+    # which the export records in its manifest).
+    dense_keras, dense_lite = (np.asarray(metrics[k]["confusion_matrix"]) for k in ("keras dense", "tflite dense"))
+    assert np.abs(dense_lite - dense_keras).sum() / 2 <= 0.001 * dense_keras.sum()
+    assert metrics["tflite dense"]["mean_iou"] == pytest.approx(metrics["keras dense"]["mean_iou"], abs=5e-3)
     assert metrics["tflite parts"]["mean_iou"] == pytest.approx(metrics["keras parts"]["mean_iou"], abs=1e-3)
 
     image = tmp_path / "shape.png"

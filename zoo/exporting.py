@@ -27,8 +27,10 @@ def calibration_dataset(name, weights="default"):
 
     Example:
 
-    >>> calibration_dataset("deconvnet-small"), calibration_dataset("transfernet"), calibration_dataset("fcn8s", None)
-    ('shapes-hard', 'voc2012', 'shapes')
+    >>> calibration_dataset("deconvnet-small"), calibration_dataset("transfernet-small")
+    ('shapes', 'shapes-hard')
+    >>> calibration_dataset("transfernet"), calibration_dataset("fcn8s", None)
+    ('voc2012', 'shapes')
     """
     if weights is None or (isinstance(weights, str) and weights.strip().lower() in ("none", "random")):
         return "shapes"

@@ -149,9 +149,9 @@ class Recipe:
 
     # ------------------------------------------------------------------ helpers
     def set_steps(self, steps):
-        """``--steps N``: every stage runs N steps."""
+        """``--steps N``: every stage runs N steps; a stage that is off (0 steps, e.g. ``pretrain_steps``) stays off."""
         for key in self.hp:
-            if key.endswith("_steps"):
+            if key.endswith("_steps") and int(self.hp[key]) > 0:
                 self.hp[key] = int(steps)
 
     def train_arrays(self, indices=None):
