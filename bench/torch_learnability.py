@@ -40,7 +40,7 @@ _ORIGINAL = {"sample_object": _shapes_standard._sample_object, "sample_scene": _
 
 
 def apply_variant(text):
-    """Patches the standard generator for one experiment (forked data workers inherit it)."""
+    """Patches the standard generator for one experiment (forked data workers inherit it); returns the settings."""
     settings = dict(item.split("=") for item in text.split(",") if item)
     _shapes_standard.MIN_DIAMETER = float(settings.get("dmin", _ORIGINAL["MIN_DIAMETER"]))
     _shapes_standard.MAX_DIAMETER = float(settings.get("dmax", _ORIGINAL["MAX_DIAMETER"]))
@@ -58,6 +58,8 @@ def apply_variant(text):
             return obj
 
         _shapes_standard._sample_object = sample_object
+    return settings
+
 
 MEAN = torch.tensor([123.68, 116.779, 103.939]).view(1, 3, 1, 1)
 
@@ -172,18 +174,18 @@ def main():
     args = parser.parse_args()
     device = "cuda" if torch.cuda.is_available() else "cpu"
     print(f"device {device}; shapes config standard version {shapes.VERSIONS['standard']}; batch 16, 64x64", flush=True)
-    test = shapes.as_numpy("test")
-    print(f"all-background test mIoU: {shapes_baselines.background_only_miou(test['label']):.2f}", flush=True)
+    standard_test = shapes.as_numpy("test")
+    print(f"all-background test mIoU: {shapes_baselines.background_only_miou(standard_test['label']):.2f}", flush=True)
     for item in args.runs:
         kind, lr, variant = (item.split(":") + [""])[:3]
-        if variant:
-            apply_variant(variant)
+        settings = apply_variant(variant)
+        test = standard_test
+        if variant:  # the variant's own test images (a run without one is scored on the standard ones)
             test = shapes.as_numpy("test")
             print(f"variant {variant}: all-background test mIoU "
                   f"{shapes_baselines.background_only_miou(test['label']):.2f}", flush=True)
-        background_weight = float(dict(i.split("=") for i in variant.split(",") if i).get("bg", 1.0))
         run(f"{kind}[{variant}]" if variant else kind, float(lr), args.steps, device, test, args.workers,
-            background_weight=background_weight)
+            background_weight=float(settings.get("bg", 1.0)))
         apply_variant("")
 
 
