@@ -78,17 +78,25 @@ def test_voc_pairs_stream_through_the_folder_pipeline_with_void_kept(tmp_path):
         np.testing.assert_array_equal(batch_labels[i].numpy(), labels[image_id])
 
 
-def test_train_deconvnet_on_voc_then_load_the_run(tmp_path):
-    from keras_deconv import zoo
+def _train_on_voc(tmp_path, recipe, *options):
+    """``keras-deconv train RECIPE --data voc2012`` on a made-up devkit, a few steps; (run dir, run.json)."""
     from keras_deconv.cli.main import cli
 
     make_vocdevkit(tmp_path / "data")
-    run_dir = str(tmp_path / "run")
-    result = CliRunner().invoke(cli, ["train", "deconvnet", "-o", run_dir, "--data", "voc2012", "--data-dir",
-                                      str(tmp_path / "data"), "--hparam", "calibration_batches=1", *FAST])
+    run_dir = str(tmp_path / recipe)
+    result = CliRunner().invoke(cli, ["train", recipe, "-o", run_dir, "--data", "voc2012", "--data-dir",
+                                      str(tmp_path / "data"), *options, *FAST])
     assert result.exit_code == 0, (result.output, result.exception)
     run = json.loads(open(os.path.join(run_dir, "run.json")).read())
-    assert run["data"]["kind"] == "voc2012" and run["data"]["train_images"] == 4 and run["data"]["val_images"] == 2
+    assert run["data"]["kind"] == "voc2012"
+    return run_dir, run
+
+
+def test_train_deconvnet_on_voc_then_load_the_run(tmp_path):
+    from keras_deconv import zoo
+
+    run_dir, run = _train_on_voc(tmp_path, "deconvnet", "--hparam", "calibration_batches=1")
+    assert run["data"]["train_images"] == 4 and run["data"]["val_images"] == 2
     assert {name: stage["steps"] for name, stage in run["stages"].items()} == {"stage1": 2, "stage2": 2}
     card = json.loads(open(os.path.join(run_dir, "card.json")).read())
     assert card["default_weights"] == "voc2012" and card["architecture"]["config"]["num_classes"] == 21
@@ -130,15 +138,9 @@ def test_train_voc_broken_data_is_one_error_line(tmp_path, breakage, named):
 
 def test_train_decouplednet_on_voc_with_a_budget_then_load_the_run(tmp_path):
     from keras_deconv import zoo
-    from keras_deconv.cli.main import cli
 
-    make_vocdevkit(tmp_path / "data")
-    run_dir = str(tmp_path / "dn")
-    result = CliRunner().invoke(cli, ["train", "decouplednet", "-o", run_dir, "--data", "voc2012", "--data-dir",
-                                      str(tmp_path / "data"), "--budget", "1", *FAST])
-    assert result.exit_code == 0, (result.output, result.exception)
-    run = json.loads(open(os.path.join(run_dir, "run.json")).read())
-    assert run["data"]["kind"] == "voc2012" and list(run["stages"]) == ["classification", "segmentation-1"]
+    run_dir, run = _train_on_voc(tmp_path, "decouplednet", "--budget", "1")
+    assert list(run["stages"]) == ["classification", "segmentation-1"]
     segmenter = zoo.load_segmenter(run_dir)
     assert segmenter.family == "DecoupledNet" and segmenter.class_names == list(voc_files.CLASS_NAMES)
 

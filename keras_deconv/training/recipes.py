@@ -19,10 +19,10 @@ from keras_deconv.datasets import shapes
 from keras_deconv.metrics import StreamingMeanIoU
 from keras_deconv.training import data as train_data
 from keras_deconv.training import finetune
-from keras_deconv.training.losses import SegmentationLoss
 from keras_deconv.training import pretraining
 from keras_deconv.training.bn_folding import fold_batch_norm
 from keras_deconv.training.callbacks import copy_weights_by_name
+from keras_deconv.training.losses import SegmentationLoss
 
 IGNORE = 255
 
