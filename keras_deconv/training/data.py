@@ -192,7 +192,7 @@ def _pair_table(data):
 
 def class_pairs(data, batch_size, size, *, num_classes=shapes.NUM_OBJECT_CLASSES, masks=True,
                 scale_range=(0.8, 1.25), shuffle=True, seed=0, query_key="cls-label", target="binary",
-                invariances=False):
+                invariances=False, repeat=True):
     """One example per (image, class present): figure-ground targets (``SELECT_SEG_BINARY``).
 
     Yields ``({"data": image, query_key: one-hot of the class}, y)``. The
@@ -201,7 +201,7 @@ def class_pairs(data, batch_size, size, *, num_classes=shapes.NUM_OBJECT_CLASSES
     image-level label only, as TransferNet's target-domain batches).
     ``target``: ``"binary"`` (y = the map), ``"class"`` (y = the 0-based
     class index) or ``"both"`` (``{"seg-score": map, "cls-score-voc-att":
-    index}``).
+    index}``). ``scale_range=None``: no augmentation at all (validation).
     """
     table = _pair_table(data)
     images, labels = tf.constant(data["image"]), tf.constant(data["label"])
@@ -212,7 +212,10 @@ def class_pairs(data, batch_size, size, *, num_classes=shapes.NUM_OBJECT_CLASSES
         binary = tf.where(lab == 255, 255, tf.cast(lab == c, tf.int32))
         if not masks:
             binary = tf.fill(tf.shape(lab), 255)
-        image, binary = _augment(images[i], binary, size, scale_range, True, invariances)
+        if scale_range is None:
+            image = tf.cast(images[i], tf.float32)
+        else:
+            image, binary = _augment(images[i], binary, size, scale_range, True, invariances)
         inputs = {"data": image, query_key: tf.one_hot(c - 1, num_classes)}
         if target == "class":
             return inputs, c - 1
@@ -220,7 +223,7 @@ def class_pairs(data, batch_size, size, *, num_classes=shapes.NUM_OBJECT_CLASSES
             return inputs, {"seg-score": binary, "cls-score-voc-att": c - 1}
         return inputs, binary
 
-    ds = _finish(tf.data.Dataset.from_tensor_slices(table), shuffle, seed)
+    ds = _finish(tf.data.Dataset.from_tensor_slices(table), shuffle, seed, repeat)
     return _batch(ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE), batch_size)
 
 

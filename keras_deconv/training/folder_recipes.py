@@ -69,6 +69,10 @@ class FolderData:
         return folder_data.batches(self.train_split, self.hp["batch_size"], self.size, framing=framing,
                                    scale_range=scale_range, shuffle=shuffle, seed=seed, invariances=invariances)
 
+    def validation(self, stage_name):
+        """None: the ``shapes`` val images are not this data's; ``DIR/images/val`` is scored after the export."""
+        return None
+
     def init_batch(self, count=32):
         """A fixed batch of training crops (no jitter) for data-dependent initialisation."""
         ds = folder_data.batches(self.train_split, count, self.size, scale_range=(1, 1), flip=False, shuffle=False)

@@ -199,6 +199,37 @@ class Recipe:
 
         return [Stage("pretrain", "pretrain", steps, build, lambda: self.pretrain_data(self.seed + 11), prepare)]
 
+    #: Val images scored after every epoch (:meth:`validation`); the first of the split (or domain).
+    val_images = 100
+    #: Domain of the val images of stage ``pretrain`` (None: every image).
+    pretrain_val_domain = "source"
+
+    def validation(self, stage_name):
+        """``(dataset_fn, output)`` scored after each epoch of ``stage_name`` (``val_miou``), or None.
+
+        ``dataset_fn() -> finite (inputs, labels) batches``; ``output``: the
+        output to score when the fit model returns a dict. The base class
+        scores stage ``pretrain`` on whole val images.
+        """
+        if stage_name == "pretrain":
+            return self.val_whole_images(self.pretrain_val_domain), None
+        return None
+
+    def val_arrays(self, domain=None):
+        """The first :attr:`val_images` ``shapes`` val images (of ``domain``: "source", "target", None: all)."""
+        indices = np.arange(shapes.SPLITS["val"]) if domain is None else shapes.domain_indices("val", domain)
+        return train_data.arrays("val", self.image_size, np.asarray(indices)[: self.val_images])
+
+    def val_whole_images(self, domain=None):
+        """A ``dataset_fn`` of whole, unaugmented val images (see :meth:`validation`)."""
+        return lambda: train_data.whole_images(self.val_arrays(domain), 20, self.size, scale_range=None,
+                                               shuffle=False, repeat=False)
+
+    def val_class_pairs(self, domain=None, target="binary"):
+        """A ``dataset_fn`` of unaugmented figure-ground val pairs (see :meth:`validation`)."""
+        return lambda: train_data.class_pairs(self.val_arrays(domain), 20, self.size, scale_range=None,
+                                              shuffle=False, repeat=False, target=target)
+
     def pretrain_net(self):
         """The FCN-8s of stage ``pretrain``: background + the source classes (DecoupledNet, TransferNet)."""
         return pretraining.source_segmentation_net(self.input_shape, self.config.get("width", 1 / 16))
@@ -366,6 +397,12 @@ class DeconvNetRecipe(Recipe):
 
         return Stage(key, "deconvnet", steps, build, dataset, self.prepare)
 
+    pretrain_val_domain = None  # the encoder U-Net learns every class
+
+    def validation(self, stage_name):
+        """Every stage on whole val images, all 13 classes (the inference network's task)."""
+        return self.val_whole_images(), None
+
     def stage1_data(self, seed, invariances):
         return train_data.object_crops(self.train_arrays(), self.hp["batch_size"], self.size, seed=seed,
                                        invariances=invariances)
@@ -430,6 +467,10 @@ class FCN8sRecipe(Recipe):
 
         return [Stage("train", "fcn8s", steps, build, lambda: self.train_data(self.seed), self.prepare)]
 
+    def validation(self, stage_name):
+        """Whole val images, all 13 classes."""
+        return self.val_whole_images(), None
+
     def train_data(self, seed):
         return train_data.whole_images(self.train_arrays(), self.hp["batch_size"], self.size, seed=seed,
                                        invariances=self.invariances)
@@ -478,7 +519,7 @@ class DecoupledNetRecipe(Recipe):
         "batch_size": 16, "classification_steps": 1500, "classification_lr": 1e-3,
         "segmentation_steps": 1200, "lr": 0.01, "momentum": 0.9, "weight_decay": 5e-4,
         "calibration_batches": 30, "budgets": "all,25,10,5", "optimizer": "sgd", "invariances": 1,
-        "pretrain_steps": 1500, "pretrain_lr": 3e-3,
+        "pretrain_steps": 1500, "pretrain_lr": 3e-3, "background_loss_weight": 1.0,
     }
 
     def __init__(self, *args, budgets=None, **kwargs):
@@ -551,7 +592,7 @@ class DecoupledNetRecipe(Recipe):
             fit_model = self.segmentation_graph(self.models[key])
             optimizer = make_optimizer(self.hp["optimizer"], self.hp["lr"], steps, stepsize / max_iter,
                                        self.hp["momentum"], self.hp["weight_decay"])
-            return fit_model, seg_loss(), None, optimizer, [StreamingMeanIoU(2)]
+            return fit_model, seg_loss(self.hp["background_loss_weight"]), None, optimizer, [StreamingMeanIoU(2)]
 
         def dataset():
             arrays = self.train_arrays(shapes.strong_indices(budget))
@@ -559,6 +600,13 @@ class DecoupledNetRecipe(Recipe):
                                           invariances=self.invariances)
 
         return Stage(f"segmentation-{budget}", key, steps, build, dataset, prepare)
+
+    def validation(self, stage_name):
+        """Stage ``pretrain`` on whole source-domain val images; each segmentation stage on figure-ground
+        val pairs (2 classes), queried with the frozen classifier's scores as in training."""
+        if stage_name.startswith("segmentation-"):
+            return self.val_class_pairs(), None
+        return super().validation(stage_name)
 
     def query_encoder(self, model):
         """``image -> cls-score-sigmoid`` (the max-pooled class scores) of a DecoupledNet."""
@@ -634,7 +682,7 @@ class TransferNetRecipe(Recipe):
     defaults = {
         "batch_size": 16, "encoder_steps": 1500, "encoder_lr": 1e-3, "attention_steps": 800, "attention_lr": 1e-3,
         "segmentation_steps": 1200, "segmentation_lr": 5e-4, "seg_loss_weight": 2.0, "invariances": 1,
-        "pretrain_steps": 1500, "pretrain_lr": 3e-3,
+        "pretrain_steps": 1500, "pretrain_lr": 3e-3, "background_loss_weight": 1.0,
     }
 
     def default_config(self):
@@ -653,6 +701,13 @@ class TransferNetRecipe(Recipe):
             self.models["transfernet"] = model
             self.models["cam"] = build_cam_classifier(shapes.NUM_OBJECT_CLASSES, self.input_shape,
                                                       encoder_model=model)
+
+    def validation(self, stage_name):
+        """Stage ``pretrain`` on whole source-domain val images; stage ``segmentation`` on figure-ground
+        pairs of the *target*-domain val images (2 classes), whose masks training never sees."""
+        if stage_name == "segmentation":
+            return self.val_class_pairs("target", target="both"), "seg-score"
+        return super().validation(stage_name)
 
     def _freeze_encoder(self):
         for layer in self.models["transfernet"].layers:
@@ -691,7 +746,7 @@ class TransferNetRecipe(Recipe):
             model = self.models["transfernet"]
             fit_model = keras.Model(model.inputs, {"seg-score": model.output["seg-score"],
                                                    "cls-score-voc-att": model.output["cls-score-voc-att"]})
-            losses = {"seg-score": seg_loss(),
+            losses = {"seg-score": seg_loss(self.hp["background_loss_weight"]),
                       "cls-score-voc-att": keras.losses.SparseCategoricalCrossentropy(from_logits=True)}
             weights = {"seg-score": self.hp["seg_loss_weight"], "cls-score-voc-att": 1.0}
             return fit_model, losses, weights, keras.optimizers.Adam(self.hp["segmentation_lr"]), None

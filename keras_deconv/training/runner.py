@@ -5,7 +5,9 @@ Run directory layout (``output``)::
     run.json                     the resolved recipe, command and timings
     <stage>/backup/              keras.callbacks.BackupAndRestore state (mid-stage resume)
     <stage>/checkpoint.weights.h5  the stage's network after the last finished epoch
-    <stage>/log.csv              one row per epoch (loss, metrics, lr, seconds)
+    <stage>/log.csv              one row per epoch (loss, metrics, lr, seconds; val_miou where the
+                                 recipe scores the stage on val images)
+    curve.png                    loss and val mIoU of every stage against time
     <stage>/final.weights.h5, <stage>/done.json   written when the stage ends
     tensorboard/<stage>/         TensorBoard event files
     export/<tag>.weights.h5      inference weights in the zoo's architecture (BN folded)
@@ -30,6 +32,10 @@ from keras_deconv.metrics import StreamingMeanIoU
 from keras_deconv.training import recipes as recipes_lib
 from keras_deconv.training import run_card
 from keras_deconv.training.callbacks import StageProgress, StageTimer, read_json, write_json
+from keras_deconv.training.validation import ValidationMIoU, save_curve
+
+#: The run's loss / val-mIoU curve (:func:`~keras_deconv.training.validation.save_curve`), in the run directory.
+CURVE_FILE = "curve.png"
 
 
 def make_strategy(name):
@@ -218,8 +224,11 @@ def _train(recipe, output, *, epochs, resume, strategy, verbose, export, export_
             StageTimer(previous.get("seconds", 0.0) if resume else 0.0),
             keras.callbacks.BackupAndRestore(os.path.join(stage_dir, "backup"), delete_checkpoint=False),
             keras.callbacks.ModelCheckpoint(os.path.join(stage_dir, "checkpoint.weights.h5"), save_weights_only=True),
-            keras.callbacks.CSVLogger(os.path.join(stage_dir, "log.csv"), append=True),
         ]
+        validation = recipe.validation(stage.name)
+        if validation is not None:  # before the CSV logger, which writes the logs it adds
+            callbacks.append(ValidationMIoU(validation[0](), output=validation[1]))
+        callbacks.append(keras.callbacks.CSVLogger(os.path.join(stage_dir, "log.csv"), append=True))
         if tensorboard_available():
             callbacks.append(keras.callbacks.TensorBoard(os.path.join(output, "tensorboard", stage.name),
                                                          write_graph=False, profile_batch=0))
@@ -248,6 +257,9 @@ def _train(recipe, output, *, epochs, resume, strategy, verbose, export, export_
         write_json(done_path, record)
 
     run.update(recipe.describe())  # now with what --init re-initialised
+    if save_curve(output, [stage.name for stage in recipe.stages()], os.path.join(output, CURVE_FILE),
+                  title=f"keras-deconv train {recipe.name}: {os.path.basename(os.path.abspath(output))}"):
+        run["curve"] = CURVE_FILE
     if export:
         exported = {}
         export_dir = os.path.join(output, "export")
