@@ -11,6 +11,9 @@ then every tag is evaluated through the zoo pipeline (``zoo.load``) with
 images) and on the CI subset (the first 64), and both values are stored in
 the card. tests/test_training.py re-computes the subset value.
 
+The run's training curve (runs/<name>/curve.png: loss and val mIoU of every
+stage) is copied to docs/images/curves/<name>.png and named in the card.
+
 Every weights entry records the shapes generator it was trained and scored
 on (``shapes_config``, ``shapes_version``): the recipes train on the default
 ``standard`` config; ``--shapes-config hard`` writes cards for weights trained
@@ -115,9 +118,25 @@ def _wall(name):
     return float(path.read_text().split()[0]) if path.exists() else None
 
 
+#: Where the training curves of the shipped runs go (the run's curve.png, copied for the manual).
+CURVES_DIR = ROOT / "docs" / "images" / "curves"
+
+
+def _curve(name):
+    """Copies runs/<name>/curve.png (written by keras-deconv train) beside the manual's pages; its path or None."""
+    source = ROOT / "runs" / name / "curve.png"
+    if not source.exists():
+        return None
+    CURVES_DIR.mkdir(parents=True, exist_ok=True)
+    target = CURVES_DIR / f"{name}.png"
+    target.write_bytes(source.read_bytes())
+    return str(target.relative_to(ROOT))
+
+
 def skeleton(name):
     spec = MODELS[name]
     run = _run(name)
+    curve = _curve(name)
     base = zoo.info(spec["base"])
     config = dict(run.get("config", {}))
     config["num_classes"] = spec["num_classes"]  # the builder's argument (cards' config is passed to the builder)
@@ -145,6 +164,7 @@ def skeleton(name):
                 "hparams": run.get("hparams"),
                 "wall_seconds": _wall(name),
                 "machine": run.get("machine") or "not recorded",
+                **({"curve": f"{curve} (loss and val mIoU per epoch: the run's curve.png)"} if curve else {}),
             },
             "files": [],
             "metrics": [],

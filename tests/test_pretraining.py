@@ -77,3 +77,19 @@ def test_the_next_stage_starts_from_the_pretrained_encoder():
     encoder.prepare()
     np.testing.assert_array_equal(recipe.models["pretrain"].get_layer("conv3_2").get_weights()[0],
                                   recipe.models["transfernet"].get_layer("conv3_2").get_weights()[0])
+
+
+def test_deconvnet_stage_switches(monkeypatch):
+    """``stage1_steps=0`` skips the crops; ``stage2_whole_images`` reaches the window sampler."""
+    from keras_deconv.training import data as train_data
+
+    recipe = training.get_recipe("deconvnet")(hparams={"stage1_steps": 0, "stage2_whole_images": 1.0})
+    assert [stage.name for stage in recipe.stages()] == ["stage2"]
+    seen = {}
+    monkeypatch.setattr(train_data, "windows", lambda *args, **kwargs: seen.update(kwargs))
+    recipe.stage2_data(0, False)
+    assert seen["whole_image_probability"] == 1.0
+    default = training.get_recipe("deconvnet")()
+    assert [stage.name for stage in default.stages()] == ["stage1", "stage2"]
+    default.stage2_data(0, False)
+    assert seen["whole_image_probability"] == 0.25  # the official mix: mostly windows around objects

@@ -353,7 +353,7 @@ class DeconvNetRecipe(Recipe):
         "batch_size": 16, "stage1_steps": 800, "stage2_steps": 1600, "lr": 0.01, "momentum": 0.9,
         "weight_decay": 5e-4, "stage1_stepsize": 9000 / 20000, "stage2_stepsize": 10000 / 40000,
         "calibration_batches": 50, "optimizer": "sgd", "invariances": 1, "background_loss_weight": 1.0,
-        "pretrain_steps": 0, "pretrain_lr": 3e-3,
+        "pretrain_steps": 0, "pretrain_lr": 3e-3, "stage2_whole_images": 0.25,
     }
 
     def default_config(self):
@@ -408,14 +408,17 @@ class DeconvNetRecipe(Recipe):
                                        invariances=invariances)
 
     def stage2_data(self, seed, invariances):
+        """Windows around objects; ``--hparam stage2_whole_images=P``: the whole image with probability P
+        (0.25; 1.0 trains stage 2 at the scale the whole-image pipeline sees, and folds BN there too)."""
         return train_data.windows(self.train_arrays(), self.hp["batch_size"], self.size, seed=seed,
+                                  whole_image_probability=float(self.hp["stage2_whole_images"]),
                                   invariances=invariances)
 
     def stages(self):
-        return self.pretrain_stages() + [
-            self._stage("stage1", lambda: self.stage1_data(self.seed, self.invariances)),
-            self._stage("stage2", lambda: self.stage2_data(self.seed + 1, self.invariances)),
-        ]
+        """``pretrain`` (when on), ``stage1``, ``stage2``; ``--hparam stage1_steps=0`` skips the crops."""
+        stages = [self._stage("stage1", lambda: self.stage1_data(self.seed, self.invariances)),
+                  self._stage("stage2", lambda: self.stage2_data(self.seed + 1, self.invariances))]
+        return self.pretrain_stages() + [stage for stage in stages if stage.steps > 0]
 
     def calibration(self):
         """Stage-2 training windows (images only), as the official folding script."""
