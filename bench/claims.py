@@ -1,6 +1,6 @@
 """The papers' claims, in miniature: the README's table (Training), printed from the shipped small models.
 
-    python bench/claims.py [--count N] [--markdown] [--shapes-config hard]
+    python bench/claims.py [--count N] [--shapes-config hard]
 
 Data: the shapes test split (500 images, 64x64) of the generator config the
 shipped models of each part were trained on (their cards' ``shapes_config``;

@@ -82,7 +82,8 @@ MODELS = {
         "summary": "A 1/16-width DecoupledNet trained on shapes: encoder pretrained as an FCN-8s on source-domain "
                    "masks (classes 1-7), one classification network on the image-level labels of all train images, "
                    "and one figure-ground network per annotation budget (5, 10, 25 strong images per class, or "
-                   "all). One tag per budget.",
+                   "all); background pixels weighted 0.2 in the pretraining and figure-ground losses. One tag per "
+                   "budget.",
         "tags": {
             "all": "image-level labels of the first 4000 train images; pixel masks of all 4000 (pretraining: masks of the source-domain train images)",
             "25": "image-level labels of the first 4000 train images; pixel masks of shapes.strong_indices(25) only (pretraining: masks of the source-domain train images, classes 1-7)",
@@ -96,7 +97,8 @@ MODELS = {
         "pipeline": {"class": "TransferNetPipeline", "config": {"threshold": 0.6, "background_weight": 0.5}},
         "summary": "A 1/16-width TransferNet trained on shapes with pixel masks of the 7 source classes only and "
                    "image-level labels of both domains; segments the 5 target classes (hexagon ... diamond) "
-                   "with zero target masks. Needs image-level labels (class ids) at inference.",
+                   "with zero target masks (background pixels weighted 0.2 in the pretraining and segmentation "
+                   "losses). Needs image-level labels (class ids) at inference.",
         "tags": {"shapes": "source-domain train images (classes 1-7) with masks; target-domain train images "
                            "(classes 8-12) with image-level labels only (shapes domain rules); encoder "
                            "pretrained as an FCN-8s on the source-domain masks, then fine-tuned as a classifier on "

@@ -93,3 +93,25 @@ def test_deconvnet_stage_switches(monkeypatch):
     assert [stage.name for stage in default.stages()] == ["stage1", "stage2"]
     default.stage2_data(0, False)
     assert seen["whole_image_probability"] == 0.25  # the official mix: mostly windows around objects
+
+
+def test_revive_dead_layers_resets_only_layers_without_live_channels():
+    """A pretrained conv whose outputs are never positive is re-initialised; a live one is left bit for bit."""
+    from keras_deconv.training.recipes import revive_dead_layers
+
+    inputs = keras.Input((8, 8, 3))
+    live = keras.layers.Conv2D(8, 3, padding="same", name="live")(inputs)
+    dead = keras.layers.Conv2D(8, 3, padding="same", name="dead")(keras.layers.ReLU()(live))
+    model = keras.Model(inputs, dead)
+    images = np.random.default_rng(0).uniform(0, 255, (4, 8, 8, 3)).astype("float32")
+    kernel, bias = model.get_layer("dead").get_weights()
+    model.get_layer("dead").set_weights([np.zeros_like(kernel), np.full_like(bias, -1.0)])  # ReLU passes nothing
+    before = [np.copy(w) for w in model.get_layer("live").get_weights()]
+
+    assert revive_dead_layers(model, images, ["live", "dead"]) == ["dead"]
+    for a, b in zip(before, model.get_layer("live").get_weights()):
+        np.testing.assert_array_equal(a, b)
+    out = np.asarray(model(images))
+    assert (out.reshape(-1, 8) > 0).any(axis=0).mean() >= 0.25
+    assert abs(float(out.std()) - 1.0) < 0.1  # unit variance, as unit_variance_init leaves it
+    assert revive_dead_layers(model, images, ["live", "dead"]) == []

@@ -10,6 +10,7 @@ change. The README (Training) lists every deviation from the papers.
 
 import dataclasses
 import math
+import sys
 
 import keras
 import numpy as np
@@ -269,9 +270,19 @@ class Recipe:
             finetune.freeze_encoder(model)
         return copied
 
+    def note_revived(self, names):
+        """Records (``run.json`` ``revived_layers``) and prints the pretrained layers :func:`revive_dead_layers` reset."""
+        if names:
+            self.revived = list(names)
+            print(f"[{self.name}] re-initialised pretrained layer(s) with under {MIN_ALIVE_CHANNELS:.0%} live channels: "
+                  f"{', '.join(names)}",
+                  file=sys.stderr)
+
     def describe(self):
         info = {"recipe": self.name, "image_size": self.image_size, "config": self.config, "hparams": self.hp,
                 "init_vgg16": self.init_vgg16, "seed": self.seed}
+        if getattr(self, "revived", None):
+            info["revived_layers"] = self.revived
         if self.init_model is not None or self.freeze_encoder:
             info["init"] = {"source": getattr(self.init_model, "init_source", None),
                             "reinitialised": self.reinitialised, "freeze_encoder": self.freeze_encoder}
@@ -323,6 +334,38 @@ def unit_variance_init(model, images, layer_names=None, tolerance=0.1, max_itera
             layer.set_weights(weights)
         result[name] = std
     return result
+
+
+#: A pretrained layer with fewer of its channels ever positive on the init batch is re-initialised.
+MIN_ALIVE_CHANNELS = 0.25
+#: VGG-16's convolutions, in graph order (the encoders :func:`revive_dead_layers` checks).
+ENCODER_CONVS = tuple(f"conv{block}_{i}" for block, count in enumerate((2, 2, 3, 3, 3), 1) for i in range(1, count + 1))
+
+
+def revive_dead_layers(model, images, layer_names, min_alive=MIN_ALIVE_CHANNELS, seed=0):
+    """Re-initialises (glorot, then :func:`unit_variance_init`) the layers whose ReLU would pass almost nothing.
+
+    A channel is alive when its pre-activation output is positive somewhere
+    on ``images``. The FCN-8s of stage ``pretrain`` leans on its pool3/pool4
+    skips, and its ``conv5_3`` ends with no live channel (measured: 0 of 32
+    on source val images at width 1/16); copied as it is, that layer blocks
+    every gradient to the classifiers above it, which then sit at the label
+    prior. Returns the names re-initialised, in ``layer_names`` order.
+    """
+    revived = []
+    for number, name in enumerate(layer_names):
+        layer = model.get_layer(name)
+        out = np.asarray(keras.Model(model.inputs[0], layer.output)(images, training=False))
+        alive = float((out.reshape(-1, out.shape[-1]) > 0).any(axis=0).mean())
+        if alive >= min_alive:
+            continue
+        weights = layer.get_weights()
+        weights[0] = np.asarray(keras.initializers.GlorotUniform(seed=seed + number)(weights[0].shape))
+        weights[1:] = [np.zeros_like(w) for w in weights[1:]]
+        layer.set_weights(weights)
+        unit_variance_init(model, images, [name])
+        revived.append(name)
+    return revived
 
 
 def _fc_kernel(image_size, offset=0):
@@ -547,6 +590,8 @@ class DecoupledNetRecipe(Recipe):
         if "classification" not in self.models:
             model = self._build_model()
             pretrained = self.init_encoder(model)
+            if pretrained:
+                self.note_revived(revive_dead_layers(model, self.init_batch(), ENCODER_CONVS))
             unit_variance_init(model, self.init_batch(),
                                [layer.name for layer in model.layers
                                 if _is_classification_layer(layer.name)
@@ -698,7 +743,9 @@ class TransferNetRecipe(Recipe):
     def prepare(self):
         if "transfernet" not in self.models:
             model = self._build_model()
-            if not self.init_encoder(model):
+            if self.init_encoder(model):
+                self.note_revived(revive_dead_layers(model, self.init_batch(), ENCODER_CONVS))
+            else:
                 unit_variance_init(model, self.init_batch(),
                                    [layer.name for layer in model.layers if layer.name.startswith("conv") and layer.weights])
             self.models["transfernet"] = model

@@ -93,8 +93,10 @@ def save_curve(run_dir, stage_names, path, title=None):
     """Draws every stage's training loss (red) and ``val_miou`` (blue) against time into ``path`` (PNG).
 
     Time runs on across stages (each stage's ``seconds`` column added to the
-    stages before it); grey lines mark where a stage starts. Returns the path,
-    or None when no stage has logged an epoch.
+    stages before it); grey lines mark where a stage starts. Stages train
+    different losses, so each stage's loss is drawn relative to its own
+    largest epoch value (the top of the chart). Returns the path, or None when
+    no stage has logged an epoch.
     """
     from PIL import Image, ImageDraw
 
@@ -110,8 +112,6 @@ def save_curve(run_dir, stage_names, path, title=None):
         placed.append((name, offset, points))
         offset = points[-1][0]
     t_max = offset or 1.0
-    finite_losses = [p[1] for _, _, pts in placed for p in pts if math.isfinite(p[1])]
-    loss_max = max(finite_losses, default=1.0) or 1.0
 
     def xy(t, value, top):
         return (margin + (width - 2 * margin) * t / t_max, height - margin - (height - 2 * margin) * value / top)
@@ -121,10 +121,11 @@ def save_curve(run_dir, stage_names, path, title=None):
         y = xy(0, value, 100)[1]
         draw.line([margin - 4, y, margin, y], fill="black")
         draw.text((12, y - 6), f"{value}", fill="black")
-    for name, start, points in placed:
+    for number, (name, start, points) in enumerate(placed):
         x = xy(start, 0, 1)[0]
         draw.line([x, margin, x, height - margin], fill="gray")
-        draw.text((x + 3, height - margin + 4), name, fill="gray")
+        draw.text((x + 3, height - margin + 4 + 12 * (number % 3)), name, fill="gray")  # short stages: staggered
+        loss_max = max((p[1] for p in points if math.isfinite(p[1])), default=1.0) or 1.0
         for index, top, colour in ((1, loss_max, "red"), (2, 100.0, "blue")):
             line = [xy(p[0], p[index], top) for p in points if math.isfinite(p[index])]
             if len(line) > 1:
@@ -132,8 +133,7 @@ def save_curve(run_dir, stage_names, path, title=None):
             for x_dot, y_dot in line:
                 draw.ellipse([x_dot - 2, y_dot - 2, x_dot + 2, y_dot + 2], fill=colour)
     draw.text((margin, 12), title or os.path.basename(os.path.abspath(run_dir)), fill="black")
-    draw.text((margin, 28), f"val mIoU (blue, %, left axis) and training loss (red, top {loss_max:.2f}) "
-                            f"over {t_max / 60:.1f} min", fill="black")
-    draw.text((width - margin - 40, height - margin + 18), f"{t_max / 60:.1f} min", fill="black")
+    draw.text((margin, 28), f"val mIoU (blue, %, left axis) and training loss (red, each stage relative to its "
+                            f"largest epoch) over {t_max / 60:.1f} min", fill="black")
     image.save(path)
     return path
