@@ -63,10 +63,10 @@ MODELS = {
         "base": "deconvnet", "title": "DeconvNet (small, shapes)", "builder": "DeconvNet", "num_classes": 13,
         "pipeline": {"class": "DeconvNetPipeline", "config": {"mode": "whole", "min_size": 64}},
         "summary": "A 1/4-width DeconvNet trained on the synthetic shapes dataset with the two-stage recipe "
-                   "(object-centred crops, then windows; rot90/colour invariances; background pixels weighted 0.2 "
-                   "in the loss), its encoder first pretrained in a U-Net (our stand-in for ImageNet VGG-16), "
-                   "BN folded for inference.",
-        "tags": {"shapes": "the first 4000 shapes train images (training.data.MAX_TRAIN_IMAGES): pretraining whole images (encoder in a U-Net), stage 1 object-centred crops, stage 2 windows overlapping the ground truth"},
+                   "(object-centred crops, then whole images, the scale its whole-image pipeline sees; rot90/colour "
+                   "invariances; background pixels weighted 0.2 in the loss), its encoder first pretrained in a "
+                   "U-Net (our stand-in for ImageNet VGG-16), BN folded for inference.",
+        "tags": {"shapes": "the first 4000 shapes train images (training.data.MAX_TRAIN_IMAGES): pretraining whole images (encoder in a U-Net), stage 1 object-centred crops, stage 2 whole images (stage2_whole_images=1.0)"},
     },
     "fcn8s-small": {
         "base": "fcn8s", "title": "FCN-8s (small, shapes)", "builder": "FCN8s", "num_classes": 13,

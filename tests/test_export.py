@@ -1,5 +1,6 @@
 """Export (SavedModel / TFLite / ONNX), LiteRT pipelines and `keras-deconv export`, on small models only."""
 
+import json
 import os
 import subprocess
 import sys
@@ -13,7 +14,7 @@ from click.testing import CliRunner
 
 from keras_deconv import export, lite, zoo
 from keras_deconv.export import calibration, verify
-from keras_deconv.zoo import exporting
+from keras_deconv.zoo import exporting, registry
 from keras_deconv.models import DeconvNet, DecoupledNet, TransferNet
 
 SMALL = 1 / 16
@@ -491,7 +492,7 @@ def test_lite_weight_cache_is_exact_and_never_stale(deconvnet, decouplednet, tra
         lite.load(path, xnnpack=False, weight_cache=folder)
 
 
-def test_int8_calibration_uses_the_weights_training_data(tmp_path):
+def test_int8_calibration_uses_the_weights_training_data(tmp_path, monkeypatch):
     from PIL import Image
 
     from keras_deconv.cli.main import cli
@@ -506,8 +507,15 @@ def test_int8_calibration_uses_the_weights_training_data(tmp_path):
     result = CliRunner().invoke(cli, ["export", "deconvnet-small", "--format", "tflite", "--data-dir", str(tmp_path)])
     assert result.exit_code == 2 and "apply to --quantize int8 only (--data-dir also to --verify)" in result.output
     assert exporting.calibration_dataset("decouplednet.25") == "voc2012"
-    assert exporting.calibration_dataset("decouplednet-small.25") == "shapes-hard"  # its card: shapes config 'hard'
+    assert exporting.calibration_dataset("decouplednet-small.25") == "shapes"
     assert exporting.calibration_dataset("decouplednet-small.25", None) == "shapes"
+    # weights trained on the hard config calibrate on it (no shipped card is one now: a copy of one, edited)
+    hard = json.loads(json.dumps(registry.card("decouplednet-small")))
+    for spec in hard["weights"].values():
+        spec["shapes_config"] = "hard"
+    monkeypatch.setattr(registry, "card", lambda name: hard)
+    assert exporting.calibration_dataset("decouplednet-small.25") == "shapes-hard"
+    monkeypatch.undo()
 
     # A VOC 2012 folder: evenly spaced images of the segmentation *train* list.
     root = tmp_path / "voc" / "VOCdevkit" / "VOC2012"

@@ -28,7 +28,7 @@ def calibration_dataset(name, weights="default"):
     Example:
 
     >>> calibration_dataset("deconvnet-small"), calibration_dataset("transfernet-small")
-    ('shapes', 'shapes-hard')
+    ('shapes', 'shapes')
     >>> calibration_dataset("transfernet"), calibration_dataset("fcn8s", None)
     ('voc2012', 'shapes')
     """
