@@ -245,8 +245,15 @@ def test_zoo_exports_bake_in_the_cards_settings():
 
     model = zoo.create_model("transfernet-small", weights=None)
     assert export.export_settings(model) == {"threshold": 0.6, "background_weight": 0.5}  # kind defaults
-    assert exporting.export_settings(model, "transfernet-small") == {"threshold": 0.6, "background_weight": 0.3}
+    card = registry.card("transfernet-small")["pipeline"]["config"]
+    assert exporting.export_settings(model, "transfernet-small") == {key: card[key] for key in ("threshold",
+                                                                                              "background_weight")}
     assert exporting.export_settings(model, "transfernet-small", {"background_weight": 0.7})["background_weight"] == 0.7
+    # a card setting that differs from the kind's default is the one baked in (DecoupledNet's tuned threshold)
+    decoupled = zoo.create_model("decouplednet-small", weights=None)
+    tuned = registry.card("decouplednet-small")["pipeline"]["config"]["threshold"]
+    assert export.export_settings(decoupled)["threshold"] != tuned
+    assert exporting.export_settings(decoupled, "decouplednet-small") == {"threshold": tuned}
 
 
 def _flex_model():

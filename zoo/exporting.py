@@ -6,7 +6,7 @@ pipeline settings, the label names, the official input size and, for int8,
 the dataset the weights were trained on (for calibration).
 
 >>> export_settings(registry.create_model("decouplednet-small", weights=None), "decouplednet-small")
-{'threshold': 0.1}
+{'threshold': 0.15}
 """
 
 import os

@@ -50,7 +50,7 @@ def export_settings(model, card_settings=None, pipeline_options=None):
                         "use keras_deconv.zoo.exporting.export_settings(model, name) for a zoo model.")
     kind = model_kind(model)
     settings = _default_settings(kind, model)
-    tuned = card_settings or {}  # e.g. decouplednet-small's threshold 0.1
+    tuned = card_settings or {}  # e.g. decouplednet-small's threshold 0.15
     settings.update({key: tuned[key] for key in _TUNABLE_SETTINGS if key in tuned})
     settings.update(_card_padding(kind, tuned))
     settings.update(pipeline_options or {})
