@@ -136,6 +136,7 @@ class Recipe:
         self.init_model = init_model
         self.freeze_encoder = bool(freeze_encoder)
         self.reinitialised = None
+        self.revived = []  # pretrained layers revive_dead_layers reset (run.json revived_layers)
 
     # ------------------------------------------------------------------ to override
     def default_config(self):
@@ -275,13 +276,12 @@ class Recipe:
         if names:
             self.revived = list(names)
             print(f"[{self.name}] re-initialised pretrained layer(s) with under {MIN_ALIVE_CHANNELS:.0%} live channels: "
-                  f"{', '.join(names)}",
-                  file=sys.stderr)
+                  f"{', '.join(names)}", file=sys.stderr)
 
     def describe(self):
         info = {"recipe": self.name, "image_size": self.image_size, "config": self.config, "hparams": self.hp,
                 "init_vgg16": self.init_vgg16, "seed": self.seed}
-        if getattr(self, "revived", None):
+        if self.revived:
             info["revived_layers"] = self.revived
         if self.init_model is not None or self.freeze_encoder:
             info["init"] = {"source": getattr(self.init_model, "init_source", None),
