@@ -11,6 +11,12 @@ then every tag is evaluated through the zoo pipeline (``zoo.load``) with
 images) and on the CI subset (the first 64), and both values are stored in
 the card. tests/test_training.py re-computes the subset value.
 
+Seeds: the shipped run is seed 0 (runs/<name>); when runs/<name>-seed1,
+runs/<name>-seed2, ... exist (the same command with ``--seed K``, see
+bench/train_small.sh), each is scored on the full test split too and the
+default weights entry gets ``seeds``: every seed's test mIoU, their mean and
+(sample) standard deviation, and which seed ships.
+
 The run's training curve (runs/<name>/curve.png: loss and val mIoU of every
 stage) is copied to docs/images/curves/<name>.png and named in the card.
 
@@ -199,6 +205,36 @@ def skeleton(name):
     }
 
 
+def seed_runs(name):
+    """``{seed: run directory}`` of the extra-seed runs of ``name`` (runs/<name>-seed<K>, K >= 1) that finished."""
+    runs = {}
+    for path in sorted((ROOT / "runs").glob(f"{name}-seed*")):
+        suffix = path.name[len(name) + len("-seed"):]
+        if suffix.isdigit() and int(suffix) > 0 and (path / "card.json").exists():
+            runs[int(suffix)] = path
+    return runs
+
+
+def seeds_entry(name, shipped_value):
+    """The card's ``seeds`` record: test mIoU per seed (seed 0 = the shipped weights), mean and std; None if no extra seed."""
+    runs = seed_runs(name)
+    if not runs:
+        return None
+    values = {0: shipped_value}
+    for seed, path in runs.items():
+        matrix = scoring.score_zoo_model(str(path), "test", config=SHAPES_CONFIG, oracle_labels=False)
+        values[seed] = round(100 * matrix.mean_iou, 2)
+    ordered = [values[seed] for seed in sorted(values)]
+    return {
+        "seeds": sorted(values), "test_miou": ordered,
+        "mean": round(float(np.mean(ordered)), 2), "std": round(float(np.std(ordered, ddof=1)), 2),
+        "shipped_seed": 0, "split": "test (all 500)",
+        "runs": [f"runs/{name}"] + [str(runs[seed].relative_to(ROOT)) for seed in sorted(runs)],
+        "command": "the training command above with --seed K -o runs/" + name + "-seedK; scored with "
+                   f"keras-deconv evaluate runs/{name}-seedK --data {_data_name()} --split test",
+    }
+
+
 def write(name, card):
     path = registry.CARDS_DIR / f"{name}.json"
     path.write_text(json.dumps(card, indent=1) + "\n")
@@ -303,6 +339,11 @@ def main(names):
                 continue
             card["weights"][tag]["metrics"] = metrics_for(name, tag)
             print(name, tag, [(m["subset"], m["value"]) for m in card["weights"][tag]["metrics"]])
+            if tag == card["default_weights"] and not scoring.needs_oracle_labels(name):
+                seeds = seeds_entry(name, card["weights"][tag]["metrics"][0]["value"])
+                if seeds:
+                    card["weights"][tag]["seeds"] = seeds
+                    print(name, tag, "seeds", seeds["test_miou"], f"{seeds['mean']} +- {seeds['std']}")
         for file_name, what in MODELS[name].get("side_files", {}).items():
             path = registry.SHIPPED_WEIGHTS_DIR / file_name
             if path.exists():

@@ -1,6 +1,11 @@
 """Reference baseline on ``shapes``: a plain ~0.5M-parameter U-Net trained on streaming images for a time budget.
 
     python bench/shapes_baseline.py [--minutes 30] [--threads 2] [--image-size 64] [--curve curve.png]
+    python bench/shapes_baseline.py --net deconvnet [--width 0.25] [--fc-units 256]
+
+``--net deconvnet`` trains the project's DeconvNet (trainable BN) in this
+same loop, data and schedule instead of the U-Net: the gap between the two
+is then the architecture's, not the recipe's (docs/training.md).
 
 What it does, in order:
 
@@ -88,13 +93,25 @@ def miou(model, data, batch_size=50):
     return 100 * matrix.mean_iou
 
 
+def build_net(args):
+    """``(model, label)`` for ``--net``: the reference U-Net or the project's DeconvNet."""
+    if args.net == "unet":
+        return unet(shapes.NUM_CLASSES, args.image_size), "U-Net"
+    from keras_deconv import models
+
+    model = models.DeconvNet(shapes.NUM_CLASSES, (args.image_size, args.image_size, 3), width=args.width,
+                             fc_units=args.fc_units, fc_kernel_size=min(7, -(-args.image_size // 32)),
+                             batch_norm="trainable")
+    return model, f"DeconvNet width {args.width:g}, fc_units {args.fc_units}"
+
+
 def train(args, val):
     import keras
     import tensorflow as tf
 
     keras.utils.set_random_seed(args.seed)
-    model = unet(shapes.NUM_CLASSES, args.image_size)
-    print(f"model: U-Net, {model.count_params():,} parameters; Adam lr {args.lr} cosine-decayed over "
+    model, label = build_net(args)
+    print(f"model: {label}, {model.count_params():,} parameters; Adam lr {args.lr} cosine-decayed over "
           f"{args.minutes:g} min; batch {args.batch_size}; {args.image_size}x{args.image_size}; "
           f"{args.threads} thread(s); background weight {args.background_weight:g}")
     optimizer = keras.optimizers.Adam(args.lr)
@@ -173,6 +190,10 @@ def save_curve(path, curve, floor, colour, test_miou):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--net", choices=["unet", "deconvnet"], default="unet",
+                        help="the reference U-Net, or DeconvNet in the same loop")
+    parser.add_argument("--width", type=float, default=0.25, help="--net deconvnet: channel multiplier")
+    parser.add_argument("--fc-units", type=int, default=256, help="--net deconvnet: fc6/fc7 channels")
     parser.add_argument("--minutes", type=float, default=30.0, help="wall-clock training budget")
     parser.add_argument("--threads", type=int, default=2, help="TensorFlow intra- and inter-op threads")
     parser.add_argument("--image-size", type=int, default=64, help="as the shipped small models (cards' input_size)")

@@ -2,8 +2,9 @@
 # Train the small shipped models on the built-in shapes data (64x64, CPU, no downloads).
 #
 #   bench/train_small.sh [deconvnet-small|fcn8s-small|decouplednet-small|transfernet-small ...]
+#   SEED=1 bench/train_small.sh deconvnet-small   # another seed: runs/deconvnet-small-seed1, nothing exported
 #
-# Each model is ONE `keras-deconv train` command (below); it writes its run directory
+# Each model is ONE `keras-deconv train` command (below, plus -o and --export); it writes its run directory
 # runs/<name>/ (checkpoints, CSV logs, run.json) and copies the inference weights to
 # zoo/weights/<name>.<tag>.weights.h5. The wall time goes to runs/<name>.wall.
 # Then `python bench/make_cards.py` evaluates them and writes zoo/cards/<name>.json,
@@ -16,17 +17,22 @@ KD="nice -n 10 keras-deconv"  # on PATH: activate the venv first
 # Two runs may share the 2-core machine at one thread each: TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTEROP_THREADS=1.
 
 declare -A COMMANDS=(
-  [deconvnet-small]="$KD train deconvnet -o runs/deconvnet-small --config width=0.25 --config fc_units=256 --hparam optimizer=adam --hparam lr=0.003 --hparam pretrain_steps=2000 --hparam stage1_steps=1500 --hparam stage2_steps=1500 --hparam stage1_stepsize=0.75 --hparam stage2_stepsize=0.75 --hparam background_loss_weight=0.2 --hparam stage2_whole_images=1.0 --export zoo/weights/deconvnet-small"
-  [fcn8s-small]="$KD train fcn8s -o runs/fcn8s-small --hparam optimizer=adam --hparam lr=0.003 --hparam train_steps=8000 --hparam train_stepsize=0.75 --hparam background_loss_weight=0.2 --no-jit --export zoo/weights/fcn8s-small"
-  [decouplednet-small]="$KD train decouplednet -o runs/decouplednet-small --hparam pretrain_steps=6000 --hparam optimizer=adam --hparam lr=0.003 --hparam classification_lr=0.001 --hparam classification_steps=10000 --hparam segmentation_steps=3000 --hparam background_loss_weight=0.2 --no-jit --export zoo/weights/decouplednet-small"
-  [transfernet-small]="$KD train transfernet -o runs/transfernet-small --hparam pretrain_steps=6000 --hparam encoder_lr=0.001 --hparam encoder_steps=10000 --hparam attention_steps=3000 --hparam segmentation_steps=16000 --hparam background_loss_weight=0.2 --no-jit --export zoo/weights/transfernet-small"
+  [deconvnet-small]="$KD train deconvnet --config width=0.25 --config fc_units=256 --hparam optimizer=adam --hparam lr=0.003 --hparam pretrain_steps=2000 --hparam stage1_steps=1500 --hparam stage2_steps=1500 --hparam stage1_stepsize=0.75 --hparam stage2_stepsize=0.75 --hparam background_loss_weight=0.2 --hparam stage2_whole_images=1.0"
+  [fcn8s-small]="$KD train fcn8s --hparam optimizer=adam --hparam lr=0.003 --hparam train_steps=8000 --hparam train_stepsize=0.75 --hparam background_loss_weight=0.2 --no-jit"
+  [decouplednet-small]="$KD train decouplednet --hparam pretrain_steps=6000 --hparam optimizer=adam --hparam lr=0.003 --hparam classification_lr=0.001 --hparam classification_steps=10000 --hparam segmentation_steps=3000 --hparam background_loss_weight=0.2 --no-jit"
+  [transfernet-small]="$KD train transfernet --hparam pretrain_steps=6000 --hparam encoder_lr=0.001 --hparam encoder_steps=10000 --hparam attention_steps=3000 --hparam segmentation_steps=16000 --hparam background_loss_weight=0.2 --no-jit"
 )
 
 names=("$@")
 [ ${#names[@]} -eq 0 ] && names=(deconvnet-small fcn8s-small decouplednet-small transfernet-small)
 for name in "${names[@]}"; do
   start=$(date +%s)
-  echo "+ ${COMMANDS[$name]}" >&2
-  ${COMMANDS[$name]}
-  echo "$(( $(date +%s) - start )) s wall, $(date -u +%FT%TZ)" > "runs/$name.wall"
+  if [ "${SEED:-0}" = 0 ]; then  # the shipped run: exports the weights into the zoo
+    out="runs/$name"; extra=(--export "zoo/weights/$name")
+  else  # another seed of the same command, its own run directory; the shipped weights stay seed 0's
+    out="runs/$name-seed$SEED"; extra=(--seed "$SEED")
+  fi
+  echo "+ ${COMMANDS[$name]} -o $out ${extra[*]}" >&2
+  ${COMMANDS[$name]} -o "$out" "${extra[@]}"
+  echo "$(( $(date +%s) - start )) s wall, $(date -u +%FT%TZ)" > "$out.wall"
 done

@@ -13,6 +13,7 @@ import tensorflow as tf
 
 from keras_deconv import training, zoo
 from keras_deconv.training import augmentation, evaluate, recipes
+from keras_deconv.training import data as train_data
 from keras_deconv.training.bn_folding import batch_norm_layers, fold_batch_norm, recompute_statistics
 from keras_deconv.training.callbacks import copy_weights_by_name, read_json
 from keras_deconv.zoo import scoring
@@ -25,6 +26,20 @@ def test_step_schedule_keeps_the_official_shape():
     schedule = recipes.step_schedule(0.01, 200, 9000 / 20000)  # DeconvNet stage 1: drops at 45% and 90%
     assert [round(float(schedule(s)), 6) for s in (0, 89, 90, 179, 180, 199)] == [0.01, 0.01, 0.001, 0.001, 0.0001, 0.0001]
     assert recipes.step_schedule(0.01, 100, 1.5) == 0.01  # stepsize beyond the run: constant (DecoupledNet-10)
+
+
+def test_cosine_schedule_matches_the_formula_and_reaches_the_recipes():
+    import math
+
+    schedule = recipes.lr_schedule(0.003, 400, 0.75, "cosine")
+    for step in (0, 1, 100, 333, 399, 400):
+        assert float(schedule(step)) == pytest.approx(0.003 * (1 + math.cos(math.pi * step / 400)) / 2, abs=1e-9)
+    optimizer = recipes.make_optimizer("adam", 0.003, 400, 0.75, schedule="cosine")
+    assert isinstance(optimizer._learning_rate, keras.optimizers.schedules.CosineDecay)
+    with pytest.raises(ValueError, match="schedule"):
+        recipes.lr_schedule(0.01, 10, 0.5, "linear")
+    for name in ("deconvnet", "fcn8s", "decouplednet"):
+        assert recipes.get_recipe(name)(hparams={"schedule": "cosine"}).hp["schedule"] == "cosine"
 
 
 def test_augmentation_moves_image_and_labels_together():
@@ -232,3 +247,20 @@ def test_shipped_models_reproduce_the_card_metric(name, tag, metric):
                                      oracle_labels=metric.get("oracle_labels"),
                                      config=metric.get("shapes_config", "standard"))
     assert abs(100 * matrix.mean_iou - metric["value"]) <= 0.2, (name, tag, 100 * matrix.mean_iou, metric["value"])
+
+
+def test_train_stream_draws_fresh_whole_images_for_deconvnet_and_fcn8s():
+    first = next(iter(train_data.stream(4, 64, seed=3)))
+    images, labels = (np.asarray(t) for t in first)
+    assert images.shape == (4, 64, 64, 3) and images.dtype == np.float32
+    assert labels.shape == (4, 64, 64) and labels.dtype == np.int32
+    assert set(np.unique(labels)) <= set(range(13)) | {255}
+    batches = [np.asarray(b[0]) for _, b in zip(range(3), train_data.stream(4, 64, seed=3))]
+    flat = np.concatenate(batches).reshape(12, -1)
+    assert len({row.tobytes() for row in flat}) == 12  # no image twice
+    other = np.asarray(next(iter(train_data.stream(4, 64, seed=4)))[0])
+    assert not np.array_equal(other, images)  # the seed picks the images
+    for name, method in (("deconvnet", "stage2_data"), ("fcn8s", "train_data")):
+        recipe = recipes.get_recipe(name)(hparams={"batch_size": 4, "train_stream": 1})
+        data = getattr(recipe, method)(3, True) if method == "stage2_data" else recipe.train_data(3)
+        np.testing.assert_array_equal(np.asarray(next(iter(data))[0]), images)

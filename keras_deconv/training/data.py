@@ -20,7 +20,8 @@ stands in for them here:
 * ``SELECT_SEG_BINARY`` (DecoupledNet) and ``SelectSrcTgkSegBinary``
   (TransferNet): :func:`class_pairs`, one example per (image, class present),
   the label map rewritten to figure-ground for that class.
-* Whole images with scale/crop/flip augmentation (FCN-8s): :func:`whole_images`.
+* Whole images with scale/crop/flip augmentation (FCN-8s): :func:`whole_images`;
+  or fresh whole images from the streaming train split: :func:`stream`.
 * Image-level multi-hot labels (classification stages): :func:`image_labels`.
 
 Every function takes ``invariances=True`` to add
@@ -105,6 +106,20 @@ def whole_images(data, batch_size, size, *, scale_range=(0.8, 1.25), flip=True, 
 
     ds = _finish(_base(data, ("image", "label")), shuffle, seed, repeat)
     return _batch(ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE), batch_size)
+
+
+def stream(batch_size, image_size=64, *, seed=0, config="standard"):
+    """``(image, label)`` batches of fresh train images, never one twice (the streaming train split).
+
+    No augmentation: each image is new, which is what the augmentations stand
+    in for. Generated in the ``tf.data`` pipeline (``shapes.load``), so the
+    first batch comes at once, not after caching thousands of images.
+    """
+    ds = shapes.load("train", batch_size=int(batch_size), image_size=int(image_size), seed=seed,
+                     drop_remainder=True, config=config)
+    ds = ds.map(lambda image, label: (tf.cast(image, tf.float32), tf.cast(label, tf.int32)),
+                num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.repeat().prefetch(tf.data.AUTOTUNE)
 
 
 def _object_table(data):

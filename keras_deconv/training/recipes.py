@@ -44,16 +44,36 @@ def step_schedule(base_lr, steps, stepsize_fraction, gamma=0.1):
     return keras.optimizers.schedules.PiecewiseConstantDecay(boundaries, values)
 
 
-def caffe_sgd(lr, steps, stepsize_fraction, momentum=0.9, weight_decay=5e-4):
+#: ``--hparam schedule=...``: ``"step"`` (Caffe's, the default) or ``"cosine"``.
+SCHEDULES = ("step", "cosine")
+
+
+def lr_schedule(base_lr, steps, stepsize_fraction, schedule="step"):
+    """The learning rate of a stage: :func:`step_schedule` or a cosine decay from ``base_lr`` to 0 over ``steps``.
+
+    The cosine decay is what the reference U-Net of ``bench/shapes_baseline.py``
+    uses; on the small CPU budgets it beats the step schedule (docs/training.md).
+
+    >>> round(float(lr_schedule(0.01, 100, 0.5, "cosine")(50)), 6)
+    0.005
+    """
+    if schedule == "step":
+        return step_schedule(base_lr, steps, stepsize_fraction)
+    if schedule == "cosine":
+        return keras.optimizers.schedules.CosineDecay(float(base_lr), max(1, int(steps)))
+    raise ValueError(f"Expected --hparam schedule to be one of {SCHEDULES}. Received {schedule!r}.")
+
+
+def caffe_sgd(lr, steps, stepsize_fraction, momentum=0.9, weight_decay=5e-4, schedule="step"):
     """SGD with momentum, step schedule and weight decay on kernels only (Caffe: bias decay 0)."""
-    optimizer = keras.optimizers.SGD(step_schedule(lr, steps, stepsize_fraction), momentum=momentum,
+    optimizer = keras.optimizers.SGD(lr_schedule(lr, steps, stepsize_fraction, schedule), momentum=momentum,
                                      weight_decay=weight_decay or None)
     if weight_decay:
         optimizer.exclude_from_weight_decay(var_names=["bias", "gamma", "beta", "scale", "shift"])
     return optimizer
 
 
-def make_optimizer(kind, lr, steps, stepsize_fraction, momentum=0.9, weight_decay=5e-4):
+def make_optimizer(kind, lr, steps, stepsize_fraction, momentum=0.9, weight_decay=5e-4, schedule="step"):
     """``"sgd"``: :func:`caffe_sgd` (the papers' solver); ``"adam"``: Adam with the same step schedule.
 
     The shipped small models use Adam (in the earlier CPU runs SGD at lr
@@ -61,9 +81,9 @@ def make_optimizer(kind, lr, steps, stepsize_fraction, momentum=0.9, weight_deca
     the full configurations default to SGD.
     """
     if kind == "sgd":
-        return caffe_sgd(lr, steps, stepsize_fraction, momentum, weight_decay)
+        return caffe_sgd(lr, steps, stepsize_fraction, momentum, weight_decay, schedule)
     if kind == "adam":
-        return keras.optimizers.Adam(step_schedule(lr, steps, stepsize_fraction))
+        return keras.optimizers.Adam(lr_schedule(lr, steps, stepsize_fraction, schedule))
     raise ValueError(f"Expected optimizer 'sgd' or 'adam'. Received {kind!r}.")
 
 
@@ -195,7 +215,7 @@ class Recipe:
                 self.models["pretrain"] = model
 
         def build():
-            optimizer = make_optimizer("adam", self.hp["pretrain_lr"], steps, 0.75)
+            optimizer = make_optimizer("adam", self.hp["pretrain_lr"], steps, 0.75, schedule=self.hp.get("schedule", "step"))
             return (self.models["pretrain"], seg_loss(self.hp.get("background_loss_weight", 1.0)), None, optimizer,
                     [StreamingMeanIoU(self.models["pretrain"].output.shape[-1])])
 
@@ -240,8 +260,20 @@ class Recipe:
         """Images of stage ``pretrain``: the source-domain train images (no target class in them)."""
         return self.train_arrays(shapes.domain_indices("train", "source"))
 
+    @property
+    def streaming(self):
+        """``--hparam train_stream=1`` (DeconvNet, FCN-8s): whole-image stages draw fresh train images.
+
+        From the streaming train split (:func:`~keras_deconv.training.data.stream`,
+        no image twice, no augmentation) instead of the first
+        :data:`~keras_deconv.training.data.MAX_TRAIN_IMAGES` cached and augmented.
+        """
+        return bool(int(self.hp.get("train_stream", 0)))
+
     def pretrain_data(self, seed):
-        """Batches of stage ``pretrain``: whole :meth:`pretrain_arrays` images, augmented."""
+        """Batches of stage ``pretrain``: whole :meth:`pretrain_arrays` images, augmented (or streamed)."""
+        if self.streaming and self.pretrain_val_domain is None:
+            return train_data.stream(self.hp["batch_size"], self.image_size, seed=seed)
         return train_data.whole_images(self.pretrain_arrays(), self.hp["batch_size"], self.size, seed=seed,
                                        invariances=self.invariances)
 
@@ -396,7 +428,7 @@ class DeconvNetRecipe(Recipe):
         "batch_size": 16, "stage1_steps": 800, "stage2_steps": 1600, "lr": 0.01, "momentum": 0.9,
         "weight_decay": 5e-4, "stage1_stepsize": 9000 / 20000, "stage2_stepsize": 10000 / 40000,
         "calibration_batches": 50, "optimizer": "sgd", "invariances": 1, "background_loss_weight": 1.0,
-        "pretrain_steps": 0, "pretrain_lr": 3e-3, "stage2_whole_images": 0.25,
+        "pretrain_steps": 0, "pretrain_lr": 3e-3, "stage2_whole_images": 0.25, "schedule": "step", "train_stream": 0,
     }
 
     def default_config(self):
@@ -434,7 +466,7 @@ class DeconvNetRecipe(Recipe):
         def build():
             model = self.models["deconvnet"]
             optimizer = make_optimizer(self.hp["optimizer"], self.hp["lr"], steps, self.hp[f"{key}_stepsize"],
-                                       self.hp["momentum"], self.hp["weight_decay"])
+                                       self.hp["momentum"], self.hp["weight_decay"], self.hp["schedule"])
             return (model, seg_loss(self.hp["background_loss_weight"]), None, optimizer,
                     [StreamingMeanIoU(self.num_classes)])
 
@@ -452,7 +484,10 @@ class DeconvNetRecipe(Recipe):
 
     def stage2_data(self, seed, invariances):
         """Windows around objects; ``--hparam stage2_whole_images=P``: the whole image with probability P
-        (0.25; 1.0 trains stage 2 at the scale the whole-image pipeline sees, and folds BN there too)."""
+        (0.25; 1.0 trains stage 2 at the scale the whole-image pipeline sees, and folds BN there too);
+        ``--hparam train_stream=1``: fresh whole images (:attr:`streaming`)."""
+        if self.streaming:
+            return train_data.stream(self.hp["batch_size"], self.image_size, seed=seed)
         return train_data.windows(self.train_arrays(), self.hp["batch_size"], self.size, seed=seed,
                                   whole_image_probability=float(self.hp["stage2_whole_images"]),
                                   invariances=invariances)
@@ -485,7 +520,8 @@ class FCN8sRecipe(Recipe):
 
     name = "fcn8s"
     defaults = {"batch_size": 16, "train_steps": 1200, "lr": 0.01, "momentum": 0.9, "weight_decay": 5e-4,
-                "train_stepsize": 0.5, "optimizer": "sgd", "invariances": 1, "background_loss_weight": 1.0}
+                "train_stepsize": 0.5, "optimizer": "sgd", "invariances": 1, "background_loss_weight": 1.0,
+                "schedule": "step", "train_stream": 0}
 
     def default_config(self):
         return {"width": 1 / 16, "fc_units": 64}
@@ -507,7 +543,7 @@ class FCN8sRecipe(Recipe):
 
         def build():
             optimizer = make_optimizer(self.hp["optimizer"], self.hp["lr"], steps, self.hp["train_stepsize"],
-                                       self.hp["momentum"], self.hp["weight_decay"])
+                                       self.hp["momentum"], self.hp["weight_decay"], self.hp["schedule"])
             return (self.models["fcn8s"], seg_loss(self.hp["background_loss_weight"]), None, optimizer,
                     [StreamingMeanIoU(self.num_classes)])
 
@@ -518,6 +554,9 @@ class FCN8sRecipe(Recipe):
         return self.val_whole_images(), None
 
     def train_data(self, seed):
+        """Whole cached images, augmented; ``--hparam train_stream=1``: fresh ones (:attr:`streaming`)."""
+        if self.streaming:
+            return train_data.stream(self.hp["batch_size"], self.image_size, seed=seed)
         return train_data.whole_images(self.train_arrays(), self.hp["batch_size"], self.size, seed=seed,
                                        invariances=self.invariances)
 
@@ -565,7 +604,7 @@ class DecoupledNetRecipe(Recipe):
         "batch_size": 16, "classification_steps": 1500, "classification_lr": 1e-3,
         "segmentation_steps": 1200, "lr": 0.01, "momentum": 0.9, "weight_decay": 5e-4,
         "calibration_batches": 30, "budgets": "all,25,10,5", "optimizer": "sgd", "invariances": 1,
-        "pretrain_steps": 1500, "pretrain_lr": 3e-3, "background_loss_weight": 1.0,
+        "pretrain_steps": 1500, "pretrain_lr": 3e-3, "background_loss_weight": 1.0, "schedule": "step",
     }
 
     def __init__(self, *args, budgets=None, **kwargs):
@@ -639,7 +678,7 @@ class DecoupledNetRecipe(Recipe):
         def build():
             fit_model = self.segmentation_graph(self.models[key])
             optimizer = make_optimizer(self.hp["optimizer"], self.hp["lr"], steps, stepsize / max_iter,
-                                       self.hp["momentum"], self.hp["weight_decay"])
+                                       self.hp["momentum"], self.hp["weight_decay"], self.hp["schedule"])
             return fit_model, seg_loss(self.hp["background_loss_weight"]), None, optimizer, [StreamingMeanIoU(2)]
 
         def dataset():
