@@ -4,6 +4,7 @@ Generation speed is measured by bench/shapes_speed.py, not here.
 """
 
 import hashlib
+import os
 
 import numpy as np
 import pytest
@@ -327,6 +328,21 @@ def test_load_tf_data():
     assert len(set(first[0].tolist())) == 3 and first[0].max() > 4000
     hard = next(iter(shapes.load("val", batch_size=2, count=2, config="hard")))
     np.testing.assert_array_equal(hard[0][1].numpy(), shapes.generate_example("val", 1, config="hard")["image"])
+
+
+def test_a_script_holding_a_load_iterator_exits():
+    """``it = iter(shapes.load(...))`` still alive at exit used to hang the process (tf.data + numpy_function)."""
+    import subprocess
+    import sys
+
+    code = ("from keras_deconv.datasets import shapes\n"
+            "it = iter(shapes.load('val', batch_size=4, count=40))\n"
+            "batch = next(it)\n"
+            "print(tuple(batch[0].shape))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().endswith("(4, 64, 64, 3)")
 
 
 def test_imports_stay_light():

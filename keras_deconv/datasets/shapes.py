@@ -138,6 +138,31 @@ _MAX_AS_NUMPY = 100_000  # more images than this would take hours to render into
 _SHUFFLE_BUFFER = 65_536  # larger selections are permuted once, not reshuffled per epoch
 
 
+@functools.lru_cache(maxsize=None)  # once per process
+def _release_iterators_at_exit():
+    """Frees live ``tf.data`` iterators when the interpreter exits, before it tears itself down.
+
+    :func:`load` generates examples in ``tf.numpy_function`` calls on tf.data
+    threads. An iterator still referenced at exit (``it = iter(load(...))`` in
+    a script) is otherwise destroyed during finalization while such a call
+    waits for the GIL: the process hangs instead of exiting (TensorFlow issue
+    21277). Freeing them from an ``atexit`` hook, while Python still runs
+    normally, lets them stop cleanly.
+    """
+    import atexit
+    import gc
+
+    import tensorflow as tf
+
+    def release():
+        for obj in gc.get_objects():
+            if isinstance(obj, tf.data.Iterator):
+                obj.__dict__.clear()  # drops the iterator resource; the object is unusable after exit anyway
+        gc.collect()
+
+    atexit.register(release)
+
+
 # --- Arguments and seeds ---------------------------------------------------
 
 
@@ -496,6 +521,7 @@ def load(split, batch_size=32, image_size=64, budget=None, domain=None,
 
     image_size = _check_size(image_size)
     indices, strong, weak_domain = _select(split, count, indices, budget, domain, config)
+    _release_iterators_at_exit()
     if shuffle is None:
         shuffle = split == "train"
     S = image_size
