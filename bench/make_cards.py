@@ -77,10 +77,10 @@ MODELS = {
     "fcn8s-small": {
         "base": "fcn8s", "title": "FCN-8s (small, shapes)", "builder": "FCN8s", "num_classes": 13,
         "pipeline": {"class": "FCN8sPipeline", "config": {"pad_to": None}},
-        "summary": "A 1/16-width FCN-8s trained from scratch on the synthetic shapes dataset (whole images, "
-                   "scale/crop/flip augmentation; background pixels weighted 0.2 in the loss): the DeconvNet "
-                   "paper's baseline in miniature.",
-        "tags": {"shapes": "the first 4000 shapes train images (training.data.MAX_TRAIN_IMAGES) (whole images, scale/crop/flip augmentation)"},
+        "summary": "A 1/8-width FCN-8s trained from scratch on the synthetic shapes dataset (fresh whole images "
+                   "from the streaming train split, Adam with a cosine decay; background pixels weighted 0.2 in "
+                   "the loss): the DeconvNet paper's baseline in miniature.",
+        "tags": {"shapes": "fresh whole images of the streaming shapes train split (--hparam train_stream=1: 4000 steps x 16 = 64,000 images, none seen twice, no augmentation)"},
     },
     "decouplednet-small": {
         "base": "decouplednet", "title": "DecoupledNet (small, shapes)", "builder": "DecoupledNet", "num_classes": 12,
