@@ -32,7 +32,6 @@ DeconvNet and FCN-8s also take PASCAL VOC 2012
 ``train.txt`` to train, ``val.txt`` scored, weights tagged ``voc2012``).
 """
 
-
 import numpy as np
 
 from keras_deconv.datasets import folder

@@ -51,8 +51,8 @@ SCHEDULES = ("step", "cosine")
 def lr_schedule(base_lr, steps, stepsize_fraction, schedule="step"):
     """The learning rate of a stage: :func:`step_schedule` or a cosine decay from ``base_lr`` to 0 over ``steps``.
 
-    The cosine decay is what the reference U-Net of ``bench/shapes_baseline.py``
-    uses; on the small CPU budgets it beats the step schedule (docs/training.md).
+    The cosine decay is the reference U-Net's (``bench/shapes_baseline.py``)
+    and the shipped ``fcn8s-small``'s (docs/training.md).
 
     >>> round(float(lr_schedule(0.01, 100, 0.5, "cosine")(50)), 6)
     0.005
@@ -74,7 +74,7 @@ def caffe_sgd(lr, steps, stepsize_fraction, momentum=0.9, weight_decay=5e-4, sch
 
 
 def make_optimizer(kind, lr, steps, stepsize_fraction, momentum=0.9, weight_decay=5e-4, schedule="step"):
-    """``"sgd"``: :func:`caffe_sgd` (the papers' solver); ``"adam"``: Adam with the same step schedule.
+    """``"sgd"``: :func:`caffe_sgd` (the papers' solver); ``"adam"``: Adam with the same schedule.
 
     The shipped small models use Adam (in the earlier CPU runs SGD at lr
     0.01-0.1 sat on the predict-background plateau for the whole budget);
@@ -215,7 +215,8 @@ class Recipe:
                 self.models["pretrain"] = model
 
         def build():
-            optimizer = make_optimizer("adam", self.hp["pretrain_lr"], steps, 0.75, schedule=self.hp.get("schedule", "step"))
+            optimizer = make_optimizer("adam", self.hp["pretrain_lr"], steps, 0.75,
+                                       schedule=self.hp.get("schedule", "step"))
             return (self.models["pretrain"], seg_loss(self.hp.get("background_loss_weight", 1.0)), None, optimizer,
                     [StreamingMeanIoU(self.models["pretrain"].output.shape[-1])])
 
