@@ -310,18 +310,20 @@ def test_start_model_from_a_weights_file_reports_the_layers_that_do_not_fit():
     from keras_deconv.zoo import registry
 
     path = registry.weights_file("fcn8s-small", "shapes")
-    model, config = registry.start_model(path, "FCN8s", 3, {"width": 1 / 16, "fc_units": 64})
+    card = registry.card("fcn8s-small")["architecture"]["config"]
+    trained = {"width": card["width"], "fc_units": card["fc_units"]}  # the shipped file's own configuration
+    model, config = registry.start_model(path, "FCN8s", 3, trained)
     assert model.init_skipped == ["score-fr", "score2", "score-pool4", "score4", "score-pool3", "upsample"]
     reference = registry.create_model("fcn8s-small")
     np.testing.assert_array_equal(model.get_layer("conv2_1").get_weights()[0],
                                   reference.get_layer("conv2_1").get_weights()[0])
-    same, _ = registry.start_model(path, "FCN8s", 13, {"width": 1 / 16, "fc_units": 64})
+    same, _ = registry.start_model(path, "FCN8s", 13, trained)
     assert same.init_skipped == []  # even "upsample", whose fixed bilinear kernel equals a fresh one
     for layer in reference.layers:
         for a, b in zip(layer.get_weights(), same.get_layer(layer.name).get_weights()):
             np.testing.assert_array_equal(a, b)
     with pytest.raises(ValueError, match="fits no layer"):
-        registry.start_model(path, "FCN8s", 3, {"width": 1 / 8, "fc_units": 32})
+        registry.start_model(path, "FCN8s", 3, {"width": card["width"] / 2, "fc_units": 32})
     with pytest.raises(ValueError, match="is a FCN8s"):
         registry.start_model("fcn8s-small", "DeconvNet", 3)
     with pytest.raises(ValueError, match="neither a zoo name"):
