@@ -146,7 +146,7 @@ def train(args, val):
             losses, last_eval = [], time.perf_counter()
     if losses:
         curve.append(_curve_row(model, val, start, step_count, losses))
-    return model, curve
+    return model, label, curve
 
 
 def _curve_row(model, val, start, step_count, losses):
@@ -155,37 +155,13 @@ def _curve_row(model, val, start, step_count, losses):
     return row
 
 
-def save_curve(path, curve, floor, colour, test_miou):
-    """A small PNG of val mIoU (and loss) against time, drawn with Pillow."""
-    from PIL import Image, ImageDraw
+def save_curve(path, curve, floor, colour, test_miou, label):
+    """The curve as a PNG (:func:`keras_deconv.training.validation.draw_curve`, the runs' own curve drawer)."""
+    from keras_deconv.training.validation import draw_curve
 
-    width, height, margin = 640, 400, 50
-    image = Image.new("RGB", (width, height), "white")
-    draw = ImageDraw.Draw(image)
-    t_max = max(row[0] for row in curve) or 1.0
-    loss_max = max(row[2] for row in curve) or 1.0
-
-    def xy(t, value, top):
-        return (margin + (width - 2 * margin) * t / t_max,
-                height - margin - (height - 2 * margin) * value / top)
-
-    draw.rectangle([margin, margin, width - margin, height - margin], outline="black")
-    for value in range(0, 101, 20):
-        y = xy(0, value, 100)[1]
-        draw.line([margin - 4, y, margin, y], fill="black")
-        draw.text((8, y - 6), f"{value}", fill="black")
-    for level, colour_name in ((floor, "gray"), (colour, "orange")):
-        y = xy(0, level, 100)[1]
-        draw.line([margin, y, width - margin, y], fill=colour_name)
-    draw.line([xy(r[0], r[3], 100) for r in curve] if len(curve) > 1 else [xy(0, 0, 100)] * 2, fill="blue", width=2)
-    draw.line([xy(r[0], r[2], loss_max) for r in curve] if len(curve) > 1 else [xy(0, 0, 1)] * 2, fill="red", width=1)
-    draw.text((margin, 15), f"val mIoU (blue, %) and loss (red, max {loss_max:.2f}) over {t_max / 60:.1f} min; "
-                            f"test mIoU {test_miou:.1f}", fill="black")
-    draw.text((margin - 4, height - margin + 4), "0", fill="black")
-    draw.text((width - margin - 30, height - margin + 4), f"{t_max / 60:.1f} min", fill="black")
-    draw.text((margin, height - 30), f"all-background {floor:.1f} (gray), colour-only {colour:.1f} (orange)",
-              fill="black")
-    image.save(path)
+    rows = [{"seconds": t, "loss": loss, "val_miou": value} for t, _, loss, value in curve]
+    return draw_curve([("train", rows)], path, f"{label}: test mIoU {test_miou:.1f}",
+                      levels=[("all-background", floor, "gray"), ("colour-only", colour, "orange")])
 
 
 def main():
@@ -224,12 +200,12 @@ def main():
     print(f"all-background floor: {floor:.2f} test mIoU")
     print(f"colour-only classifier (8 bins/channel, {args.colour_train_images} train images): {colour:.2f} test mIoU")
 
-    model, curve = train(args, val)
+    model, label, curve = train(args, val)
     test_miou = miou(model, test)
     print(f"final test mIoU ({len(test['image'])} images, background included): {test_miou:.2f} "
           f"after {curve[-1][1] if curve else 0} steps, {curve[-1][0] / 60 if curve else 0:.1f} min")
     if args.curve:
-        save_curve(args.curve, curve, floor, colour, test_miou)
+        save_curve(args.curve, curve, floor, colour, test_miou, label)
         print(f"curve: {args.curve}")
 
 

@@ -11,7 +11,7 @@ from PIL import Image
 
 from keras_deconv import training
 from keras_deconv.training import recipes
-from keras_deconv.training.validation import ValidationMIoU, save_curve
+from keras_deconv.training.validation import ValidationMIoU, draw_curve, save_curve
 
 
 def _numpy_miou(labels, predictions, num_classes, ignore=255):
@@ -110,6 +110,18 @@ def test_a_run_logs_val_miou_and_draws_its_curve(tmp_path):
 def test_no_curve_without_a_logged_epoch(tmp_path):
     assert save_curve(str(tmp_path), ["stage1"], str(tmp_path / "curve.png")) is None
     assert not os.path.exists(tmp_path / "curve.png")
+
+
+def test_draw_curve_draws_rows_from_elsewhere_with_reference_levels(tmp_path):
+    rows = [{"seconds": 60.0 * i, "loss": 2.0 / (i + 1), "val_miou": 10.0 * i} for i in range(1, 5)]
+    path = str(tmp_path / "baseline.png")
+    assert draw_curve([("train", rows)], path, "U-Net", levels=[("all-background", 6.9, "orange")]) == path
+    with Image.open(path) as image:
+        pixels = np.asarray(image.convert("RGB"))
+    # the level is a horizontal orange line at 6.9 % of the plot height (50 px margins, 420 px image)
+    y = round(420 - 50 - (420 - 100) * 6.9 / 100)
+    assert ((pixels[y - 1 : y + 2, 60:600] == (255, 165, 0)).all(-1)).any(0).mean() > 0.9
+    assert draw_curve([("train", [])], path + ".none.png", "empty") is None
 
 
 def test_recipes_validation_images_are_the_first_of_the_val_split():

@@ -11,7 +11,8 @@ target-domain val images, whose masks it never trains on).
 
 :func:`save_curve` draws the loss and the validation mIoU of every stage
 against wall-clock time into one PNG (Pillow: no plotting library is a
-dependency), the file ``keras-deconv train`` writes as ``RUN/curve.png``.
+dependency), the file ``keras-deconv train`` writes as ``RUN/curve.png``;
+:func:`draw_curve` draws rows from elsewhere (``bench/shapes_baseline.py``).
 
 Example:
 
@@ -92,15 +93,27 @@ def _number(text):
 def save_curve(run_dir, stage_names, path, title=None):
     """Draws every stage's training loss (red) and ``val_miou`` (blue) against time into ``path`` (PNG).
 
-    Time runs on across stages (each stage's ``seconds`` column added to the
-    stages before it); grey lines mark where a stage starts. Stages train
-    different losses, so each stage's loss is drawn relative to its own
-    largest epoch value (the top of the chart). Returns the path, or None when
-    no stage has logged an epoch.
+    Reads each stage's ``log.csv`` (:func:`read_stage_logs`) and draws it with
+    :func:`draw_curve`. Returns the path, or None when no stage has logged an
+    epoch.
+    """
+    return draw_curve(read_stage_logs(run_dir, stage_names), path,
+                      title or os.path.basename(os.path.abspath(run_dir)))
+
+
+def draw_curve(stages, path, title, levels=()):
+    """Draws ``[(stage, rows)]`` (rows: dicts with ``seconds``, ``loss``, ``val_miou``) into ``path`` (PNG).
+
+    Time runs on across stages (each stage's ``seconds`` added to the stages
+    before it); grey lines mark where a stage starts. Stages train different
+    losses, so each stage's loss is drawn relative to its own largest value
+    (the top of the chart). ``levels``: ``[(label, mIoU, colour)]`` reference
+    lines across the chart (e.g. the all-background floor). Returns the path,
+    or None when no stage has a row.
     """
     from PIL import Image, ImageDraw
 
-    stages = [(name, rows) for name, rows in read_stage_logs(run_dir, stage_names) if rows]
+    stages = [(name, rows) for name, rows in stages if rows]
     if not stages:
         return None
     width, height, margin = 720, 420, 50
@@ -121,6 +134,10 @@ def save_curve(run_dir, stage_names, path, title=None):
         y = xy(0, value, 100)[1]
         draw.line([margin - 4, y, margin, y], fill="black")
         draw.text((12, y - 6), f"{value}", fill="black")
+    for number, (label, level, colour) in enumerate(levels):
+        y = xy(0, level, 100)[1]
+        draw.line([margin, y, width - margin, y], fill=colour)
+        draw.text((width - margin - 150, y - 12 - 12 * number), f"{label} {level:.1f}", fill=colour)
     for number, (name, start, points) in enumerate(placed):
         x = xy(start, 0, 1)[0]
         draw.line([x, margin, x, height - margin], fill="gray")
@@ -132,8 +149,8 @@ def save_curve(run_dir, stage_names, path, title=None):
                 draw.line(line, fill=colour, width=2)
             for x_dot, y_dot in line:
                 draw.ellipse([x_dot - 2, y_dot - 2, x_dot + 2, y_dot + 2], fill=colour)
-    draw.text((margin, 12), title or os.path.basename(os.path.abspath(run_dir)), fill="black")
+    draw.text((margin, 12), title, fill="black")
     draw.text((margin, 28), f"val mIoU (blue, %, left axis) and training loss (red, each stage relative to its "
-                            f"largest epoch) over {t_max / 60:.1f} min", fill="black")
+                            f"largest value) over {t_max / 60:.1f} min", fill="black")
     image.save(path)
     return path
