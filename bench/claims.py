@@ -1,6 +1,6 @@
 """The papers' claims, in miniature: the README's table (Training), printed from the shipped small models.
 
-    python bench/claims.py [--count N] [--shapes-config hard]
+    python bench/claims.py [--count N] [--shapes-config hard] [--only deconvnet --seeds]
 
 Data: the shapes test split (500 images, 64x64) of the generator config the
 shipped models of each part were trained on (their cards' ``shapes_config``;
@@ -75,16 +75,30 @@ def _fmt(value):
     return "n/a" if value is None or value != value else f"{value:.1f}"
 
 
-def deconvnet_vs_fcn(count):
-    rows = []
-    deconv, fcn = zoo.load("deconvnet-small"), zoo.load("fcn8s-small")
+def _deconvnet_rows(deconv, fcn, count):
+    """``[(label, mIoU, pixel accuracy, object accuracy by size)]``: DeconvNet, FCN-8s and their average."""
     ensemble = pipelines.DeconvNetPipeline(deconv.model, fcn=fcn.model, mode="whole", ensemble="average",
                                            fcn_pad_to=None, min_size=64)
+    rows = []
     for label, pipeline in (("DeconvNet-small", deconv), ("FCN-8s-small", fcn),
                             ("EDeconvNet-small (average of the two)", ensemble)):
         objects = ObjectAccuracy()
         matrix = evaluate.score(pipeline, "test", count=count, on_example=objects, config=CONFIG)
         rows.append((label, 100 * matrix.mean_iou, 100 * matrix.pixel_accuracy, objects.row()))
+    return rows
+
+
+def seed_pairs():
+    """``{seed: (DeconvNet run, FCN-8s run)}`` for the seeds K >= 1 trained for both (runs/<name>-seedK)."""
+    from make_cards import seed_runs  # bench/: the cards' own list of finished seed runs
+
+    deconv, fcn = seed_runs("deconvnet-small"), seed_runs("fcn8s-small")
+    return {seed: (str(deconv[seed]), str(fcn[seed])) for seed in sorted(set(deconv) & set(fcn))}
+
+
+def deconvnet_vs_fcn(count, seeds=False):
+    deconv, fcn = zoo.load("deconvnet-small"), zoo.load("fcn8s-small")
+    rows = _deconvnet_rows(deconv, fcn, count)
     print("\n## 1. DeconvNet vs FCN-8s (shapes test, %s images)\n" % (count or 500))
     print("| model | params | mIoU | pixel acc. | obj. acc. small | medium | large |")
     print("|---|---|---|---|---|---|---|")
@@ -94,6 +108,38 @@ def deconvnet_vs_fcn(count):
         print(f"| {label} | {params.get(label, params['DeconvNet-small'] + params['FCN-8s-small']):,} | {_fmt(miou)} | "
               f"{_fmt(acc)} | " + " | ".join(_fmt(bins[name][0]) for name, _, _ in SIZE_BINS) + " |")
     print(f"\nobjects per bin: {counts} (small < 3 % of the image, medium 3-15 %, large >= 15 %)")
+    if seeds:
+        _deconvnet_seeds(rows, count)
+
+
+def _deconvnet_seeds(shipped_rows, count):
+    """``--seeds``: the same comparison for every seed trained for both models, and whether each claim holds."""
+    pairs = seed_pairs()
+    if not pairs:
+        print("\n--seeds: no seed run trained for both models (runs/deconvnet-small-seedK, runs/fcn8s-small-seedK)")
+        return
+    by_seed = {0: shipped_rows}
+    for seed, (deconv_run, fcn_run) in pairs.items():
+        by_seed[seed] = _deconvnet_rows(zoo.load(deconv_run), zoo.load(fcn_run), count)
+    print("\nSeeds (0 = the shipped weights; K = runs/<name>-seedK, the same commands with --seed K): mIoU, "
+          "and small-object accuracy\n")
+    print("| seed | DeconvNet mIoU | FCN-8s mIoU | EDeconvNet mIoU | ensemble >= better | DeconvNet > FCN | "
+          "DeconvNet small obj. | FCN small obj. |")
+    print("|---|---|---|---|---|---|---|---|")
+    table = []
+    for seed, rows in by_seed.items():
+        (_, d, _, d_bins), (_, f, _, f_bins), (_, e, _, _) = rows
+        values = (d, f, e, d_bins["small"][0], f_bins["small"][0])
+        table.append(values)
+        print(f"| {seed} | {_fmt(d)} | {_fmt(f)} | {_fmt(e)} | {'yes' if e >= max(d, f) else 'no'} | "
+              f"{'yes' if d > f else 'no'} | {_fmt(values[3])} | {_fmt(values[4])} |")
+    table = np.array(table)
+    mean, std = table.mean(0), table.std(0, ddof=1)
+    holds = sum(int(e >= max(d, f)) for d, f, e, _, _ in table)
+    wins = sum(int(d > f) for d, f, _, _, _ in table)
+    print(f"| mean +- std ({len(table)}) | " + " | ".join(f"{m:.1f} +- {s:.1f}" for m, s in zip(mean[:3], std[:3]))
+          + f" | {holds} of {len(table)} | {wins} of {len(table)} | "
+          + " | ".join(f"{m:.1f} +- {s:.1f}" for m, s in zip(mean[3:], std[3:])) + " |")
 
 
 class BackgroundOnly:
@@ -181,6 +227,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, help="only the first N images of each selection (default: all)")
     parser.add_argument("--only", choices=("deconvnet", "decouplednet", "transfernet"), action="append")
+    parser.add_argument("--seeds", action="store_true",
+                        help="part 1 also for every seed trained for both models (runs/<name>-seedK), mean +- std")
     parser.add_argument("--shapes-config", choices=shapes.CONFIGS,
                         help="shapes generator config (default: the one on each part's model cards)")
     args = parser.parse_args()
@@ -203,7 +251,7 @@ def main():
         CONFIG = args.shapes_config or configs.pop()
         print(f"\n## {part}: data: shapes config {CONFIG!r} (version {shapes.VERSIONS[CONFIG]}), "
               f"the one on the models' cards")
-        run(args.count)
+        run(args.count, seeds=args.seeds) if part == "deconvnet" else run(args.count)
 
 
 if __name__ == "__main__":
