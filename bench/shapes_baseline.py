@@ -2,10 +2,15 @@
 
     python bench/shapes_baseline.py [--minutes 30] [--threads 2] [--image-size 64] [--curve curve.png]
     python bench/shapes_baseline.py --net deconvnet [--width 0.25] [--fc-units 256]
+    python bench/shapes_baseline.py --net deconvnet-nofc --width 0.125 [--init-encoder fcn8s-small]
 
 ``--net deconvnet`` trains the project's DeconvNet (trainable BN) in this
 same loop, data and schedule instead of the U-Net: the gap between the two
 is then the architecture's, not the recipe's (docs/training.md).
+``--net deconvnet-nofc`` drops fc6, fc7 and fc6-deconv (pool5 goes straight
+to unpool5, a SegNet-like net): is the 1x1 fc code the obstacle?
+``--init-encoder NAME`` starts the encoder from a trained model's
+convolutions (e.g. ``fcn8s-small``, width 1/8): is the encoder?
 
 What it does, in order:
 
@@ -94,15 +99,36 @@ def miou(model, data, batch_size=50):
 
 
 def build_net(args):
-    """``(model, label)`` for ``--net``: the reference U-Net or the project's DeconvNet."""
+    """``(model, label)`` for ``--net``: the reference U-Net, the project's DeconvNet, or DeconvNet without fc."""
     if args.net == "unet":
         return unet(shapes.NUM_CLASSES, args.image_size), "U-Net"
-    from keras_deconv import models
+    import keras
 
-    model = models.DeconvNet(shapes.NUM_CLASSES, (args.image_size, args.image_size, 3), width=args.width,
-                             fc_units=args.fc_units, fc_kernel_size=min(7, -(-args.image_size // 32)),
-                             batch_norm="trainable")
-    return model, f"DeconvNet width {args.width:g}, fc_units {args.fc_units}"
+    from keras_deconv import models
+    from keras_deconv.models import _blocks
+    from keras_deconv.models._decoder import deconv_decoder
+    from keras_deconv.models.vgg16_encoder import vgg16_encoder
+
+    input_shape = (args.image_size, args.image_size, 3)
+    if args.net == "deconvnet":
+        model = models.DeconvNet(shapes.NUM_CLASSES, input_shape, width=args.width, fc_units=args.fc_units,
+                                 fc_kernel_size=min(7, -(-args.image_size // 32)), batch_norm="trainable")
+        label = f"DeconvNet width {args.width:g}, fc_units {args.fc_units}"
+    else:  # deconvnet-nofc: the same encoder and unpooling decoder, pool5 straight into unpool5
+        inputs, x = _blocks.image_input(input_shape, True)
+        blobs = vgg16_encoder(x, width=args.width, batch_norm="trainable")
+        x = deconv_decoder(blobs["pool5"], blobs, width=args.width, batch_norm="trainable")
+        model = keras.Model(inputs, keras.layers.Conv2D(shapes.NUM_CLASSES, 1, name="seg-score-voc")(x))
+        label = f"DeconvNet without fc6/fc7/fc6-deconv, width {args.width:g}"
+    if args.init_encoder:
+        from keras_deconv import zoo
+        from keras_deconv.training.recipes import ENCODER_CONVS
+
+        donor = zoo.load(args.init_encoder).model
+        for name in ENCODER_CONVS:
+            model.get_layer(name).set_weights(donor.get_layer(name).get_weights())
+        label += f", conv1_1 ... conv5_3 from {args.init_encoder}"
+    return model, label
 
 
 def train(args, val):
@@ -166,8 +192,10 @@ def save_curve(path, curve, floor, colour, test_miou, label):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--net", choices=["unet", "deconvnet"], default="unet",
-                        help="the reference U-Net, or DeconvNet in the same loop")
+    parser.add_argument("--net", choices=["unet", "deconvnet", "deconvnet-nofc"], default="unet",
+                        help="the reference U-Net, or DeconvNet in the same loop (-nofc: without fc6/fc7)")
+    parser.add_argument("--init-encoder", metavar="NAME|RUN_DIR",
+                        help="--net deconvnet*: copy conv1_1 ... conv5_3 from this zoo model (same --width)")
     parser.add_argument("--width", type=float, default=0.25, help="--net deconvnet: channel multiplier")
     parser.add_argument("--fc-units", type=int, default=256, help="--net deconvnet: fc6/fc7 channels")
     parser.add_argument("--minutes", type=float, default=30.0, help="wall-clock training budget")
