@@ -1,11 +1,19 @@
-"""Training-step speed of the small DeconvNet: Keras (XLA) against PyTorch, same network, same data, same run.
+"""Training-step speed of the small models: Keras (XLA) against PyTorch, same network, same data, same run.
 
-Usage: ``python bench/train_step.py [--batch 16] [--size 64] [--rounds 3]``
+Usage: ``python bench/train_step.py [--models deconvnet-small,fcn8s-small] [--threads N] [--rounds 3]``
 (needs the ``[bench]`` extra: torch).
 
-Both sides train the configuration ``deconvnet-small``'s recipe trains
-(width 1/4, fc 256, 2x2 fc6, trainable batch norm, 13 classes, Adam, softmax
-cross-entropy ignoring 255) on the same batch of ``shapes`` train images.
+Both sides train the configuration the shipped model's recipe trains, with
+Adam and softmax cross-entropy ignoring 255, on the same batch of ``shapes``
+train images (13 classes):
+
+* ``deconvnet-small``: width 1/4, fc 256, 2x2 fc6, trainable batch norm,
+  argmax pooling + unpooling (PyTorch: ``bench/torch_deconvnet.py``);
+* ``fcn8s-small``: width 1/8, fc 128, conv1_1 padded by 100, dropout 0.5
+  (PyTorch: ``bench/torch_fcn8s.py``; its recipe trains without XLA,
+  ``--no-jit``, so the ``keras-graph`` row is the one it uses).
+
+DecoupledNet's and TransferNet's networks have no PyTorch copy here yet.
 Each round times Keras then PyTorch (median of ``--repeats`` steps after
 warm-up), alternating so both see the same machine load; the last line prints
 the median ratio. Faster steps buy accuracy in a CPU time budget, so the goal
@@ -24,7 +32,9 @@ import numpy as np  # noqa: E402
 
 from _timing import median_ms  # noqa: E402
 
-CONFIG = {"width": 0.25, "fc_units": 256, "fc_kernel_size": 2}
+#: The shipped models' training configurations (their cards' ``architecture.config``).
+CONFIGS = {"deconvnet-small": {"width": 0.25, "fc_units": 256, "fc_kernel_size": 2},
+           "fcn8s-small": {"width": 0.125, "fc_units": 128}}
 
 
 def _data(batch, size):
@@ -34,25 +44,33 @@ def _data(batch, size):
     return data["image"], data["label"].astype(np.int64)
 
 
-def keras_step(images, labels, jit):
+def keras_step(name, images, labels, jit):
     import keras
 
     from keras_deconv import models
 
-    model = models.DeconvNet(13, images.shape[1:], batch_norm="trainable", **CONFIG)
+    if name == "deconvnet-small":
+        model = models.DeconvNet(13, images.shape[1:], batch_norm="trainable", **CONFIGS[name])
+    else:
+        model = models.FCN8s(13, images.shape[1:], **CONFIGS[name])
     model.compile(keras.optimizers.Adam(1e-3),
                   keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=255), jit_compile=jit)
     return lambda: model.train_on_batch(images, labels)
 
 
-def torch_step(images, labels):
+def torch_step(name, images, labels):
     import torch
     from torch_deconvnet import TorchDeconvNet
+    from torch_fcn8s import TorchFCN8s
 
     torch.manual_seed(0)
-    net = TorchDeconvNet(13, CONFIG["width"], CONFIG["fc_units"], CONFIG["fc_kernel_size"], batch_norm=True)
+    config = CONFIGS[name]
+    if name == "deconvnet-small":
+        net = TorchDeconvNet(13, config["width"], config["fc_units"], config["fc_kernel_size"], batch_norm=True)
+    else:
+        net = TorchFCN8s(13, config["width"], config["fc_units"])
     net = net.to(memory_format=torch.channels_last).train()
-    optimizer = torch.optim.Adam(net.parameters(), 1e-3)
+    optimizer = torch.optim.Adam([p for p in net.parameters() if p.requires_grad], 1e-3)
     mean = torch.tensor([123.68, 116.779, 103.939]).view(1, 3, 1, 1)  # the Keras model's Caffe mean
     x = (torch.from_numpy(images).permute(0, 3, 1, 2).float() - mean).contiguous(memory_format=torch.channels_last)
     y = torch.from_numpy(labels)
@@ -70,6 +88,7 @@ def torch_step(images, labels):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", default=",".join(CONFIGS), help="comma-separated: " + ", ".join(CONFIGS))
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=10)
@@ -83,22 +102,26 @@ def main():
     from keras_deconv._platform import describe_cpu
 
     tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+    tf.config.threading.set_inter_op_parallelism_threads(args.threads)
     torch.set_num_threads(args.threads)
     print(describe_cpu())
     images, labels = _data(args.batch, args.size)
-    steps = {"keras-xla": keras_step(images, labels, True), "keras-graph": keras_step(images, labels, False),
-             "torch": torch_step(images, labels)}
-    ratios = {"keras-xla": [], "keras-graph": []}
-    for round_index in range(args.rounds):
-        times = {name: median_ms(step, args.repeats, warmup=3) for name, step in steps.items()}
-        for name in ratios:
-            ratios[name].append(times[name] / times["torch"])
-        print(f"round {round_index + 1}: " + "  ".join(
-            f"{name} {ms:.1f} ms/step ({1000 * args.batch / ms:.0f} img/s)" for name, ms in times.items()))
-    for name, values in ratios.items():
-        print(f"{name} / torch time per step: median {statistics.median(values):.2f}x "
-              f"(rounds: {', '.join(f'{v:.2f}' for v in values)}); batch {args.batch}, {args.size}x{args.size}, "
-              f"{args.threads} threads")
+    for name in args.models.split(","):
+        if name not in CONFIGS:
+            parser.error(f"--models: unknown model {name!r}; choose from {', '.join(CONFIGS)}")
+        steps = {"keras-xla": keras_step(name, images, labels, True),
+                 "keras-graph": keras_step(name, images, labels, False), "torch": torch_step(name, images, labels)}
+        ratios = {"keras-xla": [], "keras-graph": []}
+        for round_index in range(args.rounds):
+            times = {runtime: median_ms(step, args.repeats, warmup=3) for runtime, step in steps.items()}
+            for runtime in ratios:
+                ratios[runtime].append(times[runtime] / times["torch"])
+            print(f"{name} round {round_index + 1}: " + "  ".join(
+                f"{runtime} {ms:.1f} ms/step ({1000 * args.batch / ms:.0f} img/s)" for runtime, ms in times.items()))
+        for runtime, values in ratios.items():
+            print(f"{name} {runtime} / torch time per step: median {statistics.median(values):.2f}x "
+                  f"(rounds: {', '.join(f'{v:.2f}' for v in values)}); batch {args.batch}, {args.size}x{args.size}, "
+                  f"{args.threads} threads", flush=True)
 
 
 if __name__ == "__main__":
