@@ -126,7 +126,11 @@ def build_net(args):
 
         donor = zoo.load(args.init_encoder).model
         for name in ENCODER_CONVS:
-            model.get_layer(name).set_weights(donor.get_layer(name).get_weights())
+            theirs, ours = donor.get_layer(name).get_weights(), model.get_layer(name).get_weights()
+            if [w.shape for w in theirs] != [w.shape for w in ours]:
+                raise SystemExit(f"--init-encoder {args.init_encoder}: its {name} has kernel {theirs[0].shape}, this "
+                                 f"network's {ours[0].shape}; pass the --width it was trained with")
+            model.get_layer(name).set_weights(theirs)
         label += f", conv1_1 ... conv5_3 from {args.init_encoder}"
     return model, label
 
