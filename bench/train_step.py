@@ -13,7 +13,13 @@ train images (13 classes):
   (PyTorch: ``bench/torch_fcn8s.py``; its recipe trains without XLA,
   ``--no-jit``, so the ``keras-graph`` row is the one it uses).
 
-DecoupledNet's and TransferNet's networks have no PyTorch copy here yet.
+* ``decouplednet-small``: width 1/16, fc 64, seg fc 32, 1x1 fc6, the
+  recipe's segmentation-stage graph (classification network and bridging
+  frozen; the query from the classifier's own scores and a one-hot label;
+  figure-ground targets) (PyTorch: ``bench/torch_decouplednet.py``, same
+  62,830 trainable parameters).
+
+TransferNet's network has no PyTorch copy here yet.
 Each round times Keras then PyTorch (median of ``--repeats`` steps after
 warm-up), alternating so both see the same machine load; the last line prints
 the median ratio. Faster steps buy accuracy in a CPU time budget, so the goal
@@ -34,7 +40,16 @@ from _timing import median_ms  # noqa: E402
 
 #: The shipped models' training configurations (their cards' ``architecture.config``).
 CONFIGS = {"deconvnet-small": {"width": 0.25, "fc_units": 256, "fc_kernel_size": 2},
-           "fcn8s-small": {"width": 0.125, "fc_units": 128}}
+           "fcn8s-small": {"width": 0.125, "fc_units": 128},
+           "decouplednet-small": {"width": 0.0625, "fc_units": 64, "seg_fc_units": 32, "fc_kernel_size": 1}}
+
+
+def _figure_ground(labels):
+    """DecoupledNet's segmentation targets: each image's first object class against the rest (void kept)."""
+    classes = np.array([np.setdiff1d(np.unique(y), [0, 255])[:1].tolist() or [1] for y in labels])[:, 0]
+    figure = np.where(labels == 255, 255, (labels == classes[:, None, None]).astype(np.int64))
+    one_hot = np.eye(12, dtype="float32")[classes - 1]
+    return figure, one_hot
 
 
 def _data(batch, size):
@@ -49,17 +64,29 @@ def keras_step(name, images, labels, jit):
 
     from keras_deconv import models
 
+    inputs = images
     if name == "deconvnet-small":
         model = models.DeconvNet(13, images.shape[1:], batch_norm="trainable", **CONFIGS[name])
-    else:
+    elif name == "fcn8s-small":
         model = models.FCN8s(13, images.shape[1:], **CONFIGS[name])
+    else:  # the recipe's segmentation-stage graph: frozen classifier and bridging, trainable segmentation network
+        from keras_deconv.training import recipes
+
+        network = models.DecoupledNet(12, images.shape[1:], batch_norm="trainable", **CONFIGS[name])
+        for layer in network.layers:
+            if layer.weights and recipes._is_classification_layer(layer.name):
+                layer.trainable = False
+        model = recipes.DecoupledNetRecipe(budgets=["all"]).segmentation_graph(network)
+        labels, one_hot = _figure_ground(labels)
+        inputs = {"data": images, "cls-label": one_hot}
     model.compile(keras.optimizers.Adam(1e-3),
                   keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=255), jit_compile=jit)
-    return lambda: model.train_on_batch(images, labels)
+    return lambda: model.train_on_batch(inputs, labels)
 
 
 def torch_step(name, images, labels):
     import torch
+    from torch_decouplednet import TorchDecoupledNet
     from torch_deconvnet import TorchDeconvNet
     from torch_fcn8s import TorchFCN8s
 
@@ -67,18 +94,22 @@ def torch_step(name, images, labels):
     config = CONFIGS[name]
     if name == "deconvnet-small":
         net = TorchDeconvNet(13, config["width"], config["fc_units"], config["fc_kernel_size"], batch_norm=True)
-    else:
+    elif name == "fcn8s-small":
         net = TorchFCN8s(13, config["width"], config["fc_units"])
+    else:
+        net = TorchDecoupledNet(12, **config)
+        labels, one_hot = _figure_ground(labels)
     net = net.to(memory_format=torch.channels_last).train()
     optimizer = torch.optim.Adam([p for p in net.parameters() if p.requires_grad], 1e-3)
     mean = torch.tensor([123.68, 116.779, 103.939]).view(1, 3, 1, 1)  # the Keras model's Caffe mean
     x = (torch.from_numpy(images).permute(0, 3, 1, 2).float() - mean).contiguous(memory_format=torch.channels_last)
     y = torch.from_numpy(labels)
     loss_fn = torch.nn.CrossEntropyLoss(ignore_index=255)
+    forward = (lambda: net(x, torch.from_numpy(one_hot))) if name == "decouplednet-small" else (lambda: net(x))
 
     def step():
         optimizer.zero_grad(set_to_none=True)
-        loss = loss_fn(net(x), y)
+        loss = loss_fn(forward(), y)
         loss.backward()
         optimizer.step()
         return loss
