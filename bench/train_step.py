@@ -9,6 +9,8 @@ train images (13 classes):
 
 * ``deconvnet-small``: width 1/4, fc 256, 2x2 fc6, trainable batch norm,
   argmax pooling + unpooling (PyTorch: ``bench/torch_deconvnet.py``);
+  ``--plain-pooling`` adds the same network with plain max pooling and
+  nearest upsampling instead of the switches: what the switches cost;
 * ``fcn8s-small``: width 1/8, fc 128, conv1_1 padded by 100, dropout 0.5
   (PyTorch: ``bench/torch_fcn8s.py``; its recipe trains without XLA,
   ``--no-jit``, so the ``keras-graph`` row is the one it uses).
@@ -59,13 +61,39 @@ def _data(batch, size):
     return data["image"], data["label"].astype(np.int64)
 
 
-def keras_step(name, images, labels, jit):
+def plain_pooling_deconvnet(images):
+    """``deconvnet-small`` with plain max pooling and nearest x2 upsampling instead of switches (``--plain-pooling``)."""
+    import keras
+
+    from keras_deconv.models import _blocks
+    from keras_deconv.models._decoder import DECODER_BLOCKS
+    from keras_deconv.models.vgg16_encoder import vgg16_encoder
+
+    config, bn = CONFIGS["deconvnet-small"], "trainable"
+    width, units, kernel = config["width"], config["fc_units"], config["fc_kernel_size"]
+    inputs, x = _blocks.image_input(images.shape[1:], True)
+    x = vgg16_encoder(x, width=width, batch_norm=bn, pooling="max")["pool5"]
+    x = _blocks.conv_block(x, units, kernel, "fc6", "relu6", "bnfc6", bn, "valid")
+    x = _blocks.conv_block(x, units, 1, "fc7", "relu7", "bnfc7", bn, "valid")
+    x = _blocks.deconv_block(x, _blocks.scaled(512, width), kernel, "fc6-deconv", "fc6-deconv-relu", "fc6-deconv-bn", bn,
+                             "valid")
+    for level in (5, 4, 3, 2, 1):
+        x = keras.layers.UpSampling2D(2, name=f"upsample{level}")(x)
+        for index, filters in enumerate(DECODER_BLOCKS[level], start=1):
+            tag = f"{level}_{index}"
+            x = _blocks.deconv_block(x, _blocks.scaled(filters, width), 3, f"deconv{tag}", f"derelu{tag}", f"debn{tag}", bn)
+    return keras.Model(inputs, keras.layers.Conv2D(13, 1, name="seg-score-voc")(x))
+
+
+def keras_step(name, images, labels, jit, plain_pooling=False):
     import keras
 
     from keras_deconv import models
 
     inputs = images
-    if name == "deconvnet-small":
+    if plain_pooling:
+        model = plain_pooling_deconvnet(images)
+    elif name == "deconvnet-small":
         model = models.DeconvNet(13, images.shape[1:], batch_norm="trainable", **CONFIGS[name])
     elif name == "fcn8s-small":
         model = models.FCN8s(13, images.shape[1:], **CONFIGS[name])
@@ -120,6 +148,8 @@ def torch_step(name, images, labels):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default=",".join(CONFIGS), help="comma-separated: " + ", ".join(CONFIGS))
+    parser.add_argument("--plain-pooling", action="store_true",
+                        help="deconvnet-small also with plain max pooling + nearest upsampling (what the switches cost)")
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=10)
@@ -142,7 +172,9 @@ def main():
             parser.error(f"--models: unknown model {name!r}; choose from {', '.join(CONFIGS)}")
         steps = {"keras-xla": keras_step(name, images, labels, True),
                  "keras-graph": keras_step(name, images, labels, False), "torch": torch_step(name, images, labels)}
-        ratios = {"keras-xla": [], "keras-graph": []}
+        if args.plain_pooling and name == "deconvnet-small":
+            steps["keras-xla-plain-pooling"] = keras_step(name, images, labels, True, plain_pooling=True)
+        ratios = {runtime: [] for runtime in steps if runtime != "torch"}
         for round_index in range(args.rounds):
             times = {runtime: median_ms(step, args.repeats, warmup=3) for runtime, step in steps.items()}
             for runtime in ratios:
