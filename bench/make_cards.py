@@ -206,13 +206,34 @@ def skeleton(name):
 
 
 def seed_runs(name):
-    """``{seed: run directory}`` of the extra-seed runs of ``name`` (runs/<name>-seed<K>, K >= 1) that finished."""
+    """``{seed: run directory}`` of the extra-seed runs of ``name`` (runs/<name>-seed<K>, K >= 1) that finished.
+
+    Finished: the run wrote its card (DeconvNet, FCN-8s) or exported the card's default weights
+    (a DecoupledNet run of several budgets exports one file per budget and writes no card).
+    """
+    tag = registry.card(name)["default_weights"]
     runs = {}
     for path in sorted((ROOT / "runs").glob(f"{name}-seed*")):
         suffix = path.name[len(name) + len("-seed"):]
-        if suffix.isdigit() and int(suffix) > 0 and (path / "card.json").exists():
+        finished = (path / "card.json").exists() or (path / "export" / f"{tag}.weights.h5").exists()
+        if suffix.isdigit() and int(suffix) > 0 and finished:
             runs[int(suffix)] = path
     return runs
+
+
+def score_seed_run(name, path):
+    """ConfusionMatrix of a seed run on the test split: as a run directory, or its default weights in the card's
+    architecture, with the card's pipeline setting re-chosen on val images for these weights (``TUNING``)."""
+    if (path / "card.json").exists():
+        return scoring.score_zoo_model(str(path), "test", config=SHAPES_CONFIG, oracle_labels=False)
+    weights = str(path / "export" / f"{registry.card(name)['default_weights']}.weights.h5")
+    options = {}
+    if name in TUNING:
+        key, best, scores = tune_pipeline(name, None, weights=weights)
+        options[key] = best
+        print(f"{path.name}: {key}={best} ({scores})")
+    pipeline = zoo.load(name, weights=weights, **options)
+    return evaluate.score(pipeline, "test", oracle_labels=scoring.needs_oracle_labels(name), config=SHAPES_CONFIG)
 
 
 def seeds_entry(name, shipped_value):
@@ -222,16 +243,18 @@ def seeds_entry(name, shipped_value):
         return None
     values = {0: shipped_value}
     for seed, path in runs.items():
-        matrix = scoring.score_zoo_model(str(path), "test", config=SHAPES_CONFIG, oracle_labels=False)
-        values[seed] = round(100 * matrix.mean_iou, 2)
+        values[seed] = round(100 * score_seed_run(name, path).mean_iou, 2)
     ordered = [values[seed] for seed in sorted(values)]
+    evaluated = (f"keras-deconv evaluate runs/{name}-seedK --data {_data_name()} --split test"
+                 if all((path / "card.json").exists() for path in runs.values()) else
+                 f"zoo.load({name!r}, weights='runs/{name}-seedK/export/<default tag>.weights.h5') with its pipeline "
+                 "setting re-chosen on val images (bench/make_cards.py score_seed_run)")
     return {
         "seeds": sorted(values), "test_miou": ordered,
         "mean": round(float(np.mean(ordered)), 2), "std": round(float(np.std(ordered, ddof=1)), 2),
         "shipped_seed": 0, "split": "test (all 500)",
         "runs": [f"runs/{name}"] + [str(runs[seed].relative_to(ROOT)) for seed in sorted(runs)],
-        "command": "the training command above with --seed K -o runs/" + name + "-seedK; scored with "
-                   f"keras-deconv evaluate runs/{name}-seedK --data {_data_name()} --split test",
+        "command": f"the training command above with --seed K -o runs/{name}-seedK; scored with {evaluated}",
     }
 
 
@@ -291,20 +314,24 @@ def _label_f1(scores, labels, threshold):
     return float(np.mean(2 * hits / np.maximum(detected.sum(1) + truth.sum(1), 1)))
 
 
-def tune_pipeline(name, tag):
-    """``(key, best value, {value: val score})`` for the model's tuned pipeline setting."""
+def tune_pipeline(name, tag, weights=None):
+    """``(key, best value, {value: val score})`` for the model's tuned pipeline setting (of ``weights``: a file)."""
+
+    def load(**options):
+        return zoo.load(name, weights=weights, **options) if weights else zoo.load(f"{name}.{tag}", **options)
+
     key, grid, criterion = TUNING[name]
     scores = {}
     if criterion == "image-label F1":
         data = shapes.as_numpy("val", count=TUNING_IMAGES, config=SHAPES_CONFIG)
-        pipeline = zoo.load(f"{name}.{tag}", threshold=1.0)  # scores only: no class pass
+        pipeline = load(threshold=1.0)  # scores only: no class pass
         class_scores = np.stack([r.scores for r in pipeline(list(data["image"]))])
         for value in grid:
             scores[value] = round(100 * _label_f1(class_scores, np.asarray(data["image_labels"]), value), 2)
     else:
         indices = shapes.domain_indices("val", "source", config=SHAPES_CONFIG)[:TUNING_IMAGES]
         for value in grid:
-            pipeline = zoo.load(f"{name}.{tag}", **{key: value})
+            pipeline = load(**{key: value})
             matrix = evaluate.score(pipeline, "val", indices=indices, oracle_labels=scoring.needs_oracle_labels(name),
                                     config=SHAPES_CONFIG)
             scores[value] = round(100 * matrix.mean_iou, 2)
