@@ -1,6 +1,6 @@
 """The papers' claims, in miniature: the README's table (Training), printed from the shipped small models.
 
-    python bench/claims.py [--count N] [--shapes-config hard] [--only deconvnet --seeds]
+    python bench/claims.py [--count N] [--shapes-config hard] [--only deconvnet --only decouplednet --seeds]
 
 Data: the shapes test split (500 images, 64x64) of the generator config the
 shipped models of each part were trained on (their cards' ``shapes_config``;
@@ -150,7 +150,7 @@ class BackgroundOnly:
                 for image in images]
 
 
-def decouplednet_budgets(count):
+def decouplednet_budgets(count, seeds=False):
     """mIoU per budget: as the pipeline runs (its classifier picks the classes) and with oracle labels.
 
     The target-domain column is where the budget is strict (the encoder's
@@ -175,6 +175,43 @@ def decouplednet_budgets(count):
     floor_target = evaluate.score(BackgroundOnly(), "test", indices=target, count=count, oracle_labels=True, config=CONFIG)
     print(f"| (every pixel background) | | {_fmt(100 * floor.mean_iou)} | {_fmt(100 * floor.mean_iou)} | "
           f"{_fmt(100 * floor_target.mean_iou)} |")
+    if seeds:
+        _decouplednet_seeds(count)
+
+
+def _decouplednet_seeds(count):
+    """``--seeds``: mIoU per budget for every seed (runs/decouplednet-small-seedK, all budgets in one run)."""
+    from make_cards import TUNING, seed_runs, tune_pipeline  # bench/: the cards' own seed list and tuning
+
+    runs = seed_runs("decouplednet-small")
+    if not runs:
+        print("\n--seeds: no finished seed run (runs/decouplednet-small-seedK)")
+        return
+    tags = ("5", "10", "25", "all")
+    key = TUNING["decouplednet-small"][0]
+    print("\nSeeds (0 = the shipped weights; K = runs/decouplednet-small-seedK, the same command with --seed K; "
+          f"each seed's {key} re-chosen on val images as for the card): mIoU per budget\n")
+    print("| seed | " + " | ".join(f"{t}: classifier's labels" for t in tags) + " | 5: oracle | all: oracle |")
+    print("|---|" + "---|" * (len(tags) + 2))
+    table = []
+    for seed in [0] + sorted(runs):
+        if seed == 0:
+            load, setting = (lambda tag: zoo.load(f"decouplednet-small.{tag}")), {}
+        else:
+            files = {tag: str(runs[seed] / "export" / f"{tag}.weights.h5") for tag in tags}
+            _, best, _ = tune_pipeline("decouplednet-small", None, weights=files["all"])
+            setting = {key: best}
+            load = (lambda tag, files=files, setting=setting: zoo.load("decouplednet-small", weights=files[tag], **setting))
+        own = [100 * evaluate.score(load(tag), "test", count=count, config=CONFIG).mean_iou for tag in tags]
+        oracle = [100 * evaluate.score(load(tag), "test", count=count, oracle_labels=True, config=CONFIG).mean_iou
+                  for tag in ("5", "all")]
+        table.append(own + oracle)
+        print(f"| {seed} | " + " | ".join(_fmt(v) for v in own + oracle) + " |")
+    table = np.array(table)
+    print(f"| mean +- std ({len(table)}) | " + " | ".join(
+        f"{m:.1f} +- {sd:.1f}" for m, sd in zip(table.mean(0), table.std(0, ddof=1))) + " |")
+    falls = sum(int(row[0] < row[3]) for row in table)
+    print(f"\n5 strong images per class below all of them (classifier's labels): {falls} of {len(table)} seeds")
 
 
 def cam_baseline():
@@ -228,7 +265,7 @@ def main():
     parser.add_argument("--count", type=int, help="only the first N images of each selection (default: all)")
     parser.add_argument("--only", choices=("deconvnet", "decouplednet", "transfernet"), action="append")
     parser.add_argument("--seeds", action="store_true",
-                        help="part 1 also for every seed trained for both models (runs/<name>-seedK), mean +- std")
+                        help="parts 1 and 2 also for every finished seed run (runs/<name>-seedK), mean +- std")
     parser.add_argument("--shapes-config", choices=shapes.CONFIGS,
                         help="shapes generator config (default: the one on each part's model cards)")
     args = parser.parse_args()
@@ -251,7 +288,7 @@ def main():
         CONFIG = args.shapes_config or configs.pop()
         print(f"\n## {part}: data: shapes config {CONFIG!r} (version {shapes.VERSIONS[CONFIG]}), "
               f"the one on the models' cards")
-        run(args.count, seeds=args.seeds) if part == "deconvnet" else run(args.count)
+        run(args.count, seeds=args.seeds) if part in ("deconvnet", "decouplednet") else run(args.count)
 
 
 if __name__ == "__main__":
