@@ -37,6 +37,37 @@ def _block(conv, channels, batch_norm=False):
     return nn.Sequential(conv, norm, nn.ReLU(inplace=True))
 
 
+def unpooling_decoder(channels, width, batch_norm):
+    """``(decoder, channels out)``: deconv{5..1}_i blocks, one ``nn.Sequential`` per level (run after each unpool)."""
+    decoder = nn.ModuleList()
+    for level in (5, 4, 3, 2, 1):
+        layers = []
+        for filters in DECODER_BLOCKS[level]:
+            filters = _scaled(filters, width)
+            layers.append(_block(nn.ConvTranspose2d(channels, filters, 3, padding=1), filters, batch_norm))
+            channels = filters
+        decoder.append(nn.Sequential(*layers))
+    return decoder, channels
+
+
+def encode_with_switches(encoder, x):
+    """``(pool5, [(indices, size before pooling)] per level)``: the encoder blocks, each followed by a 2x2 argmax pool."""
+    switches = []
+    for block in encoder:
+        x = block(x)
+        size = x.shape[-2:]
+        x, index = F.max_pool2d(x, 2, 2, return_indices=True, ceil_mode=True)
+        switches.append((index, size))
+    return x, switches
+
+
+def decode(decoder, x, switches):
+    """Unpools ``x`` with each level's switches (pool5 first) and applies that level's blocks."""
+    for block, (index, size) in zip(decoder, reversed(switches)):
+        x = block(F.max_unpool2d(x, index, 2, 2, output_size=size))
+    return x
+
+
 class TorchDeconvNet(nn.Module):
     def __init__(self, num_classes=21, width=1.0, fc_units=None, fc_kernel_size=7, batch_norm=False):
         """``batch_norm=True``: trainable BatchNorm (the training configuration) instead of the folded affine."""
@@ -54,27 +85,12 @@ class TorchDeconvNet(nn.Module):
         self.fc6 = _block(nn.Conv2d(channels, fc_units, fc_kernel_size), fc_units, batch_norm)
         self.fc7 = _block(nn.Conv2d(fc_units, fc_units, 1), fc_units, batch_norm)
         self.fc6_deconv = _block(nn.ConvTranspose2d(fc_units, channels, fc_kernel_size), channels, batch_norm)
-        self.decoder = nn.ModuleList()
-        for level in (5, 4, 3, 2, 1):
-            layers = []
-            for filters in DECODER_BLOCKS[level]:
-                filters = _scaled(filters, width)
-                layers.append(_block(nn.ConvTranspose2d(channels, filters, 3, padding=1), filters, batch_norm))
-                channels = filters
-            self.decoder.append(nn.Sequential(*layers))
+        self.decoder, channels = unpooling_decoder(channels, width, batch_norm)
         self.score = nn.Conv2d(channels, num_classes, 1)
 
     def forward(self, x):
-        switches = []
-        for block in self.encoder:
-            x = block(x)
-            size = x.shape[-2:]
-            x, index = F.max_pool2d(x, 2, 2, return_indices=True, ceil_mode=True)
-            switches.append((index, size))
-        x = self.fc6_deconv(self.fc7(self.fc6(x)))
-        for block, (index, size) in zip(self.decoder, reversed(switches)):
-            x = block(F.max_unpool2d(x, index, 2, 2, output_size=size))
-        return self.score(x)
+        x, switches = encode_with_switches(self.encoder, x)
+        return self.score(decode(self.decoder, self.fc6_deconv(self.fc7(self.fc6(x))), switches))
 
 
 def main():

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from torch_deconvnet import DECODER_BLOCKS, VGG16_BLOCKS, _block, _scaled
+from torch_deconvnet import VGG16_BLOCKS, _block, _scaled, decode, encode_with_switches, unpooling_decoder
 
 
 class TorchDecoupledNet(nn.Module):
@@ -50,25 +50,11 @@ class TorchDecoupledNet(nn.Module):
         self.fc6_seg = _block(nn.Conv2d(2 * channels, seg_fc_units, fc_kernel_size), seg_fc_units, True)
         self.fc7_seg = _block(nn.Conv2d(seg_fc_units, seg_fc_units, 1), seg_fc_units, True)
         self.fc6_deconv = _block(nn.ConvTranspose2d(seg_fc_units, channels, fc_kernel_size), channels, True)
-        decoder = []
-        for level in (5, 4, 3, 2, 1):
-            layers = []
-            for filters in DECODER_BLOCKS[level]:
-                filters = _scaled(filters, width)
-                layers.append(_block(nn.ConvTranspose2d(channels, filters, 3, padding=1), filters, True))
-                channels = filters
-            decoder.append(nn.Sequential(*layers))
-        self.decoder = nn.ModuleList(decoder)
+        self.decoder, channels = unpooling_decoder(channels, width, True)
         self.seg_score = nn.Conv2d(channels, 2, 1)
 
     def forward(self, x, label):
-        switches = []
-        for block in self.encoder:
-            x = block(x)
-            size = x.shape[-2:]
-            x, index = F.max_pool2d(x, 2, 2, return_indices=True, ceil_mode=True)
-            switches.append((index, size))
-        pool5 = x
+        pool5, switches = encode_with_switches(self.encoder, x)
         fc6 = self.fc6(pool5)
         relu6_mask = (fc6 > 0).to(fc6.dtype)
         fc7 = self.fc7(fc6 * relu6_mask)
@@ -80,6 +66,4 @@ class TorchDecoupledNet(nn.Module):
         bp = self.fc6_bp(self.fc7_bp(self.cls_score_bp(unpooled) * relu7_mask) * relu6_mask)
         x = torch.cat([self.pool5_bn(pool5), self.pool5_bp_bn(bp)], 1)
         x = self.fc6_deconv(self.fc7_seg(self.fc6_seg(x)))
-        for block, (index, size) in zip(self.decoder, reversed(switches)):
-            x = block(F.max_unpool2d(x, index, 2, 2, output_size=size))
-        return self.seg_score(x)
+        return self.seg_score(decode(self.decoder, x, switches))

@@ -12,7 +12,6 @@ channels_last memory format. Weights are random: only the speed is compared.
 (1, 13, 64, 64)
 """
 
-import torch
 from torch import nn
 from torch.nn import functional as F
 
