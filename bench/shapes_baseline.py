@@ -122,15 +122,14 @@ def build_net(args):
         label = f"DeconvNet without fc6/fc7/fc6-deconv, width {args.width:g}"
     if args.init_encoder:
         from keras_deconv import zoo
-        from keras_deconv.training.recipes import ENCODER_CONVS
+        from keras_deconv.training.pretraining import copy_encoder
 
         donor = zoo.load(args.init_encoder).model
-        for name in ENCODER_CONVS:
-            theirs, ours = donor.get_layer(name).get_weights(), model.get_layer(name).get_weights()
-            if [w.shape for w in theirs] != [w.shape for w in ours]:
-                raise SystemExit(f"--init-encoder {args.init_encoder}: its {name} has kernel {theirs[0].shape}, this "
-                                 f"network's {ours[0].shape}; pass the --width it was trained with")
-            model.get_layer(name).set_weights(theirs)
+        theirs, ours = (m.get_layer("conv1_1").get_weights()[0].shape for m in (donor, model))
+        if theirs != ours:
+            raise SystemExit(f"--init-encoder {args.init_encoder}: its conv1_1 has kernel {theirs}, this network's "
+                             f"{ours}; pass the --width it was trained with")
+        copy_encoder(donor, model)
         label += f", conv1_1 ... conv5_3 from {args.init_encoder}"
     return model, label
 
