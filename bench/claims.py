@@ -181,7 +181,7 @@ def decouplednet_budgets(count, seeds=False):
 
 def _decouplednet_seeds(count):
     """``--seeds``: mIoU per budget for every seed (runs/decouplednet-small-seedK, all budgets in one run)."""
-    from make_cards import TUNING, seed_runs, tune_pipeline  # bench/: the cards' own seed list and tuning
+    from make_cards import TUNING, seed_pipelines, seed_runs  # bench/: the cards' own seed runs and tuning
 
     runs = seed_runs("decouplednet-small")
     if not runs:
@@ -195,15 +195,10 @@ def _decouplednet_seeds(count):
     print("|---|" + "---|" * (len(tags) + 2))
     table = []
     for seed in [0] + sorted(runs):
-        if seed == 0:
-            load, setting = (lambda tag: zoo.load(f"decouplednet-small.{tag}")), {}
-        else:
-            files = {tag: str(runs[seed] / "export" / f"{tag}.weights.h5") for tag in tags}
-            _, best, _ = tune_pipeline("decouplednet-small", None, weights=files["all"])
-            setting = {key: best}
-            load = (lambda tag, files=files, setting=setting: zoo.load("decouplednet-small", weights=files[tag], **setting))
-        own = [100 * evaluate.score(load(tag), "test", count=count, config=CONFIG).mean_iou for tag in tags]
-        oracle = [100 * evaluate.score(load(tag), "test", count=count, oracle_labels=True, config=CONFIG).mean_iou
+        by_tag = ({tag: zoo.load(f"decouplednet-small.{tag}") for tag in tags} if seed == 0
+                  else seed_pipelines("decouplednet-small", runs[seed], tags))
+        own = [100 * evaluate.score(by_tag[tag], "test", count=count, config=CONFIG).mean_iou for tag in tags]
+        oracle = [100 * evaluate.score(by_tag[tag], "test", count=count, oracle_labels=True, config=CONFIG).mean_iou
                   for tag in ("5", "all")]
         table.append(own + oracle)
         print(f"| {seed} | " + " | ".join(_fmt(v) for v in own + oracle) + " |")

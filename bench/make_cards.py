@@ -221,18 +221,27 @@ def seed_runs(name):
     return runs
 
 
-def score_seed_run(name, path):
-    """ConfusionMatrix of a seed run on the test split: as a run directory, or its default weights in the card's
-    architecture, with the card's pipeline setting re-chosen on val images for these weights (``TUNING``)."""
-    if (path / "card.json").exists():
-        return scoring.score_zoo_model(str(path), "test", config=SHAPES_CONFIG, oracle_labels=False)
-    weights = str(path / "export" / f"{registry.card(name)['default_weights']}.weights.h5")
+def seed_pipelines(name, path, tags):
+    """``{tag: pipeline}`` of a seed run without a card: its ``export/<tag>.weights.h5`` in the card's
+    architecture, with the card's pipeline setting (``TUNING``) re-chosen on val images for the run's
+    default weights (DecoupledNet: one classifier, one threshold for every budget of the run)."""
+    files = {tag: str(path / "export" / f"{tag}.weights.h5") for tag in tags}
     options = {}
     if name in TUNING:
-        key, best, scores = tune_pipeline(name, None, weights=weights)
+        default = registry.card(name)["default_weights"]
+        key, best, scores = tune_pipeline(name, None, weights=str(path / "export" / f"{default}.weights.h5"))
         options[key] = best
         print(f"{path.name}: {key}={best} ({scores})")
-    pipeline = zoo.load(name, weights=weights, **options)
+    return {tag: zoo.load(name, weights=file, **options) for tag, file in files.items()}
+
+
+def score_seed_run(name, path):
+    """ConfusionMatrix of a seed run on the test split: as a run directory, or (no card) its default weights
+    through :func:`seed_pipelines`."""
+    if (path / "card.json").exists():
+        return scoring.score_zoo_model(str(path), "test", config=SHAPES_CONFIG, oracle_labels=False)
+    tag = registry.card(name)["default_weights"]
+    pipeline = seed_pipelines(name, path, [tag])[tag]
     return evaluate.score(pipeline, "test", oracle_labels=scoring.needs_oracle_labels(name), config=SHAPES_CONFIG)
 
 
