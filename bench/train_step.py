@@ -5,23 +5,23 @@ Usage: ``python bench/train_step.py [--models deconvnet-small,fcn8s-small] [--th
 
 Both sides train the configuration the shipped model's recipe trains, with
 Adam and softmax cross-entropy ignoring 255, on the same batch of ``shapes``
-train images (13 classes):
+train images:
 
-* ``deconvnet-small``: width 1/4, fc 256, 2x2 fc6, trainable batch norm,
-  argmax pooling + unpooling (PyTorch: ``bench/torch_deconvnet.py``);
+* ``deconvnet-small``: 13 classes, width 1/4, fc 256, 2x2 fc6, trainable
+  batch norm, argmax pooling + unpooling (PyTorch: ``bench/torch_deconvnet.py``);
   ``--plain-pooling`` adds the same network with plain max pooling and
   nearest upsampling instead of the switches: what the switches cost;
-* ``fcn8s-small``: width 1/8, fc 128, conv1_1 padded by 100, dropout 0.5
-  (PyTorch: ``bench/torch_fcn8s.py``; its recipe trains without XLA,
-  ``--no-jit``, so the ``keras-graph`` row is the one it uses).
-
+* ``fcn8s-small``: 13 classes, width 1/8, fc 128, conv1_1 padded by 100,
+  dropout 0.5 (PyTorch: ``bench/torch_fcn8s.py``; its recipe trains without
+  XLA, ``--no-jit``, so the ``keras-graph`` row is the one it uses);
 * ``decouplednet-small``: width 1/16, fc 64, seg fc 32, 1x1 fc6, the
   recipe's segmentation-stage graph (classification network and bridging
   frozen; the query from the classifier's own scores and a one-hot label;
-  figure-ground targets) (PyTorch: ``bench/torch_decouplednet.py``, same
-  62,830 trainable parameters).
+  figure-ground targets of each image's first object class) (PyTorch:
+  ``bench/torch_decouplednet.py``, same 62,830 trainable parameters).
 
 TransferNet's network has no PyTorch copy here yet.
+
 Each round times Keras then PyTorch (median of ``--repeats`` steps after
 warm-up), alternating so both see the same machine load; the last line prints
 the median ratio. Faster steps buy accuracy in a CPU time budget, so the goal
@@ -156,6 +156,10 @@ def main():
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     args = parser.parse_args()
+    names = args.models.split(",")
+    unknown = [name for name in names if name not in CONFIGS]
+    if unknown:
+        parser.error(f"--models: unknown model(s) {', '.join(map(repr, unknown))}; choose from {', '.join(CONFIGS)}")
 
     import tensorflow as tf
     import torch
@@ -167,9 +171,7 @@ def main():
     torch.set_num_threads(args.threads)
     print(describe_cpu())
     images, labels = _data(args.batch, args.size)
-    for name in args.models.split(","):
-        if name not in CONFIGS:
-            parser.error(f"--models: unknown model {name!r}; choose from {', '.join(CONFIGS)}")
+    for name in names:
         steps = {"keras-xla": keras_step(name, images, labels, True),
                  "keras-graph": keras_step(name, images, labels, False), "torch": torch_step(name, images, labels)}
         if args.plain_pooling and name == "deconvnet-small":
