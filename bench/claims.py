@@ -1,6 +1,6 @@
 """The papers' claims, in miniature: the README's table (Training), printed from the shipped small models.
 
-    python bench/claims.py [--count N] [--shapes-config hard] [--only deconvnet --only decouplednet --seeds]
+    python bench/claims.py [--count N] [--shapes-config hard] [--only transfernet ...] [--seeds]
 
 Data: the shapes test split (500 images, 64x64) of the generator config the
 shipped models of each part were trained on (their cards' ``shapes_config``;
@@ -45,6 +45,7 @@ from keras_deconv.zoo import registry, scoring  # noqa: E402
 
 SIZE_BINS = (("small", 0.0, 0.03), ("medium", 0.03, 0.15), ("large", 0.15, 1.01))
 CAM_THRESHOLDS = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
+CAM_LABEL = "CAM baseline (thresholded class activation maps)"
 #: The shapes generator config scored on (main() sets it).
 CONFIG = "standard"
 
@@ -209,41 +210,88 @@ def _decouplednet_seeds(count):
     print(f"\n5 strong images per class below all of them (classifier's labels): {falls} of {len(table)} seeds")
 
 
-def cam_baseline():
+def cam_baseline(weights=None):
+    """The CAM baseline's classifier: the shipped one, or ``weights`` (a run's ``export/cam-baseline.weights.h5``)."""
     card = zoo.info("transfernet-small")
     config = card["architecture"]["config"]
     classifier = build_cam_classifier(shapes.NUM_OBJECT_CLASSES, tuple(config["input_shape"]), width=config.get("width", 1 / 16))
-    classifier.load_weights(registry.SHIPPED_WEIGHTS_DIR / "transfernet-small.cam-baseline.weights.h5")
+    classifier.load_weights(weights or registry.SHIPPED_WEIGHTS_DIR / "transfernet-small.cam-baseline.weights.h5")
     return classifier
 
 
-def transfer_vs_weak(count):
-    classifier = cam_baseline()
+def cam_pipeline(classifier):
+    """``(CAMPipeline, threshold, source val mIoU)``: the threshold of ``CAM_THRESHOLDS`` best on source-domain val images."""
     source_val = shapes.domain_indices("val", "source", config=CONFIG)
     best = None
     for threshold in CAM_THRESHOLDS:
         m = evaluate.score(CAMPipeline(classifier, threshold), "val", indices=source_val, oracle_labels=True, config=CONFIG)
         if best is None or m.mean_iou > best[1]:
             best = (threshold, m.mean_iou)
-    cam = CAMPipeline(classifier, best[0])
+    return CAMPipeline(classifier, best[0]), best[0], best[1]
+
+
+def _domain_scores(pipeline, count):
+    """``[target mIoU, target pixel acc., source mIoU, source pixel acc.]`` (percent), oracle image labels."""
+    cells = []
+    for domain in ("target", "source"):
+        indices = shapes.domain_indices("test", domain, config=CONFIG)
+        m = evaluate.score(pipeline, "test", indices=indices, count=count, oracle_labels=True, config=CONFIG)
+        cells += [100 * m.mean_iou, 100 * m.pixel_accuracy]
+    return cells
+
+
+def transfer_vs_weak(count, seeds=False):
+    cam, threshold, source_miou = cam_pipeline(cam_baseline())
     transfer = zoo.load("transfernet-small")
     print("\n## 3. TransferNet (no target masks) vs weak baseline (shapes test, oracle image labels)\n")
-    print(f"CAM threshold {best[0]} (best on source-domain val images, mIoU {100 * best[1]:.1f})")
+    print(f"CAM threshold {threshold} (best on source-domain val images, mIoU {100 * source_miou:.1f})")
     print(f"TransferNet background_weight {transfer.background_weight} (the card's, chosen on source-domain val "
           "images by bench/make_cards.py)\n")
     print("| model | target-domain images: mIoU | pixel acc. | source-domain images: mIoU | pixel acc. |")
     print("|---|---|---|---|---|")
-    for label, pipeline in (("TransferNet-small", transfer), ("CAM baseline (thresholded class activation maps)", cam),
+    shipped = {}
+    for label, pipeline in (("TransferNet-small", transfer), (CAM_LABEL, cam),
                             ("every pixel background", BackgroundOnly())):
-        cells = []
-        for domain in ("target", "source"):
-            indices = shapes.domain_indices("test", domain, config=CONFIG)
-            m = evaluate.score(pipeline, "test", indices=indices, count=count, oracle_labels=True, config=CONFIG)
-            cells += [_fmt(100 * m.mean_iou), _fmt(100 * m.pixel_accuracy)]
-        print(f"| {label} | " + " | ".join(cells) + " |")
+        shipped[label] = _domain_scores(pipeline, count)
+        print(f"| {label} | " + " | ".join(_fmt(v) for v in shipped[label]) + " |")
     n_t = len(shapes.domain_indices("test", "target", config=CONFIG)[:count])
     n_s = len(shapes.domain_indices("test", "source", config=CONFIG)[:count])
     print(f"\nimages: {n_t} target-domain, {n_s} source-domain test images")
+    if seeds:
+        _transfernet_seeds((shipped["TransferNet-small"][0], shipped[CAM_LABEL][0], threshold), count)
+
+
+def _transfernet_seeds(shipped, count):
+    """``--seeds``: TransferNet and its run's CAM baseline on target-domain images, for every seed
+    (runs/transfernet-small-seedK: export/shapes.weights.h5 with background_weight re-chosen on val as for
+    the card, export/cam-baseline.weights.h5 with the CAM threshold chosen on source-domain val images)."""
+    from make_cards import seed_pipelines, seed_runs  # bench/: the cards' own seed runs and tuning
+
+    runs = seed_runs("transfernet-small")
+    if not runs:
+        print("\n--seeds: no finished seed run (runs/transfernet-small-seedK)")
+        return
+    print("\nSeeds (0 = the shipped weights; K = runs/transfernet-small-seedK, the same command with --seed K): "
+          "target-domain images, oracle image labels\n")
+    print("| seed | TransferNet mIoU | CAM baseline mIoU | CAM threshold | TransferNet / CAM | >= 2x CAM |")
+    print("|---|---|---|---|---|---|")
+    table = []
+    for seed in [0] + sorted(runs):
+        if seed == 0:
+            transfer_miou, cam_miou, threshold = shipped
+        else:
+            transfer = seed_pipelines("transfernet-small", runs[seed], ["shapes"])["shapes"]
+            cam, threshold, _ = cam_pipeline(cam_baseline(str(runs[seed] / "export" / "cam-baseline.weights.h5")))
+            transfer_miou, cam_miou = _domain_scores(transfer, count)[0], _domain_scores(cam, count)[0]
+        ratio = transfer_miou / cam_miou
+        table.append((transfer_miou, cam_miou, ratio))
+        print(f"| {seed} | {_fmt(transfer_miou)} | {_fmt(cam_miou)} | {threshold} | {ratio:.2f}x | "
+              f"{'yes' if ratio >= 2 else 'no'} |")
+    table = np.array(table)
+    mean, std = table.mean(0), table.std(0, ddof=1)
+    print(f"| mean +- std ({len(table)}) | {mean[0]:.1f} +- {std[0]:.1f} | {mean[1]:.1f} +- {std[1]:.1f} | | "
+          f"{mean[2]:.2f}x +- {std[2]:.2f} | {int((table[:, 2] >= 2).sum())} of {len(table)} |")
+    print(f"\nTransferNet above the CAM baseline: {int((table[:, 0] > table[:, 1]).sum())} of {len(table)} seeds")
 
 
 def _shipped(name, tag=None):
@@ -260,7 +308,7 @@ def main():
     parser.add_argument("--count", type=int, help="only the first N images of each selection (default: all)")
     parser.add_argument("--only", choices=("deconvnet", "decouplednet", "transfernet"), action="append")
     parser.add_argument("--seeds", action="store_true",
-                        help="parts 1 and 2 also for every finished seed run (runs/<name>-seedK), mean +- std")
+                        help="each part also for every finished seed run (runs/<name>-seedK), mean +- std")
     parser.add_argument("--shapes-config", choices=shapes.CONFIGS,
                         help="shapes generator config (default: the one on each part's model cards)")
     args = parser.parse_args()
@@ -283,7 +331,7 @@ def main():
         CONFIG = args.shapes_config or configs.pop()
         print(f"\n## {part}: data: shapes config {CONFIG!r} (version {shapes.VERSIONS[CONFIG]}), "
               f"the one on the models' cards")
-        run(args.count, seeds=args.seeds) if part in ("deconvnet", "decouplednet") else run(args.count)
+        run(args.count, seeds=args.seeds)
 
 
 if __name__ == "__main__":

@@ -236,10 +236,12 @@ def seed_pipelines(name, path, tags):
 
 
 def score_seed_run(name, path):
-    """ConfusionMatrix of a seed run on the test split: as a run directory, or (no card) its default weights
-    through :func:`seed_pipelines`."""
-    if (path / "card.json").exists():
-        return scoring.score_zoo_model(str(path), "test", config=SHAPES_CONFIG, oracle_labels=False)
+    """ConfusionMatrix of a seed run on the test split, in the setting of the card's first metric (oracle
+    labels for TransferNet, whose pipeline needs them): as a run directory, or, when the run wrote no card
+    or the card's pipeline setting is tuned (``TUNING``), its default weights through :func:`seed_pipelines`."""
+    if (path / "card.json").exists() and name not in TUNING:
+        return scoring.score_zoo_model(str(path), "test", config=SHAPES_CONFIG,
+                                       oracle_labels=scoring.needs_oracle_labels(name))
     tag = registry.card(name)["default_weights"]
     pipeline = seed_pipelines(name, path, [tag])[tag]
     return evaluate.score(pipeline, "test", oracle_labels=scoring.needs_oracle_labels(name), config=SHAPES_CONFIG)
@@ -255,13 +257,13 @@ def seeds_entry(name, shipped_value):
         values[seed] = round(100 * score_seed_run(name, path).mean_iou, 2)
     ordered = [values[seed] for seed in sorted(values)]
     evaluated = (f"keras-deconv evaluate runs/{name}-seedK --data {_data_name()} --split test"
-                 if all((path / "card.json").exists() for path in runs.values()) else
+                 if name not in TUNING and all((path / "card.json").exists() for path in runs.values()) else
                  f"zoo.load({name!r}, weights='runs/{name}-seedK/export/<default tag>.weights.h5') with its pipeline "
                  "setting re-chosen on val images (bench/make_cards.py score_seed_run)")
     return {
         "seeds": sorted(values), "test_miou": ordered,
         "mean": round(float(np.mean(ordered)), 2), "std": round(float(np.std(ordered, ddof=1)), 2),
-        "shipped_seed": 0, "split": "test (all 500)",
+        "shipped_seed": 0, "split": "test (all 500)", "oracle_labels": scoring.needs_oracle_labels(name),
         "runs": [f"runs/{name}"] + [str(runs[seed].relative_to(ROOT)) for seed in sorted(runs)],
         "command": f"the training command above with --seed K -o runs/{name}-seedK; scored with {evaluated}",
     }
@@ -375,7 +377,7 @@ def main(names):
                 continue
             card["weights"][tag]["metrics"] = metrics_for(name, tag)
             print(name, tag, [(m["subset"], m["value"]) for m in card["weights"][tag]["metrics"]])
-            if tag == card["default_weights"] and not scoring.needs_oracle_labels(name):
+            if tag == card["default_weights"]:
                 seeds = seeds_entry(name, card["weights"][tag]["metrics"][0]["value"])
                 if seeds:
                     card["weights"][tag]["seeds"] = seeds
