@@ -18,7 +18,10 @@ train images:
   recipe's segmentation-stage graph (classification network and bridging
   frozen; the query from the classifier's own scores and a one-hot label;
   figure-ground targets of each image's first object class) (PyTorch:
-  ``bench/torch_decouplednet.py``, same 62,830 trainable parameters).
+  ``bench/torch_decouplednet.py``, same 62,830 trainable parameters);
+* ``--keras-bn``: DeconvNet and DecoupledNet also with
+  ``keras.layers.BatchNormalization`` in place of the models' trainable
+  ``FusedBatchNormalization``: what the fused kernel gains.
 
 TransferNet's network has no PyTorch copy here yet.
 
@@ -29,6 +32,7 @@ is Keras's time per step <= 1.0x PyTorch's.
 """
 
 import argparse
+import contextlib
 import os
 import statistics
 import sys
@@ -85,6 +89,20 @@ def plain_pooling_deconvnet(images):
     return keras.Model(inputs, keras.layers.Conv2D(13, 1, name="seg-score-voc")(x))
 
 
+@contextlib.contextmanager
+def keras_batch_norm():
+    """Build with ``keras.layers.BatchNormalization`` instead of the models' fused subclass (``--keras-bn``)."""
+    import keras
+
+    from keras_deconv.models import _blocks
+
+    fused, _blocks.TRAINABLE_BN_LAYER = _blocks.TRAINABLE_BN_LAYER, keras.layers.BatchNormalization
+    try:
+        yield
+    finally:
+        _blocks.TRAINABLE_BN_LAYER = fused
+
+
 def keras_step(name, images, labels, jit, plain_pooling=False):
     import keras
 
@@ -100,7 +118,8 @@ def keras_step(name, images, labels, jit, plain_pooling=False):
     else:  # the recipe's segmentation-stage graph: frozen classifier and bridging, trainable segmentation network
         from keras_deconv.training import recipes
 
-        network = models.DecoupledNet(12, images.shape[1:], batch_norm="trainable", **CONFIGS[name])
+        network = models.DecoupledNet(12, images.shape[1:], batch_norm="trainable", query_input="cls-label",
+                                      **CONFIGS[name])
         for layer in network.layers:
             if layer.weights and recipes._is_classification_layer(layer.name):
                 layer.trainable = False
@@ -150,6 +169,9 @@ def main():
     parser.add_argument("--models", default=",".join(CONFIGS), help="comma-separated: " + ", ".join(CONFIGS))
     parser.add_argument("--plain-pooling", action="store_true",
                         help="deconvnet-small also with plain max pooling + nearest upsampling (what the switches cost)")
+    parser.add_argument("--keras-bn", action="store_true",
+                        help="also the Keras graph step with keras.layers.BatchNormalization instead of the models' "
+                             "FusedBatchNormalization (what the fused kernel gains)")
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=10)
@@ -176,6 +198,9 @@ def main():
                  "keras-graph": keras_step(name, images, labels, False), "torch": torch_step(name, images, labels)}
         if args.plain_pooling and name == "deconvnet-small":
             steps["keras-xla-plain-pooling"] = keras_step(name, images, labels, True, plain_pooling=True)
+        if args.keras_bn and name != "fcn8s-small":  # FCN-8s has no batch norm
+            with keras_batch_norm():
+                steps["keras-graph-keras-bn"] = keras_step(name, images, labels, False)
         ratios = {runtime: [] for runtime in steps if runtime != "torch"}
         for round_index in range(args.rounds):
             times = {runtime: median_ms(step, args.repeats, warmup=3) for runtime, step in steps.items()}

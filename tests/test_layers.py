@@ -591,3 +591,57 @@ def test_integer_only_int8_has_no_float_tensor_and_first_maximum_switches(xnnpac
         k = expected[b, i, j, c]
         first[b, 2 * i + k // 2, 2 * j + k % 2, c] = quantized[b, 2 * i:2 * i + 2, 2 * j:2 * j + 2, c].max()
     np.testing.assert_allclose(restored, first, atol=0.5 * out_scale + 1e-6)  # one output rounding
+
+
+# ---------------------------------------------------------------- fused batch normalization
+def _bn_pair(momentum=0.9):
+    from keras_deconv.layers import FusedBatchNormalization
+
+    fused = FusedBatchNormalization(epsilon=1e-5, momentum=momentum)
+    reference = keras.layers.BatchNormalization(epsilon=1e-5, momentum=momentum)
+    rng = np.random.default_rng(7)
+    for layer in (fused, reference):
+        layer.build((None, 5, 6, 3))
+    weights = [rng.normal(1, 0.2, 3), rng.normal(0, 0.5, 3), rng.normal(0, 1, 3), rng.uniform(0.5, 2, 3)]
+    for layer in (fused, reference):
+        layer.set_weights([w.astype("float32") for w in weights])
+    return fused, reference
+
+
+@pytest.mark.parametrize("jit", [False, True])
+def test_fused_batch_norm_equals_keras_batch_norm_in_training_and_inference(jit):
+    fused, reference = _bn_pair()
+    rng = np.random.default_rng(3)
+
+    def step(layer, x):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = layer(x, training=True)
+            loss = tf.reduce_sum(y * tf.range(1.0, 4.0))
+        return (y,) + tuple(tape.gradient(loss, [x, layer.gamma, layer.beta]))
+
+    steps = {layer: tf.function(lambda x, layer=layer: step(layer, x), jit_compile=jit) for layer in (fused, reference)}
+    for _ in range(3):
+        x = tf.constant(rng.normal(2.0, 3.0, (4, 5, 6, 3)).astype("float32"))
+        for got, want in zip(steps[fused](x), steps[reference](x)):
+            np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+    for got, want in zip(fused.get_weights(), reference.get_weights()):  # moving mean and variance included
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    x = rng.normal(size=(2, 5, 6, 3)).astype("float32")
+    np.testing.assert_allclose(fused(x, training=False), reference(x, training=False), rtol=1e-5, atol=1e-6)
+
+
+def test_fused_batch_norm_falls_back_where_the_kernel_does_not_apply_and_serializes():
+    from keras_deconv.layers import FusedBatchNormalization
+
+    fused, reference = _bn_pair()
+    fused.trainable = reference.trainable = False  # frozen: inference statistics even with training=True
+    x = np.random.default_rng(1).normal(size=(2, 5, 6, 3)).astype("float32")
+    np.testing.assert_allclose(fused(x, training=True), reference(x, training=True), rtol=1e-5, atol=1e-6)
+    flat = FusedBatchNormalization(epsilon=1e-5)  # 2-D input: the parent's path
+    y = np.asarray(flat(x.reshape(-1, 3), training=True))
+    np.testing.assert_allclose(y.mean(0), 0, atol=1e-5)
+    clone = FusedBatchNormalization.from_config(fused.get_config())
+    assert type(clone) is FusedBatchNormalization and clone.epsilon == fused.epsilon
+    restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(fused))
+    assert type(restored) is FusedBatchNormalization

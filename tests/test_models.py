@@ -272,6 +272,26 @@ def test_decouplednet_copy_and_gradient_bridging_agree_with_shared_weights():
     np.testing.assert_array_equal(copy.get_layer("fc7-bp").get_weights()[0], fc7.get_weights()[0])
 
 
+def test_decouplednet_training_net_makes_the_deploy_query_from_the_label():
+    # query_input="cls-label" (Caffe's training nets: cls-score-mask = cls-score-sigmoid * label) must equal
+    # the deploy net fed that query by hand, with the same weights, and add no weight.
+    deploy = DecoupledNet(num_classes=4, input_shape=(64, 64, 3), width=SMALL, fc_kernel_size=1)
+    training = DecoupledNet(num_classes=4, input_shape=(64, 64, 3), width=SMALL, fc_kernel_size=1,
+                            query_input="cls-label")
+    assert [w.shape for w in training.weights] == [w.shape for w in deploy.weights]
+    for layer in training.layers:
+        if layer.weights:
+            layer.set_weights(deploy.get_layer(layer.name).get_weights())
+    images, labels = _images(2, 64, 64, seed=3), np.array([[0, 1, 0, 0], [1, 0, 0, 1]], "float32")
+    query = np.asarray(deploy([images, np.zeros((2, 4), "float32")])["cls-score-sigmoid"]) * labels
+    want, got = deploy([images, query]), training([images, labels])
+    assert [t.name for t in training.inputs] == ["data", "cls-label"]
+    for key in want:
+        np.testing.assert_allclose(got[key], want[key], rtol=1e-5, atol=1e-5 * (np.abs(want[key]).max() + 1e-6))
+    with pytest.raises(ValueError, match="query_input"):
+        DecoupledNet(num_classes=4, input_shape=(64, 64, 3), width=SMALL, fc_kernel_size=1, query_input="label")
+
+
 def test_decouplednet_zero_query_gives_zero_bridge():
     model = _build_small("DecoupledNet")
     _, pool5_bp = _bridging_tensors(model)([_images(1, 64, 64), np.zeros((1, 4), "float32")])

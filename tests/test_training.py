@@ -209,6 +209,17 @@ def test_mirrored_strategy_on_two_logical_cpus(tmp_path):
     assert (output / "export" / "shapes.weights.h5").exists()
 
 
+def test_auto_jit_is_xla_only_on_a_gpu_without_a_strategy():
+    import tensorflow as tf
+
+    from keras_deconv.training.runner import auto_jit
+
+    has_gpu = bool(tf.config.list_physical_devices("GPU"))
+    assert auto_jit(None) is has_gpu  # on a CPU the graph with oneDNN is faster (bench/train_step.py)
+    assert auto_jit(tf.distribute.get_strategy()) is False
+    assert auto_jit(None, run_eagerly=True) is False
+
+
 # ---------------------------------------------------------------- CLI
 def test_cli_train_usage_errors():
     from click.testing import CliRunner

@@ -29,6 +29,7 @@ from keras_deconv.layers.affine import ChannelAffine
 from keras_deconv.layers.attention import FilterSum, LinearSum
 from keras_deconv.layers.bilinear import BilinearUpsamplingInitializer, bilinear_kernel
 from keras_deconv.layers.crop import CropToReference
+from keras_deconv.layers.fused_batch_norm import FusedBatchNormalization
 from keras_deconv.layers.relu_mask import ReLUWithMask
 from keras_deconv.layers.transposable_conv import TransposableConv2D
 from keras_deconv.layers.fully_connected_conv import FullyConnectedConv2D, FullyConnectedConv2DTranspose

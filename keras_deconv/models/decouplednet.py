@@ -11,6 +11,8 @@ from keras_deconv.models._decoder import deconv_decoder
 from keras_deconv.models.vgg16_encoder import vgg16_encoder
 
 BRIDGING_MODES = ("copy", "gradient")
+#: The second input: the query itself (deploy nets) or the class label it is made from (training nets).
+QUERY_INPUTS = ("cls-score-masked", "cls-label")
 
 #: Layers that hold the bridging copies in ``bridging="copy"`` mode, and the
 #: forward layer each one copies.
@@ -27,6 +29,7 @@ def DecoupledNet(
     fc_kernel_size=7,
     batch_norm="folded",
     bridging="copy",
+    query_input="cls-score-masked",
     include_preprocessing=True,
     weights=None,
     name="DecoupledNet",
@@ -92,6 +95,13 @@ def DecoupledNet(
             :func:`sync_bridging_weights`). ``"gradient"``: the forward layers
             (:class:`~keras_deconv.layers.TransposableConv2D`) apply their own
             transposed kernels, no copies, 307,450,390 parameters.
+        query_input: the second input. ``"cls-score-masked"`` (default, the
+            deploy nets): the query, one value per class. ``"cls-label"``
+            (the training nets): a 0/1 class label from which the net makes
+            the query itself, ``cls-score-sigmoid * cls-label`` (Caffe's
+            ELTWISE PROD layer ``cls-score-mask``), so the classifier runs
+            once per step. Same weights in both; swap them with
+            ``model.load_weights`` or by layer name.
         include_preprocessing: put ``CaffePreprocessing`` first (default).
         weights: ``None`` or the path of a Keras weights file.
         name: model name.
@@ -99,7 +109,8 @@ def DecoupledNet(
     Returns:
         A ``keras.Model`` with inputs ``[data (batch, H, W, 3),
         cls-score-masked (batch, num_classes)]`` (a list, or a dict keyed by
-        those names) and a dict of outputs ``cls-score-avg-sigmoid (batch,
+        those names; ``cls-label`` in its place with ``query_input="cls-label"``)
+        and a dict of outputs ``cls-score-avg-sigmoid (batch,
         num_classes)``, ``cls-score-sigmoid (batch, num_classes)``,
         ``seg-score (batch, H, W, 2)`` (raw background/foreground scores).
 
@@ -120,11 +131,13 @@ def DecoupledNet(
     batch_norm = _blocks.check_batch_norm(batch_norm)
     if bridging not in BRIDGING_MODES:
         raise ValueError(f"Expected `bridging` to be one of {BRIDGING_MODES}. Received: bridging={bridging!r}")
+    if query_input not in QUERY_INPUTS:
+        raise ValueError(f"Expected `query_input` to be one of {QUERY_INPUTS}. Received: query_input={query_input!r}")
     conv5_channels = _blocks.scaled(512, width)
     score_size = _class_score_size(input_shape, fc_kernel_size)
 
     inputs, x = _blocks.image_input(input_shape, include_preprocessing)
-    query = keras.Input(shape=(num_classes,), name="cls-score-masked")
+    second_input = keras.Input(shape=(num_classes,), name=query_input)
 
     # (a) Classification network: VGG-16 (no BN) whose pools emit switches.
     blobs = vgg16_encoder(x, width=width)
@@ -148,6 +161,10 @@ def DecoupledNet(
 
     # (b) Bridging: the query value of each class goes to its argmax position,
     # then back through the classifier to pool5 (ReLU masks = ReLU derivatives).
+    if query_input == "cls-label":  # the training nets' cls-score-mask
+        query = keras.layers.Multiply(name="cls-score-mask")([cls_score_sigmoid, second_input])
+    else:
+        query = second_input
     query_map = keras.layers.Reshape((1, 1, num_classes), name="avg-unpool_reshape")(query)
     cls_score_unpooled = MaxUnpooling2D(pool_size=score_size, strides=1, name="avg-unpool")(
         [query_map, score_pool_mask, cls_score]
@@ -180,7 +197,7 @@ def DecoupledNet(
         "cls-score-sigmoid": cls_score_sigmoid,
         "seg-score": seg_score,
     }
-    model = keras.Model([inputs, query], outputs, name=name)
+    model = keras.Model([inputs, second_input], outputs, name=name)
     if bridging == "copy":
         for layer_name in BRIDGING_COPIES:
             model.get_layer(layer_name).trainable = False  # Caffe blobs_lr: 0

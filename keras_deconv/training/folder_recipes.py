@@ -155,10 +155,11 @@ class FolderDecoupledNetRecipe(FolderData, DecoupledNetRecipe):
     def pretrain_stages(self):
         return []  # shapes' source-domain pretraining has no counterpart in a folder dataset
 
-    def _build_model(self, batch_norm="trainable"):
+    def _build_model(self, batch_norm="trainable", query_input="cls-score-masked"):
         from keras_deconv import models
 
-        return models.DecoupledNet(self.num_classes - 1, self.input_shape, batch_norm=batch_norm, **self.config)
+        return models.DecoupledNet(self.num_classes - 1, self.input_shape, batch_norm=batch_norm,
+                                   query_input=query_input, **self.config)
 
     def strong_pairs(self, budget):
         """``[(image index, class)]`` of the images that keep their masks under ``budget``."""
@@ -176,22 +177,10 @@ class FolderDecoupledNetRecipe(FolderData, DecoupledNetRecipe):
         return stages
 
     def calibration(self, model, budget):
-        encoder = self.query_encoder(model)
         ds = folder_data.class_pair_batches(self.train_split, self.strong_pairs(budget), 16, self.size,
                                             self.num_classes - 1, seed=self.seed + 9, scale_range=(1, 1))
         for inputs, _ in ds.as_numpy_iterator():
-            query = np.asarray(encoder(inputs["data"], training=False)) * inputs["cls-label"]
-            yield [inputs["data"], query]
-
-    def segmentation_graph(self, model):
-        import keras
-
-        image = keras.Input(self.input_shape, name="data")
-        label = keras.Input((self.num_classes - 1,), name="cls-label")
-        scores = self.query_encoder(model)(image)
-        query = keras.layers.Multiply(name="cls-score-mask")([scores, label])
-        seg = model([image, query])["seg-score"]
-        return keras.Model({"data": image, "cls-label": label}, seg, name="decouplednet_segmentation")
+            yield [inputs["data"], inputs["cls-label"]]
 
     def describe(self):
         info = super().describe()

@@ -617,8 +617,9 @@ class DecoupledNetRecipe(Recipe):
     def default_config(self):
         return {"width": 1 / 16, "fc_units": 64, "seg_fc_units": 32, "fc_kernel_size": _fc_kernel(self.image_size, 3)}
 
-    def _build_model(self, batch_norm="trainable"):
-        return models.DecoupledNet(shapes.NUM_OBJECT_CLASSES, self.input_shape, batch_norm=batch_norm, **self.config)
+    def _build_model(self, batch_norm="trainable", query_input="cls-score-masked"):
+        return models.DecoupledNet(shapes.NUM_OBJECT_CLASSES, self.input_shape, batch_norm=batch_norm,
+                                   query_input=query_input, **self.config)
 
     def budget_steps(self, budget):
         """Segmentation steps per budget: the official max_iter ratios (17500 : 15000 : 7500 : 5500)."""
@@ -667,7 +668,7 @@ class DecoupledNetRecipe(Recipe):
             self.prepare_classification()
             if key in self.models:
                 return
-            model = self._build_model()
+            model = self._build_model(query_input="cls-label")  # the training net: one classifier pass a step
             classifier = self.models["classification"]
             for layer in model.layers:
                 if layer.weights and _is_classification_layer(layer.name):
@@ -696,31 +697,23 @@ class DecoupledNetRecipe(Recipe):
             return self.val_class_pairs(), None
         return super().validation(stage_name)
 
-    def query_encoder(self, model):
-        """``image -> cls-score-sigmoid`` (the max-pooled class scores) of a DecoupledNet."""
-        return keras.Model(model.inputs[0], model.get_layer("cls-score-sigmoid").output)
-
     def segmentation_graph(self, model):
-        """Training graph ``{data, cls-label} -> seg-score`` with the query ``sigmoid(maxpool(cls-score)) * label``.
+        """Training graph ``{data, cls-label} -> seg-score`` of a DecoupledNet built with ``query_input="cls-label"``.
 
-        The Caffe training nets compute ``cls-score-masked`` with an ELTWISE
-        PROD layer (``cls-score-mask``) from the frozen classifier's scores
-        and the 20-d label of the selected class.
+        As in the Caffe training nets, the network makes its query
+        ``sigmoid(maxpool(cls-score)) * label`` itself (ELTWISE PROD layer
+        ``cls-score-mask``) from the frozen classifier's scores, so the
+        classifier runs once a step.
         """
-        image = keras.Input(self.input_shape, name="data")
-        label = keras.Input((shapes.NUM_OBJECT_CLASSES,), name="cls-label")
-        scores = self.query_encoder(model)(image)
-        query = keras.layers.Multiply(name="cls-score-mask")([scores, label])
-        seg = model([image, query])["seg-score"]
-        return keras.Model({"data": image, "cls-label": label}, seg, name="decouplednet_segmentation")
+        data, label = model.inputs
+        return keras.Model({"data": data, "cls-label": label}, model.get_layer("seg-score-voc").output,
+                           name="decouplednet_segmentation")
 
     def calibration(self, model, budget):
-        encoder = self.query_encoder(model)
         arrays = self.train_arrays(shapes.strong_indices(budget))
         ds = train_data.class_pairs(arrays, 16, self.size, seed=self.seed + 9)
         for inputs, _ in ds.as_numpy_iterator():
-            query = np.asarray(encoder(inputs["data"], training=False)) * inputs["cls-label"]
-            yield [inputs["data"], query]
+            yield [inputs["data"], inputs["cls-label"]]
 
     def export(self, calibration_batches=None):
         n = self.hp["calibration_batches"] if calibration_batches is None else calibration_batches

@@ -149,9 +149,11 @@ def train(recipe, output, *, epochs=10, resume=False, strategy=None, verbose=Non
         export_prefix: also copy each export to ``<prefix>.<tag>.weights.h5``.
         command: the command line, recorded in ``run.json``.
         calibration_batches: override the recipe's BN calibration batches.
-        jit_compile: XLA for the training steps; ``"auto"``: on without a
-            strategy (about 1.5x faster on a CPU), off under ``tf.distribute``
-            (Keras turns it off there anyway).
+        jit_compile: XLA for the training steps; ``"auto"``: on when a GPU
+            is visible and no strategy is used; off on a CPU, where TensorFlow's
+            graph with its oneDNN kernels trains the small DeconvNet and FCN-8s
+            faster than XLA (``bench/train_step.py``), and off under
+            ``tf.distribute`` (Keras turns it off there anyway).
         stop_after_epochs: stop (as if interrupted) once this many epochs'
             worth of steps ran in the current stage; for tests of resume.
         run_eagerly: no ``tf.function`` tracing (a few-step run in a test
@@ -177,6 +179,13 @@ def train(recipe, output, *, epochs=10, resume=False, strategy=None, verbose=Non
         shutil.rmtree(scratch, ignore_errors=True)
     run["worker"] = {"task": task, "chief": False, "wrote": "nothing (the chief writes the run directory)"}
     return run
+
+
+def auto_jit(strategy, run_eagerly=False):
+    """``jit_compile="auto"``: XLA only on a GPU without a ``tf.distribute`` strategy."""
+    import tensorflow as tf
+
+    return strategy is None and not run_eagerly and bool(tf.config.list_physical_devices("GPU"))
 
 
 def _train(recipe, output, *, epochs, resume, strategy, verbose, export, export_prefix, command, calibration_batches,
@@ -212,7 +221,7 @@ def _train(recipe, output, *, epochs, resume, strategy, verbose, export, export_
         n_epochs = recipes_lib.ceil_div(stage.steps, steps_per_epoch)
         with _Scope(strategy):
             fit_model, loss, loss_weights, optimizer, metrics = stage.build()
-            jit = (strategy is None and not run_eagerly) if jit_compile == "auto" else bool(jit_compile)
+            jit = auto_jit(strategy, run_eagerly) if jit_compile == "auto" else bool(jit_compile)
             if jit and metrics:
                 # StreamingMeanIoU accumulates with bincount, which has no XLA kernel.
                 metrics = [m for m in metrics if not isinstance(m, StreamingMeanIoU)] or None
