@@ -3,6 +3,7 @@
     python bench/shapes_baseline.py [--minutes 30] [--threads 2] [--image-size 64] [--curve curve.png]
     python bench/shapes_baseline.py --net deconvnet [--width 0.25] [--fc-units 256]
     python bench/shapes_baseline.py --net deconvnet-nofc --width 0.125 [--init-encoder fcn8s-small]
+    python bench/shapes_baseline.py --net deconvnet --memorise 400 --lr 1e-3   # can it fit one batch?
 
 ``--net deconvnet`` trains the project's DeconvNet (trainable BN) in this
 same loop, data and schedule instead of the U-Net: the gap between the two
@@ -134,16 +135,11 @@ def build_net(args):
     return model, label
 
 
-def train(args, val):
+def make_step(model, optimizer, args):
+    """One training step: pixel cross-entropy, void ignored, background pixels weighted by ``--background-weight``."""
     import keras
     import tensorflow as tf
 
-    keras.utils.set_random_seed(args.seed)
-    model, label = build_net(args)
-    print(f"model: {label}, {model.count_params():,} parameters; Adam lr {args.lr} cosine-decayed over "
-          f"{args.minutes:g} min; batch {args.batch_size}; {args.image_size}x{args.image_size}; "
-          f"{args.threads} thread(s); background weight {args.background_weight:g}")
-    optimizer = keras.optimizers.Adam(args.lr)
     loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=shapes.VOID_LABEL)
 
     @tf.function(jit_compile=args.jit)
@@ -157,6 +153,48 @@ def train(args, val):
         optimizer.apply(grads, model.trainable_variables)
         return loss
 
+    return step
+
+
+def memorise(args):
+    """``--memorise STEPS``: can the net fit ONE fixed batch of train images? (a net that cannot leave the
+    label prior here has an optimisation problem, not a data problem). Constant Adam ``--lr``; every 50
+    steps: the loss, and the batch's pixel accuracy, share of pixels predicted background and mIoU, all in
+    training mode (batch statistics, so the lag of BN's moving averages does not hide what was learnt)."""
+    import keras
+
+    from keras_deconv.metrics import ConfusionMatrix
+
+    keras.utils.set_random_seed(args.seed)
+    model, label = build_net(args)
+    batch = shapes.as_numpy("train", count=args.batch_size, image_size=args.image_size)
+    images, labels = batch["image"].astype("float32"), batch["label"].astype("int32")
+    labelled = labels != shapes.VOID_LABEL
+    print(f"model: {label}, {model.count_params():,} parameters; memorising {args.batch_size} train images "
+          f"({100 * np.mean(labels[labelled] == 0):.1f} % of their labelled pixels background) with Adam lr "
+          f"{args.lr:g}, {args.threads} thread(s)")
+    step = make_step(model, keras.optimizers.Adam(args.lr), args)
+    print(f"{'step':>6} {'loss':>7} {'pixel acc.':>10} {'predicted bg':>12} {'batch mIoU':>10}")
+    for index in range(1, args.memorise + 1):
+        loss = float(step(images, labels))
+        if index % 50 == 0 or index == args.memorise:
+            predicted = np.asarray(model(images, training=True)).argmax(-1)
+            matrix = ConfusionMatrix(shapes.NUM_CLASSES, ignore_label=shapes.VOID_LABEL)
+            matrix.update(labels, predicted)
+            print(f"{index:6d} {loss:7.3f} {100 * np.mean(predicted[labelled] == labels[labelled]):10.1f} "
+                  f"{100 * np.mean(predicted[labelled] == 0):12.1f} {100 * matrix.mean_iou:10.1f}", flush=True)
+
+
+def train(args, val):
+    import keras
+
+    keras.utils.set_random_seed(args.seed)
+    model, label = build_net(args)
+    print(f"model: {label}, {model.count_params():,} parameters; Adam lr {args.lr} cosine-decayed over "
+          f"{args.minutes:g} min; batch {args.batch_size}; {args.image_size}x{args.image_size}; "
+          f"{args.threads} thread(s); background weight {args.background_weight:g}")
+    optimizer = keras.optimizers.Adam(args.lr)
+    step = make_step(model, optimizer, args)
     data = shapes.load("train", batch_size=args.batch_size, image_size=args.image_size, seed=args.seed,
                        drop_remainder=True)
     budget = 60 * args.minutes
@@ -214,14 +252,20 @@ def main():
                         help="loss weight of background pixels (objects 1); bench/torch_learnability.py measures it")
     parser.add_argument("--no-jit", dest="jit", action="store_false", help="no XLA for the training step")
     parser.add_argument("--curve", help="save the curve as this PNG file")
+    parser.add_argument("--memorise", type=int, metavar="STEPS",
+                        help="instead: train STEPS steps on one fixed batch and print how well the net fits it")
     args = parser.parse_args()
     if args.minutes <= 0:
         parser.error(f"--minutes must be positive; got {args.minutes}")
+    if args.memorise is not None and args.memorise < 1:
+        parser.error(f"--memorise must be a positive number of steps; got {args.memorise}")
 
     import tensorflow as tf
 
     tf.config.threading.set_intra_op_parallelism_threads(args.threads)
     tf.config.threading.set_inter_op_parallelism_threads(args.threads)
+    if args.memorise:
+        return memorise(args)
 
     print(f"data: shapes config 'standard' (version {shapes.VERSION}); train streams "
           f"{shapes.SPLITS['train']:,} images, test {shapes.SPLITS['test']}")

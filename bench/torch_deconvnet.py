@@ -33,14 +33,30 @@ class _Affine(nn.Module):
 
 
 def _block(conv, channels, batch_norm=False):
+    """conv + norm + ReLU; ``batch_norm``: True trainable BN, False the folded affine, None no norm (no-BN nets)."""
+    if batch_norm is None:
+        return nn.Sequential(conv, nn.ReLU(inplace=True))
     norm = nn.BatchNorm2d(channels, eps=1e-3, momentum=0.01) if batch_norm else _Affine(channels)
     return nn.Sequential(conv, norm, nn.ReLU(inplace=True))
 
 
-def unpooling_decoder(channels, width, batch_norm):
-    """``(decoder, channels out)``: deconv{5..1}_i blocks, one ``nn.Sequential`` per level (run after each unpool)."""
+def vgg16_encoder(width, batch_norm):
+    """``(encoder, channels out)``: conv1_1 ... conv5_3, one ``nn.Sequential`` per block (pooling is the caller's)."""
+    encoder, channels = nn.ModuleList(), 3
+    for block in VGG16_BLOCKS:
+        layers = []
+        for filters in block:
+            filters = _scaled(filters, width)
+            layers.append(_block(nn.Conv2d(channels, filters, 3, padding=1), filters, batch_norm))
+            channels = filters
+        encoder.append(nn.Sequential(*layers))
+    return encoder, channels
+
+
+def unpooling_decoder(channels, width, batch_norm, levels=(5, 4, 3, 2, 1)):
+    """``(decoder, channels out)``: deconv{L}_i blocks, one ``nn.Sequential`` per level (run after each unpool)."""
     decoder = nn.ModuleList()
-    for level in (5, 4, 3, 2, 1):
+    for level in levels:
         layers = []
         for filters in DECODER_BLOCKS[level]:
             filters = _scaled(filters, width)
@@ -73,15 +89,7 @@ class TorchDeconvNet(nn.Module):
         """``batch_norm=True``: trainable BatchNorm (the training configuration) instead of the folded affine."""
         super().__init__()
         fc_units = fc_units or _scaled(4096, width)
-        self.encoder = nn.ModuleList()
-        channels = 3
-        for block in VGG16_BLOCKS:
-            layers = []
-            for filters in block:
-                filters = _scaled(filters, width)
-                layers.append(_block(nn.Conv2d(channels, filters, 3, padding=1), filters, batch_norm))
-                channels = filters
-            self.encoder.append(nn.Sequential(*layers))
+        self.encoder, channels = vgg16_encoder(width, batch_norm)
         self.fc6 = _block(nn.Conv2d(channels, fc_units, fc_kernel_size), fc_units, batch_norm)
         self.fc7 = _block(nn.Conv2d(fc_units, fc_units, 1), fc_units, batch_norm)
         self.fc6_deconv = _block(nn.ConvTranspose2d(fc_units, channels, fc_kernel_size), channels, batch_norm)

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from torch_deconvnet import VGG16_BLOCKS, _block, _scaled, decode, encode_with_switches, unpooling_decoder
+from torch_deconvnet import _block, _scaled, decode, encode_with_switches, unpooling_decoder, vgg16_encoder
 
 
 class TorchDecoupledNet(nn.Module):
@@ -28,15 +28,7 @@ class TorchDecoupledNet(nn.Module):
         super().__init__()
         fc_units = fc_units or _scaled(4096, width)
         seg_fc_units = seg_fc_units or _scaled(2048, width)
-        channels, encoder = 3, []
-        for block in VGG16_BLOCKS:
-            layers = []
-            for filters in block:
-                filters = _scaled(filters, width)
-                layers += [nn.Conv2d(channels, filters, 3, padding=1), nn.ReLU(inplace=True)]
-                channels = filters
-            encoder.append(nn.Sequential(*layers))
-        self.encoder = nn.ModuleList(encoder)
+        self.encoder, channels = vgg16_encoder(width, batch_norm=None)  # the classification network: no BN
         self.fc6 = nn.Conv2d(channels, fc_units, fc_kernel_size)
         self.fc7 = nn.Conv2d(fc_units, fc_units, 1)
         self.cls_score = nn.Conv2d(fc_units, num_classes, 1)

@@ -21,9 +21,14 @@ train images:
   ``bench/torch_decouplednet.py``, same 62,830 trainable parameters);
 * ``--keras-bn``: DeconvNet and DecoupledNet also with
   ``keras.layers.BatchNormalization`` in place of the models' trainable
-  ``FusedBatchNormalization``: what the fused kernel gains.
+  ``FusedBatchNormalization``: what the fused kernel gains;
+* ``transfernet-small``: width 1/16, the recipe's ``segmentation`` stage
+  (encoder frozen; attention, decoder and classification head trained;
+  2 x the figure-ground loss + the attention classifier's cross-entropy on
+  the label's class) (PyTorch: ``bench/torch_transfernet.py``).
 
-TransferNet's network has no PyTorch copy here yet.
+The first line of each model prints both sides' trainable parameter counts,
+which must agree.
 
 Each round times Keras then PyTorch (median of ``--repeats`` steps after
 warm-up), alternating so both see the same machine load; the last line prints
@@ -47,7 +52,10 @@ from _timing import median_ms  # noqa: E402
 #: The shipped models' training configurations (their cards' ``architecture.config``).
 CONFIGS = {"deconvnet-small": {"width": 0.25, "fc_units": 256, "fc_kernel_size": 2},
            "fcn8s-small": {"width": 0.125, "fc_units": 128},
-           "decouplednet-small": {"width": 0.0625, "fc_units": 64, "seg_fc_units": 32, "fc_kernel_size": 1}}
+           "decouplednet-small": {"width": 0.0625, "fc_units": 64, "seg_fc_units": 32, "fc_kernel_size": 1},
+           "transfernet-small": {"width": 0.0625}}
+#: Models whose network takes the image and a one-hot class label.
+TWO_INPUTS = ("decouplednet-small", "transfernet-small")
 
 
 def _figure_ground(labels):
@@ -115,6 +123,19 @@ def keras_step(name, images, labels, jit, plain_pooling=False):
         model = models.DeconvNet(13, images.shape[1:], batch_norm="trainable", **CONFIGS[name])
     elif name == "fcn8s-small":
         model = models.FCN8s(13, images.shape[1:], **CONFIGS[name])
+    elif name == "transfernet-small":  # the recipe's segmentation stage: frozen encoder, two losses
+        network = models.TransferNet(12, images.shape[1:], include_classifier=True, **CONFIGS[name])
+        for layer in network.layers:
+            if layer.name.startswith("conv") and layer.weights:  # TransferNetRecipe._freeze_encoder
+                layer.trainable = False
+        model = keras.Model(network.inputs, {"seg-score": network.output["seg-score"],
+                                             "cls-score-voc-att": network.output["cls-score-voc-att"]})
+        figure, one_hot = _figure_ground(labels)
+        model.compile(keras.optimizers.Adam(1e-3), jit_compile=jit, loss_weights={"seg-score": 2.0, "cls-score-voc-att": 1.0},
+                      loss={"seg-score": keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=255),
+                            "cls-score-voc-att": keras.losses.SparseCategoricalCrossentropy(from_logits=True)})
+        targets = {"seg-score": figure, "cls-score-voc-att": one_hot.argmax(1)}
+        return _with_count(lambda: model.train_on_batch([images, one_hot], targets), model)
     else:  # the recipe's segmentation-stage graph: frozen classifier and bridging, trainable segmentation network
         from keras_deconv.training import recipes
 
@@ -128,7 +149,16 @@ def keras_step(name, images, labels, jit, plain_pooling=False):
         inputs = {"data": images, "cls-label": one_hot}
     model.compile(keras.optimizers.Adam(1e-3),
                   keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=255), jit_compile=jit)
-    return lambda: model.train_on_batch(inputs, labels)
+    return _with_count(lambda: model.train_on_batch(inputs, labels), model)
+
+
+def _with_count(step, model):
+    """``step`` with the model's trainable parameter count as ``step.trainable`` (Keras or PyTorch)."""
+    if hasattr(model, "trainable_weights"):
+        step.trainable = int(sum(np.prod(w.shape) for w in model.trainable_weights))
+    else:
+        step.trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return step
 
 
 def torch_step(name, images, labels):
@@ -136,6 +166,7 @@ def torch_step(name, images, labels):
     from torch_decouplednet import TorchDecoupledNet
     from torch_deconvnet import TorchDeconvNet
     from torch_fcn8s import TorchFCN8s
+    from torch_transfernet import TorchTransferNet
 
     torch.manual_seed(0)
     config = CONFIGS[name]
@@ -143,6 +174,9 @@ def torch_step(name, images, labels):
         net = TorchDeconvNet(13, config["width"], config["fc_units"], config["fc_kernel_size"], batch_norm=True)
     elif name == "fcn8s-small":
         net = TorchFCN8s(13, config["width"], config["fc_units"])
+    elif name == "transfernet-small":
+        net = TorchTransferNet(12, config["width"], input_size=images.shape[1])
+        labels, one_hot = _figure_ground(labels)
     else:
         net = TorchDecoupledNet(12, **config)
         labels, one_hot = _figure_ground(labels)
@@ -152,16 +186,21 @@ def torch_step(name, images, labels):
     x = (torch.from_numpy(images).permute(0, 3, 1, 2).float() - mean).contiguous(memory_format=torch.channels_last)
     y = torch.from_numpy(labels)
     loss_fn = torch.nn.CrossEntropyLoss(ignore_index=255)
-    forward = (lambda: net(x, torch.from_numpy(one_hot))) if name == "decouplednet-small" else (lambda: net(x))
+    forward = (lambda: net(x, torch.from_numpy(one_hot))) if name in TWO_INPUTS else (lambda: net(x))
+    if name == "transfernet-small":  # the recipe's losses: 2 x figure-ground + the attention classifier's
+        classes = torch.from_numpy(one_hot.argmax(1))
+        objective = lambda out: 2.0 * loss_fn(out[0], y) + torch.nn.functional.cross_entropy(out[1], classes)  # noqa: E731
+    else:
+        objective = lambda out: loss_fn(out, y)  # noqa: E731
 
     def step():
         optimizer.zero_grad(set_to_none=True)
-        loss = loss_fn(forward(), y)
+        loss = objective(forward())
         loss.backward()
         optimizer.step()
         return loss
 
-    return step
+    return _with_count(step, net)
 
 
 def main():
@@ -198,9 +237,11 @@ def main():
                  "keras-graph": keras_step(name, images, labels, False), "torch": torch_step(name, images, labels)}
         if args.plain_pooling and name == "deconvnet-small":
             steps["keras-xla-plain-pooling"] = keras_step(name, images, labels, True, plain_pooling=True)
-        if args.keras_bn and name != "fcn8s-small":  # FCN-8s has no batch norm
+            steps["keras-graph-plain-pooling"] = keras_step(name, images, labels, False, plain_pooling=True)
+        if args.keras_bn and name in ("deconvnet-small", "decouplednet-small"):  # the others have no batch norm
             with keras_batch_norm():
                 steps["keras-graph-keras-bn"] = keras_step(name, images, labels, False)
+        print(f"{name} trainable parameters: " + ", ".join(f"{runtime} {step.trainable:,}" for runtime, step in steps.items()))
         ratios = {runtime: [] for runtime in steps if runtime != "torch"}
         for round_index in range(args.rounds):
             times = {runtime: median_ms(step, args.repeats, warmup=3) for runtime, step in steps.items()}

@@ -81,7 +81,7 @@ class CaffePreprocessing(keras.layers.Layer):
             raise ValueError(f"Expected a 3-value BGR mean. Received: mean={mean!r}")
         self.input_spec = keras.layers.InputSpec(ndim=4, axes={-1: 3})
 
-    def call(self, inputs):
+    def call(self, inputs, training=None):
         if inputs.shape[0] == 0:
             raise ValueError(
                 f"{self.name}: received an empty batch (shape {tuple(inputs.shape)}). "
@@ -89,6 +89,8 @@ class CaffePreprocessing(keras.layers.Layer):
             )
         images = keras.ops.cast(inputs, self.compute_dtype)
         mean = keras.ops.convert_to_tensor(np.asarray(self.mean, "float32"), dtype=self.compute_dtype)
+        if training:  # the same values; TensorFlow's reversed strided slice is 4x slower than its reverse on a CPU
+            return keras.ops.flip(images, axis=-1) - mean
         # RGB -> BGR as a reversed slice, not a flip: TFLite's int8 REVERSE_V2 copies raw bytes, yet the
         # converter gives its output another scale than its input, which distorted every int8 export's input.
         return images[..., ::-1] - mean
