@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from keras_deconv import models, training
+from keras_deconv.datasets import shapes
 from keras_deconv.models import _blocks
 from keras_deconv.models.vgg16_encoder import vgg16_encoder
 from keras_deconv.training import pretraining
@@ -115,3 +116,25 @@ def test_revive_dead_layers_resets_only_layers_without_live_channels():
     assert (out.reshape(-1, 8) > 0).any(axis=0).mean() >= 0.25
     assert abs(float(out.std()) - 1.0) < 0.1  # unit variance, as unit_variance_init leaves it
     assert revive_dead_layers(model, images, ["live", "dead"]) == []
+
+
+def test_transfernet_decoder_starts_at_unit_variance_from_its_tiny_saliency_input():
+    """TransferNet's decoder input (the 0.004-scaled saliency map) is of order 1e-3: glorot deconvolutions without
+    BN let it fade and the score is its biases. init_decoder rescales every decoder layer on source-domain pairs."""
+    from keras_deconv.training import get_recipe
+
+    recipe = get_recipe("transfernet")(hparams={"batch_size": 4})
+    recipe.prepare()
+    model = recipe.models["transfernet"]
+    names = ["filter_sum", "deconv5_1", "deconv4_1", "deconv2_2", "deconv1_2", "seg-score"]
+    probe = keras.Model(model.inputs, [model.get_layer(n).output for n in names])
+    images = recipe.train_arrays(shapes.domain_indices("train", "source"))["image"][:32].astype("float32")
+    labels = np.eye(shapes.NUM_OBJECT_CLASSES, dtype="float32")[np.arange(32) % 7]
+    before = [float(np.std(np.asarray(t))) for t in probe([images, labels])]
+    assert before[0] < 0.01  # the saliency map
+    stds = recipe.init_decoder(model)
+    assert "deconv5_1" in stds and "seg-score" in stds and len(stds) == 1 + 10 + 1  # deconv5_1, levels 4-1 (3+3+2+2), score
+    after = [float(np.std(np.asarray(t))) for t in probe([images, labels])]
+    assert after[0] == pytest.approx(before[0])  # the encoder and attention are untouched
+    for name, value in zip(names[1:], after[1:]):
+        assert 0.5 < value < 2.0, (name, value)  # unit variance on the init batch, near it on these images
