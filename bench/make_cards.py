@@ -313,7 +313,7 @@ def _metric(name, tag, count, subset, oracle):
 #: masks); DecoupledNet's detection threshold by the F1 of the detected classes against the
 #: image-level labels (no masks, whatever the budget).
 TUNING = {
-    "transfernet-small": ("background_weight", (0.5, 0.3, 0.2, 0.1, 0.05), "source-domain mIoU"),
+    "transfernet-small": ("background_weight", (2.0, 1.5, 1.0, 0.7, 0.5, 0.3, 0.2, 0.1, 0.05), "source-domain mIoU"),
     "decouplednet-small": ("threshold", (0.5, 0.4, 0.3, 0.25, 0.2, 0.15, 0.1), "image-label F1"),
 }
 TUNING_IMAGES = 100

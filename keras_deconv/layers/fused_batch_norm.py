@@ -16,10 +16,8 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
     averages (the population variance, as Keras keeps it), fewer ops a step
     (timed in ``bench/train_step.py --keras-bn``). The parent's path runs wherever the fused
     kernel does not apply: inference, a frozen layer, a mask, renorm,
-    ``synchronized``, inputs other than 4-D float32 with channels last.
-
-    Args:
-        **kwargs: those of ``keras.layers.BatchNormalization``.
+    ``synchronized``, inputs other than 4-D float32 with channels last. It
+    takes the arguments of ``keras.layers.BatchNormalization``.
 
     Example:
 
