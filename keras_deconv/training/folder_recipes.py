@@ -260,6 +260,10 @@ class FolderTransferNetRecipe(FolderData, TransferNetRecipe):
             self.models["transfernet"] = model
             self.models["cam"] = build_cam_classifier(self.num_classes - 1, self.input_shape, encoder_model=model)
 
+    def decoder_init_pairs(self):
+        return folder_data.class_pair_batches(self.train_split, self.domains["source"], 32, self.size,
+                                              self.num_classes - 1, scale_range=(1, 1), seed=self.seed, shuffle=False)
+
     def _domain_pairs(self, target):
         def pairs(domain, masks, seed):
             return folder_data.class_pair_batches(self.train_split, self.domains[domain], self.hp["batch_size"],

@@ -810,15 +810,18 @@ class TransferNetRecipe(Recipe):
         figure-ground pairs, every decoder layer starts with unit-variance
         outputs. A resumed stage restores its checkpoint over this.
         """
-        pairs = train_data.class_pairs(self.train_arrays(shapes.domain_indices("train", "source")), 32, self.size,
-                                       scale_range=None, shuffle=False, seed=self.seed)
-        inputs, _ = next(iter(pairs.as_numpy_iterator()))
+        inputs, _ = next(iter(self.decoder_init_pairs().as_numpy_iterator()))
         names = ["deconv5_1"] + [layer.name for layer in model.layers
                                  if layer.name.startswith("deconv") and layer.name[6] in "4321"] + ["seg-score"]
         stds = unit_variance_init(model, [np.asarray(inputs["data"], "float32"), inputs["cls-label"]], names)
         print(f"[{self.name}] decoder initialised to unit variance on source-domain pairs: {len(stds)} layers",
               file=sys.stderr)
         return stds
+
+    def decoder_init_pairs(self):
+        """32 unaugmented source-domain figure-ground pairs for :meth:`init_decoder`."""
+        return train_data.class_pairs(self.train_arrays(shapes.domain_indices("train", "source")), 32, self.size,
+                                      scale_range=None, shuffle=False, seed=self.seed)
 
     def _domain_pairs(self, target):
         bs, size = self.hp["batch_size"], self.size
