@@ -89,7 +89,7 @@ class CaffePreprocessing(keras.layers.Layer):
             )
         images = keras.ops.cast(inputs, self.compute_dtype)
         mean = keras.ops.convert_to_tensor(np.asarray(self.mean, "float32"), dtype=self.compute_dtype)
-        if training:  # the same values; TensorFlow's reversed strided slice is 4x slower than its reverse on a CPU
+        if training:  # the same values; TensorFlow's reversed strided slice is much slower than its reverse on a CPU
             return keras.ops.flip(images, axis=-1) - mean
         # RGB -> BGR as a reversed slice, not a flip: TFLite's int8 REVERSE_V2 copies raw bytes, yet the
         # converter gives its output another scale than its input, which distorted every int8 export's input.

@@ -805,8 +805,8 @@ class TransferNetRecipe(Recipe):
         Its input, the saliency map ``filter_sum`` of 0.004-scaled conv5_3
         features, is of order 1e-3; through glorot-initialised deconvolutions
         without BN it fades to 1e-4 and the 2-class score is its biases: in 2
-        of 3 seeds the decoder never left "all background" (measured on
-        ``runs/transfernet-small-seed1``). Rescaled on a batch of source-domain
+        of 3 seeds the decoder never left "all background" (measured with
+        ``bench/decoder_signal.py``). Rescaled on a batch of source-domain
         figure-ground pairs, every decoder layer starts with unit-variance
         outputs. A resumed stage restores its checkpoint over this.
         """
