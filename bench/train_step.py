@@ -124,10 +124,12 @@ def keras_step(name, images, labels, jit, plain_pooling=False):
     elif name == "fcn8s-small":
         model = models.FCN8s(13, images.shape[1:], **CONFIGS[name])
     elif name == "transfernet-small":  # the recipe's segmentation stage: frozen encoder, two losses
-        network = models.TransferNet(12, images.shape[1:], include_classifier=True, **CONFIGS[name])
-        for layer in network.layers:
-            if layer.name.startswith("conv") and layer.weights:  # TransferNetRecipe._freeze_encoder
-                layer.trainable = False
+        from keras_deconv.training import recipes
+
+        recipe = recipes.TransferNetRecipe()
+        network = recipe.models["transfernet"] = models.TransferNet(12, images.shape[1:], include_classifier=True,
+                                                                    **CONFIGS[name])
+        recipe._freeze_encoder()
         model = keras.Model(network.inputs, {"seg-score": network.output["seg-score"],
                                              "cls-score-voc-att": network.output["cls-score-voc-att"]})
         figure, one_hot = _figure_ground(labels)

@@ -811,8 +811,7 @@ class TransferNetRecipe(Recipe):
         outputs. A resumed stage restores its checkpoint over this.
         """
         inputs, _ = next(iter(self.decoder_init_pairs().as_numpy_iterator()))
-        names = ["deconv5_1"] + [layer.name for layer in model.layers
-                                 if layer.name.startswith("deconv") and layer.name[6] in "4321"] + ["seg-score"]
+        names = [layer.name for layer in model.layers if layer.name.startswith("deconv")] + ["seg-score"]
         stds = unit_variance_init(model, [np.asarray(inputs["data"], "float32"), inputs["cls-label"]], names)
         print(f"[{self.name}] decoder initialised to unit variance on source-domain pairs: {len(stds)} layers",
               file=sys.stderr)
