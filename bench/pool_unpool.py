@@ -4,6 +4,9 @@ Prints, for [8,112,112,64] and [1,224,224,64] float32, the median time of
 pool+unpool forward and forward+backward for
 
 * ours (MaxPoolingWithArgmax2D + MaxUnpooling2D) in graph mode and under XLA,
+  and in graph mode in the kernel formulation that training steps without
+  XLA use (``formulation.kernel_formulation``: TensorFlow's
+  ``max_pool_with_argmax`` and ``MaxPoolGradWithArgmax`` kernels),
 * ours converted to TFLite and run in LiteRT with XNNPACK (forward only),
   with the XNNPACK-delegated ops that ``export.to_tflite`` uses for float
   exports and, for comparison, with the Keras layers' default ops,
@@ -41,7 +44,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from keras_deconv import export  # noqa: E402
-from keras_deconv.layers import MaxPoolingWithArgmax2D, MaxUnpooling2D  # noqa: E402
+from keras_deconv.layers import MaxPoolingWithArgmax2D, MaxUnpooling2D, formulation  # noqa: E402
 
 SHAPES = [(8, 112, 112, 64), (1, 224, 224, 64)]
 
@@ -73,6 +76,17 @@ def ours_fns(shape):
         return tape.gradient(loss, x)
 
     return forward, forward_backward
+
+
+def in_kernel_formulation(function):
+    """``function`` as a graph traced in the kernel formulation (it traces on the first call)."""
+    graph = tf.function(function)
+
+    def run(x):
+        with formulation.kernel_formulation():
+            return graph(x)
+
+    return run
 
 
 def segnet_fns(shape):
@@ -173,12 +187,14 @@ def main():
         seg_f, seg_fb = segnet_fns(shape)
         for name, function in (
             ("ours, graph", tf.function(ours_f)),
+            ("ours, graph, TF kernels", in_kernel_formulation(ours_f)),
             ("ours, XLA", tf.function(ours_f, jit_compile=True)),
             ("SegNet-style pair, graph", tf.function(seg_f)),
         ):
             rows[name] = [median_ms(lambda: function(x), args.repeats)]
         for name, function in (
             ("ours, graph", tf.function(ours_fb)),
+            ("ours, graph, TF kernels", in_kernel_formulation(ours_fb)),
             ("ours, XLA", tf.function(ours_fb, jit_compile=True)),
             ("SegNet-style pair, graph", tf.function(seg_fb)),
         ):
@@ -214,6 +230,8 @@ def main():
             print("  ratios (forward+backward):")
             print(f"    ours XLA / PyTorch channels_last   = {rows['ours, XLA'][1] / rows['PyTorch channels_last'][1]:6.2f}x")
             print(f"    SegNet-style pair / ours XLA       = {rows['SegNet-style pair, graph'][1] / rows['ours, XLA'][1]:6.2f}x")
+        print(f"  ours graph / ours graph, TF kernels (fwd+bwd) = "
+              f"{rows['ours, graph'][1] / rows['ours, graph, TF kernels'][1]:6.2f}x  (what training without XLA gains)")
         print()
 
 

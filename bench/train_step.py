@@ -19,6 +19,10 @@ train images:
   frozen; the query from the classifier's own scores and a one-hot label;
   figure-ground targets of each image's first object class) (PyTorch:
   ``bench/torch_decouplednet.py``, same 62,830 trainable parameters);
+* the ``keras-graph`` row traces the argmax pooling and unpooling on
+  TensorFlow's kernels (``kernel_formulation``), as ``keras-deconv train``
+  does for steps without XLA; ``--default-ops`` adds the same step with the
+  layers' default ops (slices, comparisons, selects): what the kernels gain;
 * ``--keras-bn``: DeconvNet and DecoupledNet also with
   ``keras.layers.BatchNormalization`` in place of the models' trainable
   ``FusedBatchNormalization``: what the fused kernel gains;
@@ -111,7 +115,22 @@ def keras_batch_norm():
         _blocks.TRAINABLE_BN_LAYER = fused
 
 
-def keras_step(name, images, labels, jit, plain_pooling=False):
+def keras_step(name, images, labels, jit, plain_pooling=False, kernels=None):
+    """The Keras step; graph steps (not ``jit``) use TensorFlow's argmax pooling kernels as ``train`` does unless ``kernels=False``."""
+    from keras_deconv.layers import formulation
+
+    step = _keras_step(name, images, labels, jit, plain_pooling)
+    use_kernels = (not jit) if kernels is None else kernels
+
+    def run():  # the step traces on its first call: the formulation must hold there
+        with formulation.kernel_formulation(use_kernels):
+            return step()
+
+    run.trainable = step.trainable
+    return run
+
+
+def _keras_step(name, images, labels, jit, plain_pooling=False):
     import keras
 
     from keras_deconv import models
@@ -213,6 +232,9 @@ def main():
     parser.add_argument("--keras-bn", action="store_true",
                         help="also the Keras graph step with keras.layers.BatchNormalization instead of the models' "
                              "FusedBatchNormalization (what the fused kernel gains)")
+    parser.add_argument("--default-ops", action="store_true",
+                        help="also the Keras graph step with the layers' default (XLA/TFLite-friendly) pooling ops "
+                             "instead of TensorFlow's argmax pooling kernels (what the kernels gain)")
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=10)
@@ -240,6 +262,8 @@ def main():
         if args.plain_pooling and name == "deconvnet-small":
             steps["keras-xla-plain-pooling"] = keras_step(name, images, labels, True, plain_pooling=True)
             steps["keras-graph-plain-pooling"] = keras_step(name, images, labels, False, plain_pooling=True)
+        if args.default_ops and name != "fcn8s-small":  # FCN-8s has no argmax pooling
+            steps["keras-graph-default-ops"] = keras_step(name, images, labels, False, kernels=False)
         if args.keras_bn and name in ("deconvnet-small", "decouplednet-small"):  # the others have no batch norm
             with keras_batch_norm():
                 steps["keras-graph-keras-bn"] = keras_step(name, images, labels, False)

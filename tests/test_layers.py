@@ -25,6 +25,7 @@ from keras_deconv.layers import (
     window_to_flat,
     window_to_plane,
 )
+from keras_deconv.layers.argmax_pooling import pinned_switches
 
 RNG = np.random.default_rng(1234)
 
@@ -431,6 +432,95 @@ def test_litert_formulation_is_scoped_and_records_its_use():
     assert not record.used
     with pytest.raises(ValueError, match="pooling"):
         export.to_tflite(pool_unpool_model(), pooling="fast")
+
+
+# ---------------------------------------------------------------- kernel formulation (training)
+KERNEL_CASES = [  # (pool_size, strides, padding, shape, kernel applies)
+    (2, None, "same", (2, 7, 9, 5), True), (2, None, "valid", (2, 7, 9, 5), True), (2, None, "same", (3, 8, 6, 4), True),
+    ((1, 2), None, "same", (1, 5, 6, 3), True), (3, None, "valid", (1, 10, 8, 2), True),
+    (3, None, "same", (1, 8, 10, 3), False),  # TensorFlow's SAME would pad before the image
+    (3, 2, "same", (2, 7, 9, 5), False),  # overlapping windows
+]
+
+
+@pytest.mark.parametrize("pool_size, strides, padding, shape, applies", KERNEL_CASES)
+@pytest.mark.parametrize("graph", [False, True], ids=["eager", "graph"])
+def test_kernel_formulation_equals_default_ops_with_gradients(pool_size, strides, padding, shape, applies, graph):
+    """TensorFlow's argmax pooling kernels give the default formulation's values, unpooling and gradients bit for bit."""
+    def step(x, kernels):
+        with formulation.kernel_formulation(kernels) as record:
+            pool = MaxPoolingWithArgmax2D(pool_size, strides, padding)
+            unpool = MaxUnpooling2D(pool_size, strides)
+            with tf.GradientTape() as tape:
+                tape.watch(x)
+                pooled, switches = pool(x)
+                values = pooled * 2.0 + 1.0
+                tape.watch(values)
+                restored = unpool([values, switches, x])
+                loss = tf.reduce_sum(restored * weights) + tf.reduce_sum(pooled * pooled)
+            grad_x, grad_values = tape.gradient(loss, [x, values])
+        assert record.used == (kernels and applies)
+        if kernels and applies:
+            assert switches.dtype == tf.int64
+            switches = flat_to_window(switches, x.shape, pool_size, strides, include_batch_in_index=True)
+        return pooled, tf.cast(switches, tf.int32), restored, grad_x, grad_values
+
+    weights = tf.constant(RNG.standard_normal(shape).astype("float32"))
+    run = tf.function(step, reduce_retracing=False) if graph else step
+    for kind in ("random", "ties", "equal", "signed_zero", "inf"):
+        x = tf.constant(make_data(kind, shape))
+        for default, kernel in zip(run(x, False), run(x, True)):
+            np.testing.assert_array_equal(kernel, default)  # (a -0.0 / 0.0 tie may pool to either zero)
+
+
+def test_kernel_formulation_is_scoped_and_yields_to_exports_and_pinned_switches():
+    x = make_data("ties", (1, 4, 4, 2))
+    assert not formulation.kernel_active()
+    with formulation.kernel_formulation():
+        assert formulation.kernel_active()
+        with formulation.litert_formulation():
+            assert not formulation.kernel_active()  # an export inside a training step traces the export ops
+            assert MaxPoolingWithArgmax2D()(x)[1].dtype == tf.float32
+        with formulation.kernel_formulation(False):
+            assert not formulation.kernel_active()
+        pinned = np.zeros((1, 2, 2, 2), "int8")
+        with pinned_switches({"pinned_pool": pinned}):
+            _, switches = MaxPoolingWithArgmax2D(name="pinned_pool")(x)
+        assert switches.dtype == tf.int8 and not np.any(switches)  # window positions, as pinned
+        _, switches = MaxPoolingWithArgmax2D(index_format="plane")(x)  # asked-for formats are kept
+        assert switches.dtype == tf.int32
+    assert not formulation.kernel_active()
+
+
+def test_kernel_formulation_unpools_without_a_reference_and_with_dynamic_sizes():
+    x = tf.constant(make_data("random", (2, 6, 8, 3)))
+    expected = MaxUnpooling2D()(list(MaxPoolingWithArgmax2D()(x)))
+    dynamic = tf.function(lambda t: MaxUnpooling2D()([*MaxPoolingWithArgmax2D()(t), t]),
+                          input_signature=[tf.TensorSpec([None, None, None, 3])])
+    with formulation.kernel_formulation() as record:
+        np.testing.assert_array_equal(MaxUnpooling2D()(list(MaxPoolingWithArgmax2D()(x))), expected)
+        np.testing.assert_array_equal(dynamic(x), expected)  # sizes unknown when traced: the index scatter
+    assert record.used
+
+
+def test_deconvnet_training_step_is_the_same_with_the_kernels():
+    """One Adam step of a small trainable-BN DeconvNet: the same loss and weights with either formulation."""
+    from keras_deconv.models import DeconvNet
+
+    images = make_data("random", (4, 64, 64, 3)) * 60 + 120
+    labels = RNG.integers(0, 3, (4, 64, 64)).astype("int32")
+    results = []
+    for kernels in (False, True):
+        keras.utils.set_random_seed(3)
+        model = DeconvNet(3, (64, 64, 3), width=1 / 16, fc_units=16, fc_kernel_size=2, batch_norm="trainable")
+        model.compile(keras.optimizers.Adam(1e-3), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        with formulation.kernel_formulation(kernels) as record:
+            loss = model.train_on_batch(images, labels)
+        assert record.used == kernels
+        results.append((loss, [np.asarray(w) for w in model.trainable_weights]))
+    assert results[0][0] == results[1][0]
+    for default, kernel in zip(results[0][1], results[1][1]):
+        np.testing.assert_allclose(kernel, default, rtol=1e-6, atol=1e-7)
 
 
 def conv_pool_unpool_model():

@@ -220,6 +220,14 @@ def test_auto_jit_is_xla_only_on_a_gpu_without_a_strategy():
     assert auto_jit(None, run_eagerly=True) is False
 
 
+def test_steps_without_xla_train_the_argmax_pooling_on_tensorflow_kernels(tmp_path):
+    recipe = training.get_recipe("deconvnet")(hparams={"batch_size": 2}, config={"width": 1 / 16, "fc_units": 16})
+    recipe.set_steps(2)
+    run = training.train(recipe, str(tmp_path / "run"), epochs=1, verbose=0, export=False, jit_compile=False)
+    assert {stage["argmax_pooling"] for stage in run["stages"].values()} == {"tensorflow-kernels"}
+    assert all(np.isfinite(stage["final_loss"]) for stage in run["stages"].values())
+
+
 # ---------------------------------------------------------------- CLI
 def test_cli_train_usage_errors():
     from click.testing import CliRunner

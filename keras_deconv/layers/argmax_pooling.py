@@ -161,10 +161,35 @@ def pinned_switches(switches_by_layer):
         _pinned.switches = previous
 
 
-def max_pool_with_switches(x, pool_size=(2, 2), strides=None, padding="valid", index_format="window"):
-    """Functional form of :class:`MaxPoolingWithArgmax2D` (NHWC tensors)."""
+def kernel_applies(pool_size, strides, padding, index_format):
+    """Whether :func:`keras_deconv.layers.formulation.kernel_formulation` pools these windows with TensorFlow's kernel.
+
+    Non-overlapping windows with window switches; with ``"same"`` padding
+    only up to 2x2, where TensorFlow's SAME pads at the bottom/right only
+    (Caffe's ceil mode).
+    """
+    return (
+        formulation.kernel_active()
+        and index_format == "window"
+        and tuple(pool_size) == tuple(strides)
+        and (padding == "valid" or max(pool_size) <= 2)
+    )
+
+
+def max_pool_with_switches(x, pool_size=(2, 2), strides=None, padding="valid", index_format="window", allow_kernel=True):
+    """Functional form of :class:`MaxPoolingWithArgmax2D` (NHWC tensors).
+
+    Inside :func:`keras_deconv.layers.formulation.kernel_formulation` (and
+    with ``allow_kernel``) non-overlapping window switches come from
+    ``tf.nn.max_pool_with_argmax`` as int64 ``"flat_batch"`` indices, which
+    :class:`MaxUnpooling2D` takes in that formulation.
+    """
     pool_size = sw.normalize_pair(pool_size, "pool_size")
     strides = pool_size if strides is None else sw.normalize_pair(strides, "strides")
+    if allow_kernel and kernel_applies(pool_size, strides, padding, index_format):
+        formulation.mark_used()
+        pooled, argmax = tf.nn.max_pool_with_argmax(x, pool_size, strides, padding.upper(), include_batch_in_index=True)
+        return pooled, tf.identity(argmax, name=SWITCH_TENSOR_NAME)
     shape = tf.shape(x)
     out_h = sw.pooled_length(shape[1], pool_size[0], strides[0], padding)
     out_w = sw.pooled_length(shape[2], pool_size[1], strides[1], padding)
@@ -209,7 +234,9 @@ class MaxPoolingWithArgmax2D(keras.layers.Layer):
     The layer is built from strided slices, maximum, comparisons and float
     arithmetic only: it runs in graph mode, under XLA (``jit_compile=True``)
     and converts to TFLite with builtin ops only (``tf.nn.max_pool_with_argmax``
-    does neither).
+    does neither). Training steps without XLA use that kernel all the same,
+    for speed, with identical results
+    (:func:`keras_deconv.layers.formulation.kernel_formulation`).
 
     Output size per spatial axis (``L`` input, ``k`` pool, ``s`` stride):
     ``"valid"``: ``floor((L - k) / s) + 1``; ``"same"``: Caffe's ceil mode,
@@ -262,8 +289,10 @@ class MaxPoolingWithArgmax2D(keras.layers.Layer):
         return sw.window_switch_dtype(self.pool_size) if self.index_format == "window" else "int32"
 
     def call(self, inputs):
-        pooled, switches = max_pool_with_switches(inputs, self.pool_size, self.strides, self.padding, self.index_format)
         given = getattr(_pinned, "switches", {}).get(self.name)
+        # Pinned switches are window positions: then the kernel formulation's flat ones must not be made.
+        pooled, switches = max_pool_with_switches(inputs, self.pool_size, self.strides, self.padding, self.index_format,
+                                                  allow_kernel=given is None)
         if given is not None:
             given = tf.convert_to_tensor(given)
             tf.debugging.assert_equal(tf.shape(given), tf.shape(switches), message=(

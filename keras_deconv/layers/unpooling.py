@@ -49,6 +49,29 @@ def _litert_interleave(values, window, pool_size):
     return tf.reshape(grid, tf.stack([shape[0], shape[1] * pool_h, shape[2] * pool_w, channels]))
 
 
+def _kernel_unpool(values, argmax, like, pool_size, padding):
+    """Unpooling with TensorFlow's ``MaxPoolGradWithArgmax`` kernel (the kernel formulation).
+
+    ``argmax`` are ``tf.nn.max_pool_with_argmax``'s int64 indices with the
+    batch; ``like`` has the output's shape. The kernel scatters the values
+    there; the adjoint, the gradient of the values, gathers at the same
+    indices. ``padding`` is the pooling's (the kernel checks the shapes).
+    """
+    window = [1, pool_size[0], pool_size[1], 1]
+
+    @tf.custom_gradient
+    def unpool(values):
+        out = tf.raw_ops.MaxPoolGradWithArgmax(input=like, grad=values, argmax=argmax, ksize=window, strides=window,
+                                               padding=padding, include_batch_in_index=True)
+
+        def grad(upstream):
+            return tf.reshape(tf.gather(tf.reshape(upstream, [-1]), argmax), tf.shape(values))
+
+        return out, grad
+
+    return unpool(values)
+
+
 def _scatter_targets(switches, index_format, output_shape, pool_size, strides):
     """Where each switch puts its value in the flattened output, and whether that is inside it.
 
@@ -182,6 +205,10 @@ class MaxUnpooling2D(keras.layers.Layer):
       their window, so this is exact.
     * everything else (flat or plane indices, overlapping windows): an index
       scatter (``tf.scatter_nd``), with the range check above.
+
+    Inside :func:`keras_deconv.layers.formulation.kernel_formulation` (training
+    steps without XLA), the int64 flat switches that the pooling layer makes
+    there are unpooled by TensorFlow's ``MaxPoolGradWithArgmax`` kernel.
 
     Args:
         pool_size: int or pair, as used by the pooling. Default 2.
@@ -326,8 +353,19 @@ class MaxUnpooling2D(keras.layers.Layer):
         output_shape = tf.stack([pooled_shape[0], output_hw[0], output_hw[1], pooled_shape[3]])
         static_hw = self._static_output_hw(values.shape, None if reference is None else reference.shape)
         eager = tf.executing_eagerly()
-        if eager:
+        kernel = switches.dtype == tf.int64 and self.index_format == "window" and formulation.kernel_active()
+        if eager and not kernel:
             self._validate_eagerly(values, switches, output_shape)
+
+        if kernel:
+            # The kernel formulation's switches: flat indices with the batch (see MaxPoolingWithArgmax2D).
+            formulation.mark_used()
+            padding = self._kernel_padding(values.shape, static_hw)
+            if padding is not None:
+                like = tf.stop_gradient(reference) if reference is not None else tf.zeros(output_shape, values.dtype)
+                return _kernel_unpool(values, switches, like, self.pool_size, padding)
+            targets, inside = _scatter_targets(switches, "flat_batch", output_shape, self.pool_size, self.strides)
+            return _scatter(values, targets, output_shape)
 
         if self.index_format == "window" and sw.is_non_overlapping(self.pool_size, self.strides, tuple(values.shape[1:3])):
             litert = formulation.litert_active() and not formulation.integer_active()
@@ -355,6 +393,17 @@ class MaxUnpooling2D(keras.layers.Layer):
             outside = tf.reduce_prod(tf.cast(output_shape, targets.dtype))
             targets = tf.where(inside, targets, outside)
         return _scatter(values, targets, output_shape)
+
+    def _kernel_padding(self, values_shape, output_hw):
+        """The pooling's padding (``"SAME"``/``"VALID"``) from static sizes; None when a size is unknown."""
+        modes = set()
+        for axis in (0, 1):
+            pooled, full = values_shape[1 + axis], output_hw[axis]
+            if pooled is None or full is None:
+                return None
+            if full % self.pool_size[axis]:
+                modes.add("SAME" if pooled * self.pool_size[axis] > full else "VALID")
+        return modes.pop() if len(modes) == 1 else ("VALID" if not modes else None)
 
     def _validate_eagerly(self, values, switches, output_shape):
         """Shape and range checks that need concrete values (eager calls only)."""

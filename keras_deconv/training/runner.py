@@ -27,6 +27,7 @@ import time
 import keras
 
 from keras_deconv._platform import describe_cpu
+from keras_deconv.layers import formulation
 
 from keras_deconv.metrics import StreamingMeanIoU
 from keras_deconv.training import recipes as recipes_lib
@@ -153,7 +154,10 @@ def train(recipe, output, *, epochs=10, resume=False, strategy=None, verbose=Non
             is visible and no strategy is used; off on a CPU, where TensorFlow's
             graph with its oneDNN kernels trains the small DeconvNet and FCN-8s
             faster than XLA (``bench/train_step.py``), and off under
-            ``tf.distribute`` (Keras turns it off there anyway).
+            ``tf.distribute`` (Keras turns it off there anyway). Steps that
+            are not XLA-compiled run the argmax pooling and unpooling on
+            TensorFlow's own kernels
+            (:func:`keras_deconv.layers.formulation.kernel_formulation`).
         stop_after_epochs: stop (as if interrupted) once this many epochs'
             worth of steps ran in the current stage; for tests of resume.
         run_eagerly: no ``tf.function`` tracing (a few-step run in a test
@@ -251,13 +255,17 @@ def _train(recipe, output, *, epochs, resume, strategy, verbose, export, export_
         start = time.perf_counter()
         if verbose == 1:
             callbacks.append(StageProgress(n_epochs * steps_per_epoch, f"[{recipe.name}] {stage.name}"))
-        history = fit_model.fit(dataset, epochs=n_epochs, steps_per_epoch=steps_per_epoch, callbacks=callbacks,
-                                verbose=0 if verbose == 1 else verbose)
+        # The step is traced on its first call, inside fit: the formulation must hold there (XLA has no such kernels).
+        with formulation.kernel_formulation(not jit) as kernels:
+            history = fit_model.fit(dataset, epochs=n_epochs, steps_per_epoch=steps_per_epoch, callbacks=callbacks,
+                                    verbose=0 if verbose == 1 else verbose)
         seconds = time.perf_counter() - start
         record = {"steps": n_epochs * steps_per_epoch, "seconds": round(previous.get("seconds", 0.0) * bool(resume)
                                                                         + seconds, 1)}
         if history.history.get("loss"):
             record["final_loss"] = float(history.history["loss"][-1])
+        if kernels.used:  # the argmax pooling ran on TensorFlow's kernels (no XLA)
+            record["argmax_pooling"] = "tensorflow-kernels"
         run["stages"][stage.name] = record
         write_json(run_path, run)
         if stop_after_epochs is not None and int(fit_model.optimizer.iterations) < n_epochs * steps_per_epoch:
