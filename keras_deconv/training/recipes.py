@@ -21,6 +21,7 @@ from keras_deconv.metrics import StreamingMeanIoU
 from keras_deconv.training import data as train_data
 from keras_deconv.training import finetune
 from keras_deconv.training import pretraining
+from keras_deconv.training import scaffold
 from keras_deconv.training.bn_folding import fold_batch_norm
 from keras_deconv.training.callbacks import copy_weights_by_name
 from keras_deconv.training.losses import SegmentationLoss
@@ -432,6 +433,7 @@ class DeconvNetRecipe(Recipe):
         "weight_decay": 5e-4, "stage1_stepsize": 9000 / 20000, "stage2_stepsize": 10000 / 40000,
         "calibration_batches": 50, "optimizer": "sgd", "invariances": 1, "background_loss_weight": 1.0,
         "pretrain_steps": 0, "pretrain_lr": 3e-3, "stage2_whole_images": 0.25, "schedule": "step", "train_stream": 0,
+        "scaffold_fade": 0.0,
     }
 
     def default_config(self):
@@ -470,6 +472,11 @@ class DeconvNetRecipe(Recipe):
             model = self.models["deconvnet"]
             optimizer = make_optimizer(self.hp["optimizer"], self.hp["lr"], steps, self.hp[f"{key}_stepsize"],
                                        self.hp["momentum"], self.hp["weight_decay"], self.hp["schedule"])
+            fade = float(self.hp["scaffold_fade"])
+            if not 0 <= fade <= 1:
+                raise ValueError(f"--hparam scaffold_fade must be a fraction of the stage in [0, 1]. Received {fade!r}.")
+            if fade > 0:  # trains the same layers through fading U-Net-style skips (scaffold.py)
+                model = scaffold.with_scaffold_skips(model, max(1, round(fade * steps)))
             return (model, seg_loss(self.hp["background_loss_weight"]), None, optimizer,
                     [StreamingMeanIoU(self.num_classes)])
 
