@@ -54,7 +54,10 @@ def test_an_any_size_export_segments_images_of_other_sizes_like_keras(files):
     result = static([large])[0]
     assert result.labels.shape == (128, 96) and static.downscaled == 1
     # An approximation of Keras at full size: the Keras pipeline on the downscaled image, scaled back.
-    small = tf.cast(tf.image.resize(large[None].astype("float32"), (64, 48), antialias=True) + 0.5, tf.uint8).numpy()[0]
+    # (rounded to uint8 as the segmenter does: half to even; rounding halves up changes 0.7 % of the input pixels,
+    # and the labels of the shipped deconvnet-small on 1.2 % of the output)
+    resized = tf.image.resize(large[None].astype("float32"), (64, 48), "bilinear", antialias=True)[0].numpy()
+    small = np.clip(np.round(resized), 0, 255).astype("uint8")
     reference = keras_pipeline([small])[0].probabilities
     expected = tf.image.resize(reference[None], (128, 96)).numpy()[0].argmax(-1)
     assert np.mean(result.labels == expected) >= 0.995
