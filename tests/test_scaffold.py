@@ -82,3 +82,19 @@ def test_recipe_trains_through_the_scaffold_resumes_its_fade_and_exports_deconvn
     model = DeconvNet(resumed.num_classes, resumed.input_shape, batch_norm="folded", **resumed.config)
     model.load_weights(run["export"]["files"]["shapes"])
     assert np.isfinite(np.asarray(model(np.zeros((1, *resumed.input_shape), "float32")))).all()
+
+
+def test_transfernet_segmentation_stage_trains_its_decoder_through_the_scaffold():
+    recipe = training.get_recipe("transfernet")(hparams={"batch_size": 2, "pretrain_steps": 0, "scaffold_fade": 0.5})
+    stage = recipe.stages()[-1]
+    assert stage.name == "segmentation"
+    stage.prepare()
+    fit_model, losses, loss_weights, _, _ = stage.build()
+    skips = [layer.name for layer in fit_model.layers if isinstance(layer, FadingSkip)]
+    network = recipe.models["transfernet"]
+    unpoolings = [layer.name for layer in network.layers if type(layer).__name__ == "MaxUnpooling2D"]
+    assert unpoolings and sorted(skips) == sorted(f"scaffold_{name}" for name in unpoolings)
+    assert not set(skips) & {layer.name for layer in network.layers}  # the network itself stays plain
+    x, y = next(iter(stage.dataset()))
+    fit_model.compile(optimizer="adam", loss=losses, loss_weights=loss_weights, run_eagerly=True)
+    assert np.isfinite(np.ravel(fit_model.train_on_batch(x, y))).all()

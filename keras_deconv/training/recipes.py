@@ -404,6 +404,17 @@ def revive_dead_layers(model, images, layer_names, min_alive=MIN_ALIVE_CHANNELS,
     return revived
 
 
+def scaffolded(model, fade, steps):
+    """``--hparam scaffold_fade=F``: ``model`` trained through skips that fade out over F of ``steps`` (scaffold.py).
+
+    ``F = 0`` returns ``model`` itself.
+    """
+    fade = float(fade)
+    if not 0 <= fade <= 1:
+        raise ValueError(f"--hparam scaffold_fade must be a fraction of the stage in [0, 1]. Received {fade!r}.")
+    return scaffold.with_scaffold_skips(model, max(1, round(fade * steps))) if fade > 0 else model
+
+
 def _fc_kernel(image_size, offset=0):
     """fc6 kernel for an input size: official 7 at pool5 = 7 (224) or 10 (320); ``pool5 - offset`` when smaller."""
     pool5 = -(-image_size // 32)
@@ -469,14 +480,9 @@ class DeconvNetRecipe(Recipe):
         steps = self.hp[f"{key}_steps"]
 
         def build():
-            model = self.models["deconvnet"]
             optimizer = make_optimizer(self.hp["optimizer"], self.hp["lr"], steps, self.hp[f"{key}_stepsize"],
                                        self.hp["momentum"], self.hp["weight_decay"], self.hp["schedule"])
-            fade = float(self.hp["scaffold_fade"])
-            if not 0 <= fade <= 1:
-                raise ValueError(f"--hparam scaffold_fade must be a fraction of the stage in [0, 1]. Received {fade!r}.")
-            if fade > 0:  # trains the same layers through fading U-Net-style skips (scaffold.py)
-                model = scaffold.with_scaffold_skips(model, max(1, round(fade * steps)))
+            model = scaffolded(self.models["deconvnet"], self.hp["scaffold_fade"], steps)
             return (model, seg_loss(self.hp["background_loss_weight"]), None, optimizer,
                     [StreamingMeanIoU(self.num_classes)])
 
@@ -772,7 +778,7 @@ class TransferNetRecipe(Recipe):
     defaults = {
         "batch_size": 16, "encoder_steps": 1500, "encoder_lr": 1e-3, "attention_steps": 800, "attention_lr": 1e-3,
         "segmentation_steps": 1200, "segmentation_lr": 5e-4, "seg_loss_weight": 2.0, "invariances": 1,
-        "pretrain_steps": 1500, "pretrain_lr": 3e-3, "background_loss_weight": 1.0,
+        "pretrain_steps": 1500, "pretrain_lr": 3e-3, "background_loss_weight": 1.0, "scaffold_fade": 0.0,
     }
 
     def default_config(self):
@@ -860,6 +866,7 @@ class TransferNetRecipe(Recipe):
             self._freeze_encoder()
             model = self.models["transfernet"]
             self.init_decoder(model)
+            model = scaffolded(model, self.hp["scaffold_fade"], self.hp["segmentation_steps"])
             fit_model = keras.Model(model.inputs, {"seg-score": model.output["seg-score"],
                                                    "cls-score-voc-att": model.output["cls-score-voc-att"]})
             losses = {"seg-score": seg_loss(self.hp["background_loss_weight"]),
