@@ -58,6 +58,35 @@ def test_training_the_scaffold_trains_the_network():
     assert all(changed), [w.path for w, c in zip(net.trainable_weights, changed) if not c]
 
 
+def test_drop_mode_switches_whole_samples_and_every_level_drops_the_same_ones():
+    import tensorflow as tf
+
+    levels = [FadingSkip(4, drop=True, seed=5) for _ in range(2)]
+    unpooled, features = np.zeros((4000, 2, 2, 3), "float32"), np.ones((4000, 2, 2, 3), "float32")
+
+    @tf.function
+    def step():  # as in a compiled training step: both levels read their step count, then count it
+        return [level([unpooled, features], training=True) for level in levels]
+
+    kept_shares = []
+    for _ in range(6):
+        first, second = (np.asarray(out) for out in step())
+        np.testing.assert_array_equal(first, second)  # one draw per sample, shared by the levels
+        per_sample = first.reshape(len(first), -1)
+        assert np.all((per_sample == 0) | (per_sample == 1)) and np.all(per_sample.min(1) == per_sample.max(1))
+        kept_shares.append(per_sample[:, 0].mean())
+    assert kept_shares[0] == 1.0 and kept_shares[-2:] == [0.0, 0.0]  # alpha 1, then 0 from step 4 on
+    np.testing.assert_allclose(kept_shares[1:4], [0.75, 0.5, 0.25], atol=0.03)
+    # inference adds the expectation; another seed drops other samples
+    half = FadingSkip(2, drop=True, seed=5)
+    half([unpooled, features], training=True)
+    np.testing.assert_array_equal(np.asarray(half([unpooled, features], training=False)), 0.5 * features)
+    other = FadingSkip(2, drop=True, seed=6)
+    other([unpooled, features], training=True)
+    assert not np.array_equal(np.asarray(half([unpooled, features], training=True)),
+                              np.asarray(other([unpooled, features], training=True)))
+
+
 def test_bad_arguments_are_refused_with_clear_errors():
     with pytest.raises(ValueError, match="fade_steps must be a positive"):
         FadingSkip(0)
@@ -67,17 +96,23 @@ def test_bad_arguments_are_refused_with_clear_errors():
         recipe = training.get_recipe("deconvnet")(hparams={"scaffold_fade": 1.5})
         recipe.prepare()
         recipe.stages()[0].build()
+    with pytest.raises(ValueError, match="scaffold_drop must be 0"):
+        recipe = training.get_recipe("deconvnet")(hparams={"scaffold_fade": 0.5, "scaffold_drop": 2})
+        recipe.prepare()
+        recipe.stages()[0].build()
 
 
 def test_recipe_trains_through_the_scaffold_resumes_its_fade_and_exports_deconvnet(tmp_path):
     output = str(tmp_path / "run")
-    hp = {"batch_size": 2, "scaffold_fade": 0.5, "stage1_steps": 0, "stage2_steps": 4, "stage2_whole_images": 1.0}
+    hp = {"batch_size": 2, "scaffold_fade": 0.5, "scaffold_drop": 1, "stage1_steps": 0, "stage2_steps": 4,
+          "stage2_whole_images": 1.0}
     config = {"width": 1 / 16, "fc_units": 16}
     recipe = training.get_recipe("deconvnet")(hparams=hp, config=config)
     training.train(recipe, output, epochs=4, verbose=0, export=False, stop_after_epochs=1, jit_compile=False)
     resumed = training.get_recipe("deconvnet")(hparams=hp, config=config)
     run = training.train(resumed, output, epochs=4, verbose=0, resume=True, jit_compile=False)
     assert run["hparams"]["scaffold_fade"] == 0.5 and run["stages"]["stage2"]["steps"] == 4
+    assert run["hparams"]["scaffold_drop"] == 1
     # the export is the plain folded network, loadable into the inference DeconvNet
     model = DeconvNet(resumed.num_classes, resumed.input_shape, batch_norm="folded", **resumed.config)
     model.load_weights(run["export"]["files"]["shapes"])

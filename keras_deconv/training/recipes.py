@@ -404,15 +404,20 @@ def revive_dead_layers(model, images, layer_names, min_alive=MIN_ALIVE_CHANNELS,
     return revived
 
 
-def scaffolded(model, fade, steps):
+def scaffolded(model, fade, steps, drop=0, seed=0):
     """``--hparam scaffold_fade=F``: ``model`` trained through skips that fade out over F of ``steps`` (scaffold.py).
 
-    ``F = 0`` returns ``model`` itself.
+    ``F = 0`` returns ``model`` itself. ``--hparam scaffold_drop=1`` switches
+    each sample's skips off with probability ``1 - alpha`` instead of scaling them.
     """
     fade = float(fade)
     if not 0 <= fade <= 1:
         raise ValueError(f"--hparam scaffold_fade must be a fraction of the stage in [0, 1]. Received {fade!r}.")
-    return scaffold.with_scaffold_skips(model, max(1, round(fade * steps))) if fade > 0 else model
+    if drop not in (0, 1, True, False):
+        raise ValueError(f"--hparam scaffold_drop must be 0 (scale the skips) or 1 (drop them). Received {drop!r}.")
+    if fade == 0:
+        return model
+    return scaffold.with_scaffold_skips(model, max(1, round(fade * steps)), drop=bool(drop), seed=seed)
 
 
 def _fc_kernel(image_size, offset=0):
@@ -444,7 +449,7 @@ class DeconvNetRecipe(Recipe):
         "weight_decay": 5e-4, "stage1_stepsize": 9000 / 20000, "stage2_stepsize": 10000 / 40000,
         "calibration_batches": 50, "optimizer": "sgd", "invariances": 1, "background_loss_weight": 1.0,
         "pretrain_steps": 0, "pretrain_lr": 3e-3, "stage2_whole_images": 0.25, "schedule": "step", "train_stream": 0,
-        "scaffold_fade": 0.0,
+        "scaffold_fade": 0.0, "scaffold_drop": 0,
     }
 
     def default_config(self):
@@ -482,7 +487,8 @@ class DeconvNetRecipe(Recipe):
         def build():
             optimizer = make_optimizer(self.hp["optimizer"], self.hp["lr"], steps, self.hp[f"{key}_stepsize"],
                                        self.hp["momentum"], self.hp["weight_decay"], self.hp["schedule"])
-            model = scaffolded(self.models["deconvnet"], self.hp["scaffold_fade"], steps)
+            model = scaffolded(self.models["deconvnet"], self.hp["scaffold_fade"], steps, self.hp["scaffold_drop"],
+                               self.seed)
             return (model, seg_loss(self.hp["background_loss_weight"]), None, optimizer,
                     [StreamingMeanIoU(self.num_classes)])
 
@@ -779,6 +785,7 @@ class TransferNetRecipe(Recipe):
         "batch_size": 16, "encoder_steps": 1500, "encoder_lr": 1e-3, "attention_steps": 800, "attention_lr": 1e-3,
         "segmentation_steps": 1200, "segmentation_lr": 5e-4, "seg_loss_weight": 2.0, "invariances": 1,
         "pretrain_steps": 1500, "pretrain_lr": 3e-3, "background_loss_weight": 1.0, "scaffold_fade": 0.0,
+        "scaffold_drop": 0,
     }
 
     def default_config(self):
@@ -866,7 +873,8 @@ class TransferNetRecipe(Recipe):
             self._freeze_encoder()
             model = self.models["transfernet"]
             self.init_decoder(model)
-            model = scaffolded(model, self.hp["scaffold_fade"], self.hp["segmentation_steps"])
+            model = scaffolded(model, self.hp["scaffold_fade"], self.hp["segmentation_steps"],
+                               self.hp["scaffold_drop"], self.seed)
             fit_model = keras.Model(model.inputs, {"seg-score": model.output["seg-score"],
                                                    "cls-score-voc-att": model.output["cls-score-voc-att"]})
             losses = {"seg-score": seg_loss(self.hp["background_loss_weight"]),

@@ -11,6 +11,14 @@ linearly from 1 to 0 over the first ``fade_steps`` training steps. From then
 on the graph computes DeconvNet exactly (the skips add ``0 *`` the map), so
 the weights that leave the stage are DeconvNet's, with nothing to remove.
 
+With ``drop=True`` the skips are not scaled but switched: in each training
+step a sample keeps all of its skips with probability ``alpha`` and loses all
+of them otherwise (one draw per sample, shared by every level, like dropout of
+the whole shortcut path). The plain DeconvNet path then trains on a growing
+share of each batch from the first step, instead of being handed the decoder
+only when ``alpha`` reaches 0. Inference calls add the expectation,
+``alpha * features``.
+
 The scaffolded graph shares its layers with the network (``clone_model``
 with the layers reused): training it trains the network. Each skip counts
 its own training calls in a non-trainable weight, so the fade survives
@@ -28,6 +36,7 @@ Example:
 """
 
 import keras
+import tensorflow as tf
 
 from keras_deconv.layers import MaxUnpooling2D
 
@@ -41,13 +50,19 @@ class FadingSkip(keras.layers.Layer):
 
     Args:
         fade_steps: training steps until ``alpha`` reaches 0 (positive).
+        drop: in training, add ``features`` to a sample with probability
+            ``alpha`` (else nothing) instead of adding ``alpha * features``.
+        seed: with ``drop``, the draws depend only on (``seed``, step), so
+            skips that share a seed drop the same samples.
     """
 
-    def __init__(self, fade_steps, **kwargs):
+    def __init__(self, fade_steps, drop=False, seed=0, **kwargs):
         super().__init__(**kwargs)
         if not (isinstance(fade_steps, (int, float)) and fade_steps > 0):
             raise ValueError(f"FadingSkip: fade_steps must be a positive number of steps. Received: {fade_steps!r}")
         self.fade_steps = float(fade_steps)
+        self.drop = bool(drop)
+        self.seed = int(seed)
 
     def build(self, input_shape):
         self.calls = self.add_weight(shape=(), initializer="zeros", trainable=False, name="calls")
@@ -59,6 +74,11 @@ class FadingSkip(keras.layers.Layer):
     def call(self, inputs, training=None):
         unpooled, features = inputs
         alpha = keras.ops.cast(self.alpha(), unpooled.dtype)
+        if training and self.drop:
+            # Stateless: every skip of the graph reads the same step count, so all levels drop the same samples.
+            step = tf.cast(tf.convert_to_tensor(self.calls), tf.int32)
+            draw = tf.random.stateless_uniform(tf.shape(unpooled)[:1], seed=tf.stack([self.seed, step]))
+            alpha = tf.reshape(tf.cast(draw < alpha, unpooled.dtype), [-1, 1, 1, 1])
         if training:
             self.calls.assign_add(1.0)
         return unpooled + alpha * features
@@ -67,16 +87,19 @@ class FadingSkip(keras.layers.Layer):
         return input_shape[0]
 
     def get_config(self):
-        return {**super().get_config(), "fade_steps": self.fade_steps}
+        return {**super().get_config(), "fade_steps": self.fade_steps, "drop": self.drop, "seed": self.seed}
 
 
-def with_scaffold_skips(model, fade_steps):
+def with_scaffold_skips(model, fade_steps, drop=False, seed=0):
     """``model``'s graph with a :class:`FadingSkip` after every unpooling that knows its pooled map.
 
     Args:
         model: a functional DeconvNet-family network (its ``MaxUnpooling2D``
             layers called on ``[values, switches, pooled_from]``).
         fade_steps: training steps over which the skips fade to 0.
+        drop: switch whole samples' skips off with probability ``1 - alpha``
+            (one draw per sample for all levels) instead of scaling them.
+        seed: the drop draws' seed.
 
     Returns:
         A ``keras.Model`` on the same inputs, sharing every layer (and
@@ -89,7 +112,7 @@ def with_scaffold_skips(model, fade_steps):
         out = layer(*args, **kwargs)
         inputs = args[0] if args else None
         if isinstance(layer, MaxUnpooling2D) and isinstance(inputs, (list, tuple)) and len(inputs) == 3:
-            skip = FadingSkip(fade_steps, name=f"scaffold_{layer.name}")
+            skip = FadingSkip(fade_steps, drop=drop, seed=seed, name=f"scaffold_{layer.name}")
             added.append(skip.name)
             out = skip([out, inputs[2]])
         return out
