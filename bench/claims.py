@@ -1,6 +1,7 @@
 """The papers' claims, in miniature: the README's table (Training), printed from the shipped small models.
 
     python bench/claims.py [--count N] [--shapes-config hard] [--only transfernet ...] [--seeds]
+    python bench/claims.py --only transfernet --transfernet-run runs/exp/RUN ...   # + experiment runs
 
 Data: the shapes test split (500 images, 64x64) of the generator config the
 shipped models of each part were trained on (their cards' ``shapes_config``;
@@ -27,6 +28,7 @@ ConfusionMatrix per row (VOC mIoU).
 """
 
 import argparse
+import functools
 import sys
 from pathlib import Path
 
@@ -240,7 +242,7 @@ def _domain_scores(pipeline, count):
     return cells
 
 
-def transfer_vs_weak(count, seeds=False):
+def transfer_vs_weak(count, seeds=False, extra_runs=()):
     cam, threshold, source_miou = cam_pipeline(cam_baseline())
     transfer = zoo.load("transfernet-small")
     print("\n## 3. TransferNet (no target masks) vs weak baseline (shapes test, oracle image labels)\n")
@@ -259,6 +261,24 @@ def transfer_vs_weak(count, seeds=False):
     print(f"\nimages: {n_t} target-domain, {n_s} source-domain test images")
     if seeds:
         _transfernet_seeds((shipped["TransferNet-small"][0], shipped[CAM_LABEL][0], threshold), count)
+    if extra_runs:
+        _transfernet_runs(extra_runs, count)
+
+
+def _transfernet_runs(paths, count):
+    """``--transfernet-run``: other TransferNet run directories (experiments), scored as the shipped model is
+    (export/shapes.weights.h5, background_weight re-chosen on val images as for the card)."""
+    from make_cards import seed_pipelines  # bench/: the cards' own tuning of a run without a card
+
+    print("\nOther runs (--transfernet-run), oracle image labels\n")
+    print("| run | target-domain images: mIoU | pixel acc. | source-domain images: mIoU | pixel acc. |")
+    print("|---|---|---|---|---|")
+    for path in paths:
+        if not (Path(path) / "export" / "shapes.weights.h5").exists():
+            raise SystemExit(f"--transfernet-run {path}: no export/shapes.weights.h5 there; pass a finished "
+                             "`keras-deconv train transfernet` run directory")
+        pipeline = seed_pipelines("transfernet-small", Path(path), ["shapes"])["shapes"]
+        print(f"| {path} | " + " | ".join(_fmt(v) for v in _domain_scores(pipeline, count)) + " |", flush=True)
 
 
 def _transfernet_seeds(shipped, count):
@@ -311,12 +331,15 @@ def main():
                         help="each part also for every finished seed run (runs/<name>-seedK), mean +- std")
     parser.add_argument("--shapes-config", choices=shapes.CONFIGS,
                         help="shapes generator config (default: the one on each part's model cards)")
+    parser.add_argument("--transfernet-run", action="append", default=[], metavar="RUN_DIR",
+                        help="part 3 also scores this TransferNet run directory (repeatable; experiments)")
     args = parser.parse_args()
     global CONFIG
     parts = args.only or ("deconvnet", "decouplednet", "transfernet")
     checks = {"deconvnet": (("deconvnet-small", "fcn8s-small"), deconvnet_vs_fcn),
               "decouplednet": (("decouplednet-small",), decouplednet_budgets),
-              "transfernet": (("transfernet-small",), transfer_vs_weak)}
+              "transfernet": (("transfernet-small",),
+                              functools.partial(transfer_vs_weak, extra_runs=args.transfernet_run))}
     for part in parts:
         needed, run = checks[part]
         missing = [n for n in needed if not _shipped(n)]
