@@ -26,6 +26,9 @@ train images:
 * ``--keras-bn``: DeconvNet and DecoupledNet also with
   ``keras.layers.BatchNormalization`` in place of the models' trainable
   ``FusedBatchNormalization``: what the fused kernel gains;
+* ``--breakdown``: the ``keras-graph`` step's forward+backward alone and
+  then with ``optimizer.apply``, as graph functions on the same model and
+  batch (what the optimizer and Keras's per-call overhead cost);
 * ``transfernet-small``: width 1/16, the recipe's ``segmentation`` stage
   (encoder frozen; attention, decoder and classification head trained;
   2 x the figure-ground loss + the attention classifier's cross-entropy on
@@ -126,7 +129,7 @@ def keras_step(name, images, labels, jit, plain_pooling=False, kernels=None):
         with formulation.kernel_formulation(use_kernels):
             return step()
 
-    run.trainable = step.trainable
+    run.trainable, run.parts = step.trainable, step.parts
     return run
 
 
@@ -156,7 +159,9 @@ def _keras_step(name, images, labels, jit, plain_pooling=False):
                       loss={"seg-score": keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=255),
                             "cls-score-voc-att": keras.losses.SparseCategoricalCrossentropy(from_logits=True)})
         targets = {"seg-score": figure, "cls-score-voc-att": one_hot.argmax(1)}
-        return _with_count(lambda: model.train_on_batch([images, one_hot], targets), model)
+        step = _with_count(lambda: model.train_on_batch([images, one_hot], targets), model)
+        step.parts = (model, [images, one_hot], targets)
+        return step
     else:  # the recipe's segmentation-stage graph: frozen classifier and bridging, trainable segmentation network
         from keras_deconv.training import recipes
 
@@ -170,7 +175,48 @@ def _keras_step(name, images, labels, jit, plain_pooling=False):
         inputs = {"data": images, "cls-label": one_hot}
     model.compile(keras.optimizers.Adam(1e-3),
                   keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=255), jit_compile=jit)
-    return _with_count(lambda: model.train_on_batch(inputs, labels), model)
+    step = _with_count(lambda: model.train_on_batch(inputs, labels), model)
+    step.parts = (model, inputs, labels)
+    return step
+
+
+def breakdown_steps(keras_graph_step):
+    """``--breakdown``: the Keras graph step's parts as graph functions on the same compiled model and batch:
+    ``forward+backward`` (loss and gradients) and ``+optimizer`` (the same, then ``optimizer.apply``); the
+    full ``train_on_batch`` minus the second is Keras's per-call overhead (data handling, metrics, logs)."""
+    import tensorflow as tf
+
+    from keras_deconv.layers import formulation
+
+    model, inputs, targets = keras_graph_step.parts
+    inputs = tf.nest.map_structure(tf.convert_to_tensor, inputs)
+    targets = tf.nest.map_structure(tf.convert_to_tensor, targets)
+    variables = model.trainable_variables
+
+    def loss_and_gradients():
+        with tf.GradientTape() as tape:
+            predictions = model(inputs, training=True)
+            loss = model.compute_loss(x=inputs, y=targets, y_pred=predictions, training=True)
+        return loss, tape.gradient(loss, variables)
+
+    @tf.function
+    def forward_backward():
+        loss, gradients = loss_and_gradients()
+        return [loss] + gradients  # returned, so no gradient is pruned from the graph
+
+    @tf.function
+    def with_optimizer():
+        loss, gradients = loss_and_gradients()
+        model.optimizer.apply(gradients, variables)
+        return loss
+
+    def traced(function):
+        def run():
+            with formulation.kernel_formulation(True):  # as the keras-graph step
+                return function()
+        return run
+
+    return {"forward+backward": traced(forward_backward), "+optimizer": traced(with_optimizer)}
 
 
 def _with_count(step, model):
@@ -235,6 +281,9 @@ def main():
     parser.add_argument("--default-ops", action="store_true",
                         help="also the Keras graph step with the layers' default (XLA/TFLite-friendly) pooling ops "
                              "instead of TensorFlow's argmax pooling kernels (what the kernels gain)")
+    parser.add_argument("--breakdown", action="store_true",
+                        help="also time the keras-graph step's forward+backward alone and with the optimizer "
+                             "(where the time goes)")
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=10)
@@ -268,6 +317,8 @@ def main():
             with keras_batch_norm():
                 steps["keras-graph-keras-bn"] = keras_step(name, images, labels, False)
         print(f"{name} trainable parameters: " + ", ".join(f"{runtime} {step.trainable:,}" for runtime, step in steps.items()))
+        if args.breakdown:
+            steps.update({f"keras-graph {part}": run for part, run in breakdown_steps(steps["keras-graph"]).items()})
         ratios = {runtime: [] for runtime in steps if runtime != "torch"}
         for round_index in range(args.rounds):
             times = {runtime: median_ms(step, args.repeats, warmup=3) for runtime, step in steps.items()}
