@@ -26,6 +26,16 @@ train images:
 * ``--keras-bn``: DeconvNet and DecoupledNet also with
   ``keras.layers.BatchNormalization`` in place of the models' trainable
   ``FusedBatchNormalization``: what the fused kernel gains;
+* the Keras steps use the recipes' optimizer, ``FusedAdam`` (Keras's Adam
+  with TensorFlow's one-kernel update, ``keras_deconv.training.fused_adam``);
+  ``--keras-adam`` adds the ``keras-graph`` step with ``keras.optimizers.Adam``:
+  what the fused update gains;
+* ``--fit``: also ``keras-fit``, the step as ``keras-deconv train`` runs it:
+  the compiled function ``model.fit`` calls, on a ``tf.data`` repeat of the
+  batch, 16 steps per call (``runner.steps_per_execution``), time per call /
+  16 (``fit``'s per-epoch setup and epoch-level callbacks left out);
+  ``train_on_batch`` (the ``keras-graph`` row) pays Keras's per-call work on
+  every step;
 * ``--breakdown``: the ``keras-graph`` step's forward+backward alone and
   then with ``optimizer.apply``, as graph functions on the same model and
   batch (what the optimizer and Keras's per-call overhead cost);
@@ -118,25 +128,41 @@ def keras_batch_norm():
         _blocks.TRAINABLE_BN_LAYER = fused
 
 
-def keras_step(name, images, labels, jit, plain_pooling=False, kernels=None):
-    """The Keras step; graph steps (not ``jit``) use TensorFlow's argmax pooling kernels as ``train`` does unless ``kernels=False``."""
+def keras_step(name, images, labels, jit, plain_pooling=False, kernels=None, keras_adam=False, fit_steps=None):
+    """The Keras step; graph steps (not ``jit``) use TensorFlow's argmax pooling kernels as ``train`` does.
+
+    ``kernels=False``: the layers' default ops instead. ``fit_steps=N``: one call runs N steps in the
+    compiled function ``fit`` calls (``run.steps_per_call``)."""
     from keras_deconv.layers import formulation
 
-    step = _keras_step(name, images, labels, jit, plain_pooling)
+    step = _keras_step(name, images, labels, jit, plain_pooling, keras_adam, fit_steps or 1)
+    if fit_steps:
+        import tensorflow as tf
+
+        model, inputs, targets = step.parts
+        features = tuple(inputs) if isinstance(inputs, list) else inputs  # a list would become one stacked tensor
+        iterator = iter(tf.data.Dataset.from_tensors((features, targets)).repeat())
+        model.make_train_function()  # model.train_function: what fit calls once per fit_steps steps
+        trainable = step.trainable
+        step = lambda: model.train_function(iterator)  # noqa: E731
+        step.trainable, step.parts = trainable, (model, inputs, targets)
     use_kernels = (not jit) if kernels is None else kernels
 
     def run():  # the step traces on its first call: the formulation must hold there
         with formulation.kernel_formulation(use_kernels):
             return step()
 
-    run.trainable, run.parts = step.trainable, step.parts
+    run.trainable, run.parts, run.steps_per_call = step.trainable, step.parts, fit_steps or 1
     return run
 
 
-def _keras_step(name, images, labels, jit, plain_pooling=False):
+def _keras_step(name, images, labels, jit, plain_pooling=False, keras_adam=False, steps_per_execution=1):
     import keras
 
     from keras_deconv import models
+    from keras_deconv.training.fused_adam import FusedAdam
+
+    adam = keras.optimizers.Adam if keras_adam else FusedAdam  # the recipes train with FusedAdam
 
     inputs = images
     if plain_pooling:
@@ -155,7 +181,7 @@ def _keras_step(name, images, labels, jit, plain_pooling=False):
         model = keras.Model(network.inputs, {"seg-score": network.output["seg-score"],
                                              "cls-score-voc-att": network.output["cls-score-voc-att"]})
         figure, one_hot = _figure_ground(labels)
-        model.compile(keras.optimizers.Adam(1e-3), jit_compile=jit, loss_weights={"seg-score": 2.0, "cls-score-voc-att": 1.0},
+        model.compile(adam(1e-3), jit_compile=jit, steps_per_execution=steps_per_execution, loss_weights={"seg-score": 2.0, "cls-score-voc-att": 1.0},
                       loss={"seg-score": keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=255),
                             "cls-score-voc-att": keras.losses.SparseCategoricalCrossentropy(from_logits=True)})
         targets = {"seg-score": figure, "cls-score-voc-att": one_hot.argmax(1)}
@@ -173,8 +199,9 @@ def _keras_step(name, images, labels, jit, plain_pooling=False):
         model = recipes.DecoupledNetRecipe(budgets=["all"]).segmentation_graph(network)
         labels, one_hot = _figure_ground(labels)
         inputs = {"data": images, "cls-label": one_hot}
-    model.compile(keras.optimizers.Adam(1e-3),
-                  keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=255), jit_compile=jit)
+    model.compile(adam(1e-3),
+                  keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=255), jit_compile=jit,
+                  steps_per_execution=steps_per_execution)
     step = _with_count(lambda: model.train_on_batch(inputs, labels), model)
     step.parts = (model, inputs, labels)
     return step
@@ -281,6 +308,11 @@ def main():
     parser.add_argument("--default-ops", action="store_true",
                         help="also the Keras graph step with the layers' default (XLA/TFLite-friendly) pooling ops "
                              "instead of TensorFlow's argmax pooling kernels (what the kernels gain)")
+    parser.add_argument("--keras-adam", action="store_true",
+                        help="also the Keras graph step with keras.optimizers.Adam instead of the recipes' FusedAdam "
+                             "(what the fused update gains)")
+    parser.add_argument("--fit", action="store_true",
+                        help="also keras-fit: the graph step as keras-deconv train runs it (fit's function, 16 steps per call)")
     parser.add_argument("--breakdown", action="store_true",
                         help="also time the keras-graph step's forward+backward alone and with the optimizer "
                              "(where the time goes)")
@@ -316,12 +348,17 @@ def main():
         if args.keras_bn and name in ("deconvnet-small", "decouplednet-small"):  # the others have no batch norm
             with keras_batch_norm():
                 steps["keras-graph-keras-bn"] = keras_step(name, images, labels, False)
+        if args.fit:
+            steps["keras-fit"] = keras_step(name, images, labels, False, fit_steps=16)
+        if args.keras_adam:
+            steps["keras-graph-keras-adam"] = keras_step(name, images, labels, False, keras_adam=True)
         print(f"{name} trainable parameters: " + ", ".join(f"{runtime} {step.trainable:,}" for runtime, step in steps.items()))
         if args.breakdown:
             steps.update({f"keras-graph {part}": run for part, run in breakdown_steps(steps["keras-graph"]).items()})
         ratios = {runtime: [] for runtime in steps if runtime != "torch"}
         for round_index in range(args.rounds):
-            times = {runtime: median_ms(step, args.repeats, warmup=3) for runtime, step in steps.items()}
+            times = {runtime: median_ms(step, args.repeats, warmup=3) / getattr(step, "steps_per_call", 1)
+                     for runtime, step in steps.items()}
             for runtime in ratios:
                 ratios[runtime].append(times[runtime] / times["torch"])
             print(f"{name} round {round_index + 1}: " + "  ".join(

@@ -87,6 +87,35 @@ def test_drop_mode_switches_whole_samples_and_every_level_drops_the_same_ones():
                               np.asarray(other([unpooled, features], training=True)))
 
 
+@pytest.mark.parametrize("order, first", [("deep-first", 5), ("fine-first", 1)])
+def test_staggered_orders_fade_one_level_after_another(order, first):
+    net = small_deconvnet()
+    scaffolded = with_scaffold_skips(net, fade_steps=10, order=order)
+    by_level = {int(layer.name[-1]): layer for layer in scaffolded.layers if isinstance(layer, FadingSkip)}
+    sequence = [first + step * (-1 if first == 5 else 1) for step in range(5)]  # the order the levels leave in
+    x = RNG.uniform(0, 255, (2, 32, 32, 3)).astype("float32")
+    y = RNG.integers(0, 3, (2, 32, 32)).astype("int32")
+    scaffolded.compile(keras.optimizers.SGD(0.0), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    history = []
+    for _ in range(11):
+        history.append([round(float(by_level[level].alpha()), 4) for level in sequence])
+        scaffolded.train_on_batch(x, y)
+    # each level holds 1 until its slice of 2 steps, falls through 0.5 to 0, then the next one starts
+    assert history[0] == [1.0] * 5
+    assert history[1] == [0.5, 1.0, 1.0, 1.0, 1.0] and history[2] == [0.0, 1.0, 1.0, 1.0, 1.0]
+    assert history[3] == [0.0, 0.5, 1.0, 1.0, 1.0] and history[9] == [0.0, 0.0, 0.0, 0.0, 0.5]
+    assert history[10] == [0.0] * 5
+    # the same total help as fading together: summed over levels and steps, alpha adds up to the same
+    together = with_scaffold_skips(small_deconvnet(), fade_steps=10).get_layer("scaffold_unpool3")
+    together_sum = 0.0
+    for calls in range(11):
+        together.calls.assign(float(calls))
+        together_sum += float(together.alpha())
+    assert together_sum == pytest.approx(5.5)
+    assert sum(map(sum, history)) == pytest.approx(5 * together_sum)
+    np.testing.assert_array_equal(np.asarray(scaffolded(x, training=False)), np.asarray(net(x, training=False)))
+
+
 def test_bad_arguments_are_refused_with_clear_errors():
     with pytest.raises(ValueError, match="fade_steps must be a positive"):
         FadingSkip(0)
@@ -94,6 +123,12 @@ def test_bad_arguments_are_refused_with_clear_errors():
         with_scaffold_skips(FCN8s(3, (32, 32, 3), width=1 / 32, fc_units=8), fade_steps=5)
     with pytest.raises(ValueError, match="scaffold_fade"):
         recipe = training.get_recipe("deconvnet")(hparams={"scaffold_fade": 1.5})
+        recipe.prepare()
+        recipe.stages()[0].build()
+    with pytest.raises(ValueError, match="order must be one of together, deep-first, fine-first"):
+        with_scaffold_skips(small_deconvnet(), fade_steps=5, order="backwards")
+    with pytest.raises(ValueError, match="scaffold_order must be one of"):
+        recipe = training.get_recipe("deconvnet")(hparams={"scaffold_fade": 0.5, "scaffold_order": "random"})
         recipe.prepare()
         recipe.stages()[0].build()
     with pytest.raises(ValueError, match="scaffold_drop must be 0"):

@@ -1,6 +1,8 @@
 """Training recipes: loss decreases, checkpoint/resume, BN folding, mirrored strategy, shipped models' metrics."""
 
+import contextlib
 import csv
+import io
 import json
 import os
 import subprocess
@@ -16,6 +18,7 @@ from keras_deconv.training import augmentation, evaluate, recipes
 from keras_deconv.training import data as train_data
 from keras_deconv.training.bn_folding import batch_norm_layers, fold_batch_norm, recompute_statistics
 from keras_deconv.training.callbacks import copy_weights_by_name, read_json
+from keras_deconv.training.fused_adam import FusedAdam
 from keras_deconv.zoo import scoring
 
 TINY = {"batch_size": 4}
@@ -283,3 +286,44 @@ def test_train_stream_draws_fresh_whole_images_for_deconvnet_and_fcn8s():
         recipe = recipes.get_recipe(name)(hparams={"batch_size": 4, "train_stream": 1})
         data = getattr(recipe, method)(3, True) if method == "stage2_data" else recipe.train_data(3)
         np.testing.assert_array_equal(np.asarray(next(iter(data))[0]), images)
+
+
+def test_several_steps_per_call_count_every_step_and_train_as_one(tmp_path):
+    from keras_deconv.models import DeconvNet
+    from keras_deconv.training.scaffold import with_scaffold_skips
+
+    hp = {"batch_size": 2, "stage1_steps": 0, "stage2_steps": 6, "stage2_whole_images": 1.0, "scaffold_fade": 0.5}
+    config = {"width": 1 / 16, "fc_units": 16}
+    recipe = training.get_recipe("deconvnet")(hparams=hp, config=config)
+    stream = io.StringIO()
+    with contextlib.redirect_stderr(stream):
+        record = training.train(recipe, str(tmp_path / "run"), epochs=1, verbose=1, export=False,
+                                jit_compile=False)["stages"]["stage2"]
+    assert (record["steps"], record["steps_per_execution"]) == (6, 6)  # one call ran the whole epoch
+    assert "6/6" in stream.getvalue()  # the progress bar counts steps, not calls
+    # every step inside the call counted: the scaffold's fade (3 steps) is over after 6
+    scaffolded = with_scaffold_skips(DeconvNet(recipe.num_classes, recipe.input_shape, batch_norm="trainable",
+                                               **recipe.config), fade_steps=3)
+    scaffolded.load_weights(str(tmp_path / "run" / "stage2" / "checkpoint.weights.h5"))
+    assert float(keras.ops.convert_to_numpy(scaffolded.get_layer("scaffold_unpool1").calls)) == 6.0
+
+    def trained(per_call):  # Keras runs the same steps in one call: what the choice relies on
+        keras.utils.set_random_seed(0)
+        model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3), keras.layers.Dense(2)])
+        model.compile(FusedAdam(0.01), "mse", steps_per_execution=per_call)
+        data = np.arange(48, dtype="float32").reshape(6, 2, 4) / 48
+        dataset = tf.data.Dataset.from_tensor_slices((data, data[..., :2] ** 2))
+        model.fit(dataset, epochs=2, steps_per_epoch=6, verbose=0)
+        return model.get_weights(), int(model.optimizer.iterations)
+
+    (one, one_steps), (three, three_steps) = trained(1), trained(3)
+    assert one_steps == three_steps == 12
+    for a, b in zip(one, three):
+        np.testing.assert_allclose(b, a, rtol=1e-6, atol=1e-7)
+
+
+def test_steps_per_execution_divides_the_epoch_and_is_one_under_a_strategy():
+    from keras_deconv.training.runner import steps_per_execution
+
+    assert [steps_per_execution(n) for n in (750, 1600, 7, 1, 17)] == [15, 16, 7, 1, 1]
+    assert steps_per_execution(750, strategy=object()) == 1 and steps_per_execution(750, run_eagerly=True) == 1

@@ -42,14 +42,18 @@ class StageProgress(keras.callbacks.Callback):
         super().__init__()
         self.steps, self.name, self.stream = int(steps), name, stream
         self.bar = None
+        self.first = 0
 
     def on_train_begin(self, logs=None):
         self.bar = progress_bar(total=self.steps, desc=self.name, unit="step", enabled=True, stream=self.stream)
 
+    def on_train_batch_begin(self, batch, logs=None):
+        self.first = batch  # with steps_per_execution > 1, one call covers batches first ... batch
+
     def on_train_batch_end(self, batch, logs=None):
         if logs and "loss" in logs:
             self.bar.set_postfix_str(f"loss {float(logs['loss']):.4f}", refresh=False)
-        self.bar.update(1)
+        self.bar.update(batch - self.first + 1)
 
     def on_train_end(self, logs=None):
         self.bar.close()

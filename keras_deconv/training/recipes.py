@@ -24,6 +24,7 @@ from keras_deconv.training import pretraining
 from keras_deconv.training import scaffold
 from keras_deconv.training.bn_folding import fold_batch_norm
 from keras_deconv.training.callbacks import copy_weights_by_name
+from keras_deconv.training.fused_adam import FusedAdam
 from keras_deconv.training.losses import SegmentationLoss
 
 IGNORE = 255
@@ -84,7 +85,7 @@ def make_optimizer(kind, lr, steps, stepsize_fraction, momentum=0.9, weight_deca
     if kind == "sgd":
         return caffe_sgd(lr, steps, stepsize_fraction, momentum, weight_decay, schedule)
     if kind == "adam":
-        return keras.optimizers.Adam(lr_schedule(lr, steps, stepsize_fraction, schedule))
+        return FusedAdam(lr_schedule(lr, steps, stepsize_fraction, schedule))
     raise ValueError(f"Expected optimizer 'sgd' or 'adam'. Received {kind!r}.")
 
 
@@ -404,20 +405,23 @@ def revive_dead_layers(model, images, layer_names, min_alive=MIN_ALIVE_CHANNELS,
     return revived
 
 
-def scaffolded(model, fade, steps, drop=0, seed=0):
+def scaffolded(model, fade, steps, drop=0, seed=0, order="together"):
     """``--hparam scaffold_fade=F``: ``model`` trained through skips that fade out over F of ``steps`` (scaffold.py).
 
     ``F = 0`` returns ``model`` itself. ``--hparam scaffold_drop=1`` switches
-    each sample's skips off with probability ``1 - alpha`` instead of scaling them.
+    each sample's skips off with probability ``1 - alpha`` instead of scaling them;
+    ``--hparam scaffold_order=deep-first|fine-first`` fades the levels one after another.
     """
     fade = float(fade)
     if not 0 <= fade <= 1:
         raise ValueError(f"--hparam scaffold_fade must be a fraction of the stage in [0, 1]. Received {fade!r}.")
     if drop not in (0, 1, True, False):
         raise ValueError(f"--hparam scaffold_drop must be 0 (scale the skips) or 1 (drop them). Received {drop!r}.")
+    if order not in scaffold.ORDERS:
+        raise ValueError(f"--hparam scaffold_order must be one of {', '.join(scaffold.ORDERS)}. Received {order!r}.")
     if fade == 0:
         return model
-    return scaffold.with_scaffold_skips(model, max(1, round(fade * steps)), drop=bool(drop), seed=seed)
+    return scaffold.with_scaffold_skips(model, max(1, round(fade * steps)), drop=bool(drop), seed=seed, order=order)
 
 
 def _fc_kernel(image_size, offset=0):
@@ -449,7 +453,7 @@ class DeconvNetRecipe(Recipe):
         "weight_decay": 5e-4, "stage1_stepsize": 9000 / 20000, "stage2_stepsize": 10000 / 40000,
         "calibration_batches": 50, "optimizer": "sgd", "invariances": 1, "background_loss_weight": 1.0,
         "pretrain_steps": 0, "pretrain_lr": 3e-3, "stage2_whole_images": 0.25, "schedule": "step", "train_stream": 0,
-        "scaffold_fade": 0.0, "scaffold_drop": 0,
+        "scaffold_fade": 0.0, "scaffold_drop": 0, "scaffold_order": "together",
     }
 
     def default_config(self):
@@ -488,7 +492,7 @@ class DeconvNetRecipe(Recipe):
             optimizer = make_optimizer(self.hp["optimizer"], self.hp["lr"], steps, self.hp[f"{key}_stepsize"],
                                        self.hp["momentum"], self.hp["weight_decay"], self.hp["schedule"])
             model = scaffolded(self.models["deconvnet"], self.hp["scaffold_fade"], steps, self.hp["scaffold_drop"],
-                               self.seed)
+                               self.seed, self.hp["scaffold_order"])
             return (model, seg_loss(self.hp["background_loss_weight"]), None, optimizer,
                     [StreamingMeanIoU(self.num_classes)])
 
@@ -669,7 +673,7 @@ class DecoupledNetRecipe(Recipe):
             model = self.models["classification"]
             fit_model = keras.Model(model.inputs[0], model.get_layer("cls-score-avg-pooled").output,
                                     name="classification")
-            optimizer = keras.optimizers.Adam(self.hp["classification_lr"])
+            optimizer = FusedAdam(self.hp["classification_lr"])
             return (fit_model, keras.losses.BinaryCrossentropy(from_logits=True), None, optimizer,
                     [keras.metrics.BinaryAccuracy(threshold=0.0)])
 
@@ -785,7 +789,7 @@ class TransferNetRecipe(Recipe):
         "batch_size": 16, "encoder_steps": 1500, "encoder_lr": 1e-3, "attention_steps": 800, "attention_lr": 1e-3,
         "segmentation_steps": 1200, "segmentation_lr": 5e-4, "seg_loss_weight": 2.0, "invariances": 1,
         "pretrain_steps": 1500, "pretrain_lr": 3e-3, "background_loss_weight": 1.0, "scaffold_fade": 0.0,
-        "scaffold_drop": 0,
+        "scaffold_drop": 0, "scaffold_order": "together",
     }
 
     def default_config(self):
@@ -857,7 +861,7 @@ class TransferNetRecipe(Recipe):
         bs = self.hp["batch_size"]
 
         def build_encoder():
-            optimizer = keras.optimizers.Adam(self.hp["encoder_lr"])
+            optimizer = FusedAdam(self.hp["encoder_lr"])
             return (self.models["cam"], keras.losses.BinaryCrossentropy(from_logits=True), None, optimizer,
                     [keras.metrics.BinaryAccuracy(threshold=0.0)])
 
@@ -866,7 +870,7 @@ class TransferNetRecipe(Recipe):
             model = self.models["transfernet"]
             fit_model = keras.Model(model.inputs, model.output["cls-score-voc-att"], name="attention")
             loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-            return (fit_model, loss, None, keras.optimizers.Adam(self.hp["attention_lr"]),
+            return (fit_model, loss, None, FusedAdam(self.hp["attention_lr"]),
                     [keras.metrics.SparseCategoricalAccuracy()])
 
         def build_segmentation():
@@ -874,13 +878,13 @@ class TransferNetRecipe(Recipe):
             model = self.models["transfernet"]
             self.init_decoder(model)
             model = scaffolded(model, self.hp["scaffold_fade"], self.hp["segmentation_steps"],
-                               self.hp["scaffold_drop"], self.seed)
+                               self.hp["scaffold_drop"], self.seed, self.hp["scaffold_order"])
             fit_model = keras.Model(model.inputs, {"seg-score": model.output["seg-score"],
                                                    "cls-score-voc-att": model.output["cls-score-voc-att"]})
             losses = {"seg-score": seg_loss(self.hp["background_loss_weight"]),
                       "cls-score-voc-att": keras.losses.SparseCategoricalCrossentropy(from_logits=True)}
             weights = {"seg-score": self.hp["seg_loss_weight"], "cls-score-voc-att": 1.0}
-            return fit_model, losses, weights, keras.optimizers.Adam(self.hp["segmentation_lr"]), None
+            return fit_model, losses, weights, FusedAdam(self.hp["segmentation_lr"]), None
 
         return self.pretrain_stages() + [
             Stage("encoder", "cam", self.hp["encoder_steps"], build_encoder,

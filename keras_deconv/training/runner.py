@@ -229,8 +229,9 @@ def _train(recipe, output, *, epochs, resume, strategy, verbose, export, export_
             if jit and metrics:
                 # StreamingMeanIoU accumulates with bincount, which has no XLA kernel.
                 metrics = [m for m in metrics if not isinstance(m, StreamingMeanIoU)] or None
+            steps_per_call = steps_per_execution(steps_per_epoch, strategy, run_eagerly)
             fit_model.compile(optimizer=optimizer, loss=loss, loss_weights=loss_weights, metrics=metrics,
-                              jit_compile=jit, run_eagerly=run_eagerly)
+                              jit_compile=jit, run_eagerly=run_eagerly, steps_per_execution=steps_per_call)
         dataset = stage.dataset()
         previous = run["stages"].get(stage.name, {})
         callbacks = [
@@ -260,8 +261,8 @@ def _train(recipe, output, *, epochs, resume, strategy, verbose, export, export_
             history = fit_model.fit(dataset, epochs=n_epochs, steps_per_epoch=steps_per_epoch, callbacks=callbacks,
                                     verbose=0 if verbose == 1 else verbose)
         seconds = time.perf_counter() - start
-        record = {"steps": n_epochs * steps_per_epoch, "seconds": round(previous.get("seconds", 0.0) * bool(resume)
-                                                                        + seconds, 1)}
+        record = {"steps": n_epochs * steps_per_epoch, "steps_per_execution": steps_per_call,
+                  "seconds": round(previous.get("seconds", 0.0) * bool(resume) + seconds, 1)}
         if history.history.get("loss"):
             record["final_loss"] = float(history.history["loss"][-1])
         if kernels.used:  # the argmax pooling ran on TensorFlow's kernels (no XLA)
@@ -309,6 +310,25 @@ def tensorboard_available():
     import importlib.util
 
     return importlib.util.find_spec("tensorboard") is not None
+
+
+def steps_per_execution(steps_per_epoch, strategy=None, run_eagerly=False, most=16):
+    """Training steps per call of the compiled step: the largest divisor of ``steps_per_epoch`` up to ``most``.
+
+    Keras's ``fit`` calls the compiled step from Python once per execution and
+    the callbacks after it; on a CPU that costs about 2-3 ms a step, a tenth of
+    a small DecoupledNet or TransferNet step (``bench/train_step.py``). Several
+    steps per call keep every step the same (the loop runs inside the graph);
+    only per-batch callbacks see every ``k``-th step. A divisor, because Keras
+    would run past an epoch's end otherwise. 1 under a ``tf.distribute``
+    strategy or eagerly.
+
+    >>> steps_per_execution(750), steps_per_execution(16000 // 10), steps_per_execution(7)
+    (15, 16, 7)
+    """
+    if strategy is not None or run_eagerly:
+        return 1
+    return max(d for d in range(1, int(most) + 1) if int(steps_per_epoch) % d == 0)
 
 
 def recipe_steps_per_epoch(steps, epochs):
