@@ -70,9 +70,10 @@ MODELS = {
         "pipeline": {"class": "DeconvNetPipeline", "config": {"mode": "whole", "min_size": 64}},
         "summary": "A 1/4-width DeconvNet trained from scratch on the synthetic shapes dataset: one stage of fresh "
                    "whole images from the streaming train split, Adam with a cosine decay, background pixels weighted "
-                   "0.2 in the loss, through scaffold skips (U-Net-style shortcuts after every unpooling, fading "
-                   "linearly to 0 over the first 75 % of the steps; --hparam scaffold_fade=0.75), so the last quarter "
-                   "trains the plain DeconvNet; BN folded for inference.",
+                   "0.2 in the loss, through scaffold skips (U-Net-style shortcuts after every unpooling that fade "
+                   "to 0 one level after another, finest first, over the first 75 % of the steps; --hparam "
+                   "scaffold_fade=0.75 --hparam scaffold_order=fine-first), so the last quarter trains the plain "
+                   "DeconvNet; BN folded for inference.",
         "tags": {"shapes": "fresh whole images of the streaming shapes train split (--hparam train_stream=1: 7500 steps x 16 = 120,000 images, none seen twice, no augmentation)"},
     },
     "fcn8s-small": {
