@@ -17,6 +17,9 @@ bench/train_small.sh), each is scored on the full test split too and the
 default weights entry gets ``seeds``: every seed's test mIoU, their mean and
 (sample) standard deviation, and which seed ships.
 
+``--seeds-only NAME``: rewrite only the ``seeds`` record of an existing card
+from the seed runs on this machine (the shipped run directory not needed).
+
 The run's training curve (runs/<name>/curve.png: loss and val mIoU of every
 stage) is copied to docs/images/curves/<name>.png and named in the card.
 
@@ -396,8 +399,29 @@ def main(names):
         write(name, card)
 
 
+def update_seeds(names):
+    """``--seeds-only``: re-scores the seed runs of existing cards and rewrites only their ``seeds`` record.
+
+    For a model whose shipped run directory (runs/<name>) is not on this machine, e.g. seeds trained
+    again after the shipped run: the rest of the card (command, timings, metrics) stays as it was."""
+    for name in names:
+        card = json.loads((registry.CARDS_DIR / f"{name}.json").read_text())
+        tag = card["default_weights"]
+        seeds = seeds_entry(name, card["weights"][tag]["metrics"][0]["value"])
+        if seeds is None:
+            print(f"{name}: no finished seed run (runs/{name}-seedK), card unchanged", file=sys.stderr)
+            continue
+        card["weights"][tag]["seeds"] = seeds
+        print(name, tag, "seeds", seeds["test_miou"], f"{seeds['mean']} +- {seeds['std']}")
+        write(name, card)
+
+
 if __name__ == "__main__":
     args = sys.argv[1:]
+    if "--seeds-only" in args:
+        args.remove("--seeds-only")
+        update_seeds(args or list(MODELS))
+        sys.exit(0)
     if "--shapes-config" in args:
         at = args.index("--shapes-config")
         SHAPES_CONFIG = args[at + 1]
