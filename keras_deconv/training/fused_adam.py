@@ -8,7 +8,7 @@ networks trained here that is a measurable share of a step
 one kernel, ``ResourceApplyAdam`` (what ``tf.keras`` 2 used), so
 :class:`FusedAdam` computes the bias corrections once per step and calls that
 kernel once per variable. It is ``keras.optimizers.Adam`` in everything else:
-the same hyperparameters, slot variables (checkpoints load either way) and
+the same hyperparameters, slot variables (Adam's own ``build``) and
 schedule; clipping, weight decay and EMA run before it as in Adam. Anything
 the kernel does not cover (another backend, ``amsgrad``, sparse or
 mixed-precision gradients, a distribution strategy) falls back to Adam's own
