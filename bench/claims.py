@@ -29,6 +29,7 @@ ConfusionMatrix per row (VOC mIoU).
 
 import argparse
 import functools
+import os
 import sys
 from pathlib import Path
 
@@ -92,11 +93,17 @@ def _deconvnet_rows(deconv, fcn, count):
 
 
 def seed_pairs():
-    """``{seed: (DeconvNet run, FCN-8s run)}`` for the seeds K >= 1 trained for both (runs/<name>-seedK)."""
-    from make_cards import seed_runs  # bench/: the cards' own list of finished seed runs
+    """``{seed: (DeconvNet, FCN-8s)}`` for the seeds trained for both, as ``zoo.load`` takes them: the zoo
+    name for the seed each model ships, the run directory (runs/<name>[-seedK]) for the others."""
+    from make_cards import seed_sources  # bench/: the cards' own list of finished seed runs
 
-    deconv, fcn = seed_runs("deconvnet-small"), seed_runs("fcn8s-small")
-    return {seed: (str(deconv[seed]), str(fcn[seed])) for seed in sorted(set(deconv) & set(fcn))}
+    deconv, fcn = seed_sources("deconvnet-small"), seed_sources("fcn8s-small")
+    return {seed: (deconv[seed], fcn[seed]) for seed in sorted(set(deconv) & set(fcn))}
+
+
+def _names(sources):
+    """``zoo.load`` sources as printed: zoo names as they are, run directories relative to the repository."""
+    return " + ".join(os.path.relpath(source, ROOT) if os.path.isdir(source) else source for source in sources)
 
 
 def deconvnet_vs_fcn(count, seeds=False):
@@ -118,13 +125,15 @@ def deconvnet_vs_fcn(count, seeds=False):
 def _deconvnet_seeds(shipped_rows, count):
     """``--seeds``: the same comparison for every seed trained for both models, and whether each claim holds."""
     pairs = seed_pairs()
-    if not pairs:
+    if len(pairs) < 2:
         print("\n--seeds: no seed run trained for both models (runs/deconvnet-small-seedK, runs/fcn8s-small-seedK)")
         return
-    by_seed = {0: shipped_rows}
-    for seed, (deconv_run, fcn_run) in pairs.items():
-        by_seed[seed] = _deconvnet_rows(zoo.load(deconv_run), zoo.load(fcn_run), count)
-    print("\nSeeds (0 = the shipped weights; K = runs/<name>-seedK, the same commands with --seed K): mIoU, "
+    by_seed = {}
+    for seed, (deconv, fcn) in pairs.items():
+        shipped = (deconv, fcn) == ("deconvnet-small", "fcn8s-small")  # the pair part 1 scored
+        by_seed[seed] = shipped_rows if shipped else _deconvnet_rows(zoo.load(deconv), zoo.load(fcn), count)
+    print("\nSeeds (K = the same commands with --seed K, runs/<name>-seedK, seed 0 without; the seed each "
+          f"model ships scored from the zoo: {', '.join(f'{s}: {_names(p)}' for s, p in pairs.items())}): mIoU, "
           "and small-object accuracy\n")
     print("| seed | DeconvNet mIoU | FCN-8s mIoU | EDeconvNet mIoU | ensemble >= better | DeconvNet > FCN | "
           "DeconvNet small obj. | FCN small obj. |")

@@ -3,6 +3,7 @@
 Usage (after bench/train_small.sh):
 
     python bench/make_cards.py [--shapes-config hard] [deconvnet-small fcn8s-small decouplednet-small transfernet-small]
+    python bench/make_cards.py --ship best-val deconvnet-small   # ship the seed with the best val mIoU
 
 For each model: the card is written from the run directory (runs/<name>/run.json:
 command, configuration, stage timings) and the shipped weights in zoo/weights/,
@@ -11,11 +12,16 @@ then every tag is evaluated through the zoo pipeline (``zoo.load``) with
 images) and on the CI subset (the first 64), and both values are stored in
 the card. tests/test_training.py re-computes the subset value.
 
-Seeds: the shipped run is seed 0 (runs/<name>); when runs/<name>-seed1,
-runs/<name>-seed2, ... exist (the same command with ``--seed K``, see
-bench/train_small.sh), each is scored on the full test split too and the
-default weights entry gets ``seeds``: every seed's test mIoU, their mean and
-(sample) standard deviation, and which seed ships.
+Seeds: seed 0 is runs/<name>, seed K the same command with ``--seed K`` in
+runs/<name>-seedK (bench/train_small.sh). When seed runs exist, each is
+scored on the full test split too and the default weights entry gets
+``seeds``: every seed's test mIoU, their mean and (sample) standard
+deviation, and which seed ships. Seed 0 ships unless ``--ship best-val``
+chose another: it scores every finished run of the model on the full *val*
+split (never test), copies the export of the best one into zoo/weights/, and
+the card records the choice and the val scores; later runs of this script
+keep that choice (the card's ``shipped_seed``) and describe the shipped
+seed's run (command, timings, curve).
 
 ``--seeds-only NAME``: rewrite only the ``seeds`` record of an existing card
 from the seed runs on this machine (the shipped run directory not needed).
@@ -121,13 +127,27 @@ MODELS = {
 }
 
 
-def _run(name):
-    path = ROOT / "runs" / name / "run.json"
+def run_name(name, seed):
+    """The run directory name of seed ``seed`` of ``name`` under runs/ (bench/train_small.sh's naming)."""
+    return name if seed == 0 else f"{name}-seed{seed}"
+
+
+def shipped_seed(name):
+    """The seed whose weights the zoo ships: the card's ``seeds.shipped_seed`` (0 when the card has none)."""
+    path = registry.CARDS_DIR / f"{name}.json"
+    if not path.exists():
+        return 0
+    card = json.loads(path.read_text())
+    return card["weights"][card["default_weights"]].get("seeds", {}).get("shipped_seed", 0)
+
+
+def _run(run):
+    path = ROOT / "runs" / run / "run.json"
     return json.loads(path.read_text()) if path.exists() else {}
 
 
-def _wall(name):
-    path = ROOT / "runs" / f"{name}.wall"
+def _wall(run):
+    path = ROOT / "runs" / f"{run}.wall"
     return float(path.read_text().split()[0]) if path.exists() else None
 
 
@@ -135,9 +155,10 @@ def _wall(name):
 CURVES_DIR = ROOT / "docs" / "images" / "curves"
 
 
-def _curve(name):
-    """Copies runs/<name>/curve.png (written by keras-deconv train) beside the manual's pages; its path or None."""
-    source = ROOT / "runs" / name / "curve.png"
+def _curve(name, run):
+    """Copies runs/<run>/curve.png (written by keras-deconv train) beside the manual's pages as <name>.png;
+    its path or None."""
+    source = ROOT / "runs" / run / "curve.png"
     if not source.exists():
         return None
     CURVES_DIR.mkdir(parents=True, exist_ok=True)
@@ -146,10 +167,11 @@ def _curve(name):
     return str(target.relative_to(ROOT))
 
 
-def skeleton(name):
+def skeleton(name, seed=0):
+    """The card of ``name`` without metrics, describing the run of ``seed`` (the shipped one)."""
     spec = MODELS[name]
-    run = _run(name)
-    curve = _curve(name)
+    run = _run(run_name(name, seed))
+    curve = _curve(name, run_name(name, seed))
     base = zoo.info(spec["base"])
     config = dict(run.get("config", {}))
     config["num_classes"] = spec["num_classes"]  # the builder's argument (cards' config is passed to the builder)
@@ -175,7 +197,7 @@ def skeleton(name):
                 "command": command,
                 "run": run.get("stages"),
                 "hparams": run.get("hparams"),
-                "wall_seconds": _wall(name),
+                "wall_seconds": _wall(run_name(name, seed)),
                 "machine": run.get("machine") or "not recorded",
                 **({"curve": f"{curve} (loss and val mIoU per epoch: the run's curve.png)"} if curve else {}),
             },
@@ -210,20 +232,31 @@ def skeleton(name):
     }
 
 
-def seed_runs(name):
-    """``{seed: run directory}`` of the extra-seed runs of ``name`` (runs/<name>-seed<K>, K >= 1) that finished.
-
-    Finished: the run wrote its card (DeconvNet, FCN-8s) or exported the card's default weights
-    (a DecoupledNet run of several budgets exports one file per budget and writes no card).
-    """
+def _finished(name, path):
+    """Whether the run directory wrote its card (DeconvNet, FCN-8s) or exported the card's default weights
+    (a DecoupledNet run of several budgets exports one file per budget and writes no card)."""
     tag = registry.card(name)["default_weights"]
+    return (path / "card.json").exists() or (path / "export" / f"{tag}.weights.h5").exists()
+
+
+def seed_runs(name, include_shipped=False):
+    """``{seed: run directory}`` of the finished runs of ``name`` other than the shipped seed's.
+
+    Seed 0 is runs/<name>, seed K >= 1 runs/<name>-seedK. With ``include_shipped``, the shipped seed's
+    run too (when it is on this machine)."""
+    shipped = shipped_seed(name)
     runs = {}
-    for path in sorted((ROOT / "runs").glob(f"{name}-seed*")):
-        suffix = path.name[len(name) + len("-seed"):]
-        finished = (path / "card.json").exists() or (path / "export" / f"{tag}.weights.h5").exists()
-        if suffix.isdigit() and int(suffix) > 0 and finished:
-            runs[int(suffix)] = path
+    for path in sorted((ROOT / "runs").glob(f"{name}*")):
+        suffix = path.name[len(name) + len("-seed"):] if path.name.startswith(f"{name}-seed") else None
+        seed = 0 if path.name == name else int(suffix) if suffix and suffix.isdigit() and int(suffix) > 0 else None
+        if seed is not None and path.is_dir() and _finished(name, path) and (include_shipped or seed != shipped):
+            runs[seed] = path
     return runs
+
+
+def seed_sources(name):
+    """``{seed: what zoo.load takes}``: the zoo name for the shipped seed, the run directory for the others."""
+    return {**{seed: str(path) for seed, path in seed_runs(name).items()}, shipped_seed(name): name}
 
 
 def seed_pipelines(name, path, tags):
@@ -252,12 +285,13 @@ def score_seed_run(name, path):
     return evaluate.score(pipeline, "test", oracle_labels=scoring.needs_oracle_labels(name), config=SHAPES_CONFIG)
 
 
-def seeds_entry(name, shipped_value):
-    """The card's ``seeds`` record: test mIoU per seed (seed 0 = the shipped weights), mean and std; None if no extra seed."""
-    runs = seed_runs(name)
+def seeds_entry(name, shipped_value, shipped=0, selection=None):
+    """The card's ``seeds`` record: test mIoU per seed (``shipped_value`` for the shipped seed), mean and std,
+    and how the shipped seed was chosen (``selection``: val scores); None if no other seed finished."""
+    runs = {seed: path for seed, path in seed_runs(name, include_shipped=True).items() if seed != shipped}
     if not runs:
         return None
-    values = {0: shipped_value}
+    values = {shipped: shipped_value}
     for seed, path in runs.items():
         values[seed] = round(100 * score_seed_run(name, path).mean_iou, 2)
     ordered = [values[seed] for seed in sorted(values)]
@@ -268,10 +302,36 @@ def seeds_entry(name, shipped_value):
     return {
         "seeds": sorted(values), "test_miou": ordered,
         "mean": round(float(np.mean(ordered)), 2), "std": round(float(np.std(ordered, ddof=1)), 2),
-        "shipped_seed": 0, "split": "test (all 500)", "oracle_labels": scoring.needs_oracle_labels(name),
-        "runs": [f"runs/{name}"] + [str(runs[seed].relative_to(ROOT)) for seed in sorted(runs)],
-        "command": f"the training command above with --seed K -o runs/{name}-seedK; scored with {evaluated}",
+        "shipped_seed": shipped, "split": "test (all 500)", "oracle_labels": scoring.needs_oracle_labels(name),
+        "selected_by": selection or "seed 0 (bench/train_small.sh exports seed 0 into the zoo)",
+        "runs": [f"runs/{run_name(name, seed)}" for seed in sorted(values)],
+        "command": f"bench/train_small.sh's command for {name} with --seed K -o runs/{name}-seedK (seed 0: "
+                   f"without --seed, -o runs/{name}); scored with {evaluated}",
     }
+
+
+def ship_best_val(name):
+    """``--ship best-val``: scores every finished run of ``name`` on the full val split, copies the best run's
+    exported weights into zoo/weights/ and returns ``(seed, selection record)`` for the card."""
+    if name in TUNING:
+        sys.exit(f"--ship best-val: {name}'s card pipeline setting is tuned per run ({TUNING[name][0]}); "
+                 "only DeconvNet and FCN-8s runs (scored as run directories) can be chosen this way.")
+    runs = seed_runs(name, include_shipped=True)
+    missing = [seed for seed, path in runs.items() if not (path / "card.json").exists()]
+    if len(runs) < 2 or missing:
+        sys.exit(f"--ship best-val: {name} needs at least two finished runs with a card (runs/{name}, "
+                 f"runs/{name}-seedK); found seeds {sorted(runs)}" + (f", without card: {missing}" if missing else ""))
+    val = {}
+    for seed, path in sorted(runs.items()):
+        matrix = scoring.score_zoo_model(str(path), "val", config=SHAPES_CONFIG,
+                                         oracle_labels=scoring.needs_oracle_labels(name))
+        val[seed] = round(100 * matrix.mean_iou, 2)
+        print(f"{name} seed {seed} ({path.name}): val mIoU {val[seed]}")
+    best = max(val, key=val.get)
+    selection = {"rule": "the best val mIoU of the finished runs (all 500 val images; the test split not used)",
+                 "val_miou": {str(seed): value for seed, value in val.items()},
+                 "command": f"python bench/make_cards.py --ship best-val {name}"}
+    return best, selection
 
 
 def write(name, card):
@@ -361,9 +421,26 @@ def background_only_miou():
     return round(shapes_baselines.background_only_miou(labels), 2)
 
 
-def main(names):
+def copy_into_zoo(name, seed):
+    """Copies the exported weights of the shipped seed's run (runs/<name>[-seedK]/export/<tag>.weights.h5)
+    into zoo/weights/, so the zoo ships the run the card describes even after bench/train_small.sh wrote
+    seed 0's there. Nothing happens for a tag whose run file is not on this machine."""
+    for tag in MODELS[name]["tags"]:
+        source = ROOT / "runs" / run_name(name, seed) / "export" / f"{tag}.weights.h5"
+        target = registry.SHIPPED_WEIGHTS_DIR / f"{name}.{tag}.weights.h5"
+        if not source.exists() or (target.exists() and target.read_bytes() == source.read_bytes()):
+            continue
+        partial = target.with_suffix(".partial")
+        partial.write_bytes(source.read_bytes())
+        partial.replace(target)  # never a half-copied file in the zoo
+        print(f"{name}: ships seed {seed}: {source.relative_to(ROOT)} -> {target.relative_to(ROOT)}")
+
+
+def main(names, ship=None):
     for name in names:
-        card = skeleton(name)
+        seed, selection = ship_best_val(name) if ship else (shipped_seed(name), _selection(name))
+        copy_into_zoo(name, seed)
+        card = skeleton(name, seed)
         write(name, card)
         model = zoo.create_model(name, weights=None)
         card["architecture"]["parameter_count"] = int(model.count_params())
@@ -383,7 +460,7 @@ def main(names):
             card["weights"][tag]["metrics"] = metrics_for(name, tag)
             print(name, tag, [(m["subset"], m["value"]) for m in card["weights"][tag]["metrics"]])
             if tag == card["default_weights"]:
-                seeds = seeds_entry(name, card["weights"][tag]["metrics"][0]["value"])
+                seeds = seeds_entry(name, card["weights"][tag]["metrics"][0]["value"], seed, selection)
                 if seeds:
                     card["weights"][tag]["seeds"] = seeds
                     print(name, tag, "seeds", seeds["test_miou"], f"{seeds['mean']} +- {seeds['std']}")
@@ -399,6 +476,16 @@ def main(names):
         write(name, card)
 
 
+def _selection(name):
+    """The card's record of how its shipped seed was chosen (``--ship best-val``), or None."""
+    path = registry.CARDS_DIR / f"{name}.json"
+    if not path.exists():
+        return None
+    card = json.loads(path.read_text())
+    chosen = card["weights"][card["default_weights"]].get("seeds", {}).get("selected_by")
+    return chosen if isinstance(chosen, dict) else None
+
+
 def update_seeds(names):
     """``--seeds-only``: re-scores the seed runs of existing cards and rewrites only their ``seeds`` record.
 
@@ -407,7 +494,9 @@ def update_seeds(names):
     for name in names:
         card = json.loads((registry.CARDS_DIR / f"{name}.json").read_text())
         tag = card["default_weights"]
-        seeds = seeds_entry(name, card["weights"][tag]["metrics"][0]["value"])
+        old = card["weights"][tag].get("seeds", {})
+        seeds = seeds_entry(name, card["weights"][tag]["metrics"][0]["value"], old.get("shipped_seed", 0),
+                            old.get("selected_by") if isinstance(old.get("selected_by"), dict) else None)
         if seeds is None:
             print(f"{name}: no finished seed run (runs/{name}-seedK), card unchanged", file=sys.stderr)
             continue
@@ -418,6 +507,13 @@ def update_seeds(names):
 
 if __name__ == "__main__":
     args = sys.argv[1:]
+    ship = None
+    if "--ship" in args:
+        at = args.index("--ship")
+        ship = args[at + 1] if at + 1 < len(args) else None
+        if ship != "best-val":
+            sys.exit(f"--ship takes 'best-val' (ship the seed with the best val mIoU); got {ship!r}.")
+        del args[at : at + 2]
     if "--seeds-only" in args:
         args.remove("--seeds-only")
         update_seeds(args or list(MODELS))
@@ -428,4 +524,4 @@ if __name__ == "__main__":
         if SHAPES_CONFIG not in shapes.CONFIGS:
             sys.exit(f"--shapes-config must be one of {', '.join(shapes.CONFIGS)}; got {SHAPES_CONFIG!r}.")
         del args[at : at + 2]
-    main(args or list(MODELS))
+    main(args or list(MODELS), ship=ship)

@@ -9,6 +9,9 @@
 # zoo/weights/<name>.<tag>.weights.h5. The wall time goes to runs/<name>.wall.
 # Then `python bench/make_cards.py` evaluates them and writes zoo/cards/<name>.json,
 # and `python bench/claims.py` prints the "claims in miniature" table.
+# With seed runs, `python bench/make_cards.py --ship best-val <name>` ships the seed with the best val
+# mIoU instead of seed 0 (copies its export into zoo/weights/; the card records the choice, and later
+# make_cards runs copy that seed's weights back over what this script exported).
 # Status: see the README section "Our own small models" (which of these were trained and shipped,
 # with the numbers bench/make_cards.py printed).
 set -euo pipefail
@@ -27,9 +30,9 @@ names=("$@")
 [ ${#names[@]} -eq 0 ] && names=(deconvnet-small fcn8s-small decouplednet-small transfernet-small)
 for name in "${names[@]}"; do
   start=$(date +%s)
-  if [ "${SEED:-0}" = 0 ]; then  # the shipped run: exports the weights into the zoo
+  if [ "${SEED:-0}" = 0 ]; then  # seed 0: exports its weights into the zoo (make_cards.py may ship another seed, above)
     out="runs/$name"; extra=(--export "zoo/weights/$name")
-  else  # another seed of the same command, its own run directory; the shipped weights stay seed 0's
+  else  # another seed of the same command, its own run directory; nothing copied into the zoo
     out="runs/$name-seed$SEED"; extra=(--seed "$SEED")
   fi
   echo "+ ${COMMANDS[$name]} -o $out ${extra[*]}" >&2

@@ -128,6 +128,11 @@ def keras_batch_norm():
         _blocks.TRAINABLE_BN_LAYER = fused
 
 
+#: The epoch length the ``keras-fit`` row stands for: TransferNet's segmentation stage (16000 steps in 10
+#: epochs), for which ``runner.steps_per_execution`` gives 16 steps per call (DeconvNet's 750-step epochs: 15).
+FIT_EPOCH_STEPS = 1600
+
+
 def keras_step(name, images, labels, jit, plain_pooling=False, kernels=None, keras_adam=False, fit_steps=None):
     """The Keras step; graph steps (not ``jit``) use TensorFlow's argmax pooling kernels as ``train`` does.
 
@@ -349,7 +354,9 @@ def main():
             with keras_batch_norm():
                 steps["keras-graph-keras-bn"] = keras_step(name, images, labels, False)
         if args.fit:
-            steps["keras-fit"] = keras_step(name, images, labels, False, fit_steps=16)
+            from keras_deconv.training.runner import steps_per_execution  # what keras-deconv train passes to compile
+
+            steps["keras-fit"] = keras_step(name, images, labels, False, fit_steps=steps_per_execution(FIT_EPOCH_STEPS))
         if args.keras_adam:
             steps["keras-graph-keras-adam"] = keras_step(name, images, labels, False, keras_adam=True)
         print(f"{name} trainable parameters: " + ", ".join(f"{runtime} {step.trainable:,}" for runtime, step in steps.items()))

@@ -32,7 +32,9 @@ _RUNTIME_LOG = re.compile(
     rb"|WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR"
     rb"|To enable the following instructions: .* in other operations, rebuild TensorFlow"
     rb"|INFO: Created TensorFlow Lite XNNPACK delegate for CPU\."
-    rb"|INFO: \[[\w./\-]+:\d+\] )"  # LiteRT's own (e.g. accelerator_registry.cc at exit)
+    rb"|INFO: \[[\w./\-]+:\d+\] "  # LiteRT's own (e.g. accelerator_registry.cc at exit)
+    rb"|fully_quantize: \d+, inference_type: \d+, input_inference_type: \w+, output_inference_type: \w+$)"
+    # ^ the TFLite converter's quantizer, printed once per int8 conversion
 )
 
 

@@ -39,6 +39,12 @@ def images(tmp_path_factory):
     return folder
 
 
+def test_the_int8_converters_quantizer_line_counts_as_a_runtime_log():
+    # Printed to descriptor 2 by the converter's C++ quantizer on every int8 export.
+    assert is_runtime_log(b"fully_quantize: 0, inference_type: 6, input_inference_type: UINT8, output_inference_type: INT8")
+    assert not is_runtime_log(b"Error: fully_quantize: the model could not be quantized")
+
+
 def test_the_console_script_exists():
     assert os.access(SCRIPT, os.X_OK), SCRIPT
 
