@@ -132,13 +132,24 @@ def run_name(name, seed):
     return name if seed == 0 else f"{name}-seed{seed}"
 
 
-def shipped_seed(name):
-    """The seed whose weights the zoo ships: the card's ``seeds.shipped_seed`` (0 when the card has none)."""
+def _seeds_record(name):
+    """The ``seeds`` record of the card's default weights as on disk ({} without a card or a record)."""
     path = registry.CARDS_DIR / f"{name}.json"
     if not path.exists():
-        return 0
+        return {}
     card = json.loads(path.read_text())
-    return card["weights"][card["default_weights"]].get("seeds", {}).get("shipped_seed", 0)
+    return card["weights"][card["default_weights"]].get("seeds", {})
+
+
+def shipped_seed(name):
+    """The seed whose weights the zoo ships: the card's ``seeds.shipped_seed`` (0 when the card has none)."""
+    return _seeds_record(name).get("shipped_seed", 0)
+
+
+def _selection(name):
+    """The card's record of how its shipped seed was chosen (``--ship best-val``), or None."""
+    chosen = _seeds_record(name).get("selected_by")
+    return chosen if isinstance(chosen, dict) else None
 
 
 def _run(run):
@@ -476,16 +487,6 @@ def main(names, ship=None):
         write(name, card)
 
 
-def _selection(name):
-    """The card's record of how its shipped seed was chosen (``--ship best-val``), or None."""
-    path = registry.CARDS_DIR / f"{name}.json"
-    if not path.exists():
-        return None
-    card = json.loads(path.read_text())
-    chosen = card["weights"][card["default_weights"]].get("seeds", {}).get("selected_by")
-    return chosen if isinstance(chosen, dict) else None
-
-
 def update_seeds(names):
     """``--seeds-only``: re-scores the seed runs of existing cards and rewrites only their ``seeds`` record.
 
@@ -494,9 +495,7 @@ def update_seeds(names):
     for name in names:
         card = json.loads((registry.CARDS_DIR / f"{name}.json").read_text())
         tag = card["default_weights"]
-        old = card["weights"][tag].get("seeds", {})
-        seeds = seeds_entry(name, card["weights"][tag]["metrics"][0]["value"], old.get("shipped_seed", 0),
-                            old.get("selected_by") if isinstance(old.get("selected_by"), dict) else None)
+        seeds = seeds_entry(name, card["weights"][tag]["metrics"][0]["value"], shipped_seed(name), _selection(name))
         if seeds is None:
             print(f"{name}: no finished seed run (runs/{name}-seedK), card unchanged", file=sys.stderr)
             continue
