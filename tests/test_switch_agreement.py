@@ -79,11 +79,16 @@ def trained(tmp_path_factory):
 
 def test_verify_passes_a_trained_deconvnet_whose_scores_differ_only_by_tie_switches(trained):
     model, path = trained
-    checks = export.verify_export(model, path, "tflite", input_size=(64, 64))
-    assert [check["passed"] for check in checks] == [True, True], [export.describe_check(c) for c in checks]
     # LiteRT's convolutions sum in another order than TensorFlow's: a few near-tie windows pool the other value,
-    # and scores move by far more than 1e-4 (python bench/xnnpack_scores.py).
-    compared = [check for check in checks if "switches" in check]
+    # and scores move by far more than 1e-4 (python bench/xnnpack_scores.py). How many scenes it takes to meet
+    # such a window depends on the weights (the shipped deconvnet-small: none in the default 16, some in 64).
+    for count in (16, 64, 256):
+        checks = export.verify_export(model, path, "tflite", input_size=(64, 64),
+                                      images=export.sample_images((64, 64), count=count))
+        assert [check["passed"] for check in checks] == [True, True], [export.describe_check(c) for c in checks]
+        compared = [check for check in checks if "switches" in check]
+        if compared:
+            break
     assert compared, [export.describe_check(c) for c in checks]
     for check in compared:
         switches = check["switches"]
