@@ -14,7 +14,7 @@ import pytest
 import tensorflow as tf
 
 from keras_deconv import training, zoo
-from keras_deconv.training import augmentation, evaluate, recipes
+from keras_deconv.training import augmentation, evaluate, optimizers, recipes
 from keras_deconv.training import data as train_data
 from keras_deconv.training.bn_folding import batch_norm_layers, fold_batch_norm, recompute_statistics
 from keras_deconv.training.callbacks import copy_weights_by_name, read_json
@@ -26,23 +26,57 @@ TINY = {"batch_size": 4}
 
 # ---------------------------------------------------------------- schedule and augmentation
 def test_step_schedule_keeps_the_official_shape():
-    schedule = recipes.step_schedule(0.01, 200, 9000 / 20000)  # DeconvNet stage 1: drops at 45% and 90%
+    schedule = optimizers.step_schedule(0.01, 200, 9000 / 20000)  # DeconvNet stage 1: drops at 45% and 90%
     assert [round(float(schedule(s)), 6) for s in (0, 89, 90, 179, 180, 199)] == [0.01, 0.01, 0.001, 0.001, 0.0001, 0.0001]
-    assert recipes.step_schedule(0.01, 100, 1.5) == 0.01  # stepsize beyond the run: constant (DecoupledNet-10)
+    assert optimizers.step_schedule(0.01, 100, 1.5) == 0.01  # stepsize beyond the run: constant (DecoupledNet-10)
 
 
 def test_cosine_schedule_matches_the_formula_and_reaches_the_recipes():
     import math
 
-    schedule = recipes.lr_schedule(0.003, 400, 0.75, "cosine")
+    schedule = optimizers.lr_schedule(0.003, 400, 0.75, "cosine")
     for step in (0, 1, 100, 333, 399, 400):
         assert float(schedule(step)) == pytest.approx(0.003 * (1 + math.cos(math.pi * step / 400)) / 2, abs=1e-9)
-    optimizer = recipes.make_optimizer("adam", 0.003, 400, 0.75, schedule="cosine")
+    optimizer = optimizers.make_optimizer("adam", 0.003, 400, 0.75, schedule="cosine")
     assert isinstance(optimizer._learning_rate, keras.optimizers.schedules.CosineDecay)
     with pytest.raises(ValueError, match="schedule"):
-        recipes.lr_schedule(0.01, 10, 0.5, "linear")
+        optimizers.lr_schedule(0.01, 10, 0.5, "linear")
     for name in ("deconvnet", "fcn8s", "decouplednet"):
         assert recipes.get_recipe(name)(hparams={"schedule": "cosine"}).hp["schedule"] == "cosine"
+
+
+def test_warmup_ramps_the_rate_linearly_then_follows_the_schedule_and_survives_serialisation():
+    import math
+
+    schedule = optimizers.lr_schedule(0.003, 400, 0.75, "cosine", warmup=0.05)  # 20 warm-up steps
+    cosine = lambda step: 0.003 * (1 + math.cos(math.pi * step / 400)) / 2  # noqa: E731
+    for step in (0, 9, 19, 20, 200, 399):
+        assert float(schedule(step)) == pytest.approx(min(1.0, (step + 1) / 20) * cosine(step), abs=1e-9)
+    step_rates = optimizers.lr_schedule(0.01, 100, 0.5, "step", warmup=0.1)
+    assert [round(float(step_rates(s)), 6) for s in (0, 4, 9, 49, 50)] == [0.001, 0.005, 0.01, 0.01, 0.001]
+    no_warmup = optimizers.lr_schedule(0.01, 100, 0.5, "step", warmup=0.001)  # rounds to 0 steps
+    assert not isinstance(no_warmup, optimizers.LinearWarmup)
+    for bad in (-0.1, 1.0):
+        with pytest.raises(ValueError, match="warmup"):
+            optimizers.lr_schedule(0.01, 100, 0.5, "cosine", warmup=bad)
+    optimizer = optimizers.make_optimizer("adam", 0.003, 400, 0.75, schedule="cosine", warmup=0.05)
+    restored = keras.optimizers.Adam.from_config(keras.optimizers.Adam(optimizer._learning_rate).get_config())
+    assert float(restored._learning_rate(10)) == pytest.approx(float(schedule(10)), abs=1e-9)
+    for name in ("deconvnet", "fcn8s", "decouplednet", "transfernet"):  # their scheduled stages, `pretrain` too
+        assert recipes.get_recipe(name)(hparams={"warmup": 0.05}).hp["warmup"] == 0.05
+
+
+def test_the_warmup_hparam_reaches_each_scheduled_stages_optimizer():
+    for name, hparams in (("fcn8s", {"train_steps": 100}), ("deconvnet", {"stage1_steps": 100, "stage2_steps": 100})):
+        recipe = recipes.get_recipe(name)(hparams={"warmup": 0.1, "optimizer": "adam", **hparams})
+        for stage in recipe.stages():
+            stage.prepare()
+            optimizer = stage.build()[3]
+            assert isinstance(optimizer._learning_rate, optimizers.LinearWarmup), (name, stage.name)
+            assert optimizer._learning_rate.warmup_steps == 10
+    plain = recipes.get_recipe("fcn8s")(hparams={"train_steps": 100}).stages()[0]
+    plain.prepare()
+    assert not isinstance(plain.build()[3]._learning_rate, optimizers.LinearWarmup)
 
 
 def test_augmentation_moves_image_and_labels_together():
@@ -327,3 +361,21 @@ def test_steps_per_execution_divides_the_epoch_and_is_one_under_a_strategy():
 
     assert [steps_per_execution(n) for n in (750, 1600, 7, 1, 17)] == [15, 16, 7, 1, 1]
     assert steps_per_execution(750, strategy=object()) == 1 and steps_per_execution(750, run_eagerly=True) == 1
+
+
+def test_bench_dead_units_counts_the_relu_channels_that_never_fire():
+    import importlib.util
+
+    path = os.path.join(os.path.dirname(__file__), "..", "bench", "dead_units.py")
+    spec = importlib.util.spec_from_file_location("dead_units", path)
+    dead_units = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(dead_units)
+    inputs = keras.Input((4, 4, 1))
+    conv = keras.layers.Conv2D(3, 1, name="conv")
+    outputs = keras.layers.ReLU(name="relu")(conv(inputs))
+    model = keras.Model(inputs, keras.layers.Conv2D(2, 1, activation="relu", name="fc")(outputs))
+    conv.set_weights([np.array([1.0, -1.0, 0.0], "float32").reshape(1, 1, 1, 3), np.array([0.0, 0.0, -1.0], "float32")])
+    images = np.random.default_rng(0).uniform(0.1, 1.0, (5, 4, 4, 1)).astype("float32")  # > 0: channels 2, 3 never fire
+    rows = dead_units.silent_channels(model, images)
+    assert rows[0] == ("relu", 2, 3)
+    assert [row[0] for row in rows] == ["relu", "fc"] and rows[1][2] == 2

@@ -36,8 +36,8 @@ from keras_deconv.training.recipes import (
     Recipe,
     TransferNetRecipe,
     get_recipe,
-    step_schedule,
 )
+from keras_deconv.training.optimizers import lr_schedule, step_schedule
 from keras_deconv.training.folder_recipes import folder_recipe
 from keras_deconv.training.losses import SegmentationLoss
 from keras_deconv.training.runner import make_strategy, train
@@ -53,6 +53,7 @@ __all__ = [
     "fold_batch_norm",
     "folder_recipe",
     "get_recipe",
+    "lr_schedule",
     "make_strategy",
     "recompute_statistics",
     "step_schedule",

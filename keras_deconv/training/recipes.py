@@ -26,67 +26,9 @@ from keras_deconv.training.bn_folding import fold_batch_norm
 from keras_deconv.training.callbacks import copy_weights_by_name
 from keras_deconv.training.fused_adam import FusedAdam
 from keras_deconv.training.losses import SegmentationLoss
+from keras_deconv.training.optimizers import make_optimizer
 
 IGNORE = 255
-
-
-def step_schedule(base_lr, steps, stepsize_fraction, gamma=0.1):
-    """Caffe's ``lr_policy: "step"`` scaled to a run of ``steps``: ``base * gamma^floor(it / stepsize)``.
-
-    ``stepsize = round(stepsize_fraction * steps)`` keeps the official
-    solver's shape (e.g. DeconvNet stage 1: stepsize 9000 of max_iter 20000
-    -> fraction 0.45, one drop at 45% and one at 90%).
-    """
-    stepsize = max(1, int(round(stepsize_fraction * steps)))
-    # PiecewiseConstantDecay switches after a boundary: step k*stepsize already has the next rate, as Caffe.
-    boundaries = [b - 1 for b in range(stepsize, steps, stepsize)]
-    if not boundaries:
-        return float(base_lr)
-    values = [float(base_lr * gamma**i) for i in range(len(boundaries) + 1)]
-    return keras.optimizers.schedules.PiecewiseConstantDecay(boundaries, values)
-
-
-#: ``--hparam schedule=...``: ``"step"`` (Caffe's, the default) or ``"cosine"``.
-SCHEDULES = ("step", "cosine")
-
-
-def lr_schedule(base_lr, steps, stepsize_fraction, schedule="step"):
-    """The learning rate of a stage: :func:`step_schedule` or a cosine decay from ``base_lr`` to 0 over ``steps``.
-
-    The cosine decay is the reference U-Net's (``bench/shapes_baseline.py``)
-    and the shipped ``fcn8s-small``'s (docs/training.md).
-
-    >>> round(float(lr_schedule(0.01, 100, 0.5, "cosine")(50)), 6)
-    0.005
-    """
-    if schedule == "step":
-        return step_schedule(base_lr, steps, stepsize_fraction)
-    if schedule == "cosine":
-        return keras.optimizers.schedules.CosineDecay(float(base_lr), max(1, int(steps)))
-    raise ValueError(f"Expected --hparam schedule to be one of {SCHEDULES}. Received {schedule!r}.")
-
-
-def caffe_sgd(lr, steps, stepsize_fraction, momentum=0.9, weight_decay=5e-4, schedule="step"):
-    """SGD with momentum, step schedule and weight decay on kernels only (Caffe: bias decay 0)."""
-    optimizer = keras.optimizers.SGD(lr_schedule(lr, steps, stepsize_fraction, schedule), momentum=momentum,
-                                     weight_decay=weight_decay or None)
-    if weight_decay:
-        optimizer.exclude_from_weight_decay(var_names=["bias", "gamma", "beta", "scale", "shift"])
-    return optimizer
-
-
-def make_optimizer(kind, lr, steps, stepsize_fraction, momentum=0.9, weight_decay=5e-4, schedule="step"):
-    """``"sgd"``: :func:`caffe_sgd` (the papers' solver); ``"adam"``: Adam with the same schedule.
-
-    The shipped small models use Adam (in the earlier CPU runs SGD at lr
-    0.01-0.1 sat on the predict-background plateau for the whole budget);
-    the full configurations default to SGD.
-    """
-    if kind == "sgd":
-        return caffe_sgd(lr, steps, stepsize_fraction, momentum, weight_decay, schedule)
-    if kind == "adam":
-        return FusedAdam(lr_schedule(lr, steps, stepsize_fraction, schedule))
-    raise ValueError(f"Expected optimizer 'sgd' or 'adam'. Received {kind!r}.")
 
 
 def seg_loss(background_weight=1.0):
@@ -218,7 +160,7 @@ class Recipe:
 
         def build():
             optimizer = make_optimizer("adam", self.hp["pretrain_lr"], steps, 0.75,
-                                       schedule=self.hp.get("schedule", "step"))
+                                       schedule=self.hp.get("schedule", "step"), warmup=self.hp.get("warmup", 0.0))
             return (self.models["pretrain"], seg_loss(self.hp.get("background_loss_weight", 1.0)), None, optimizer,
                     [StreamingMeanIoU(self.models["pretrain"].output.shape[-1])])
 
@@ -453,7 +395,7 @@ class DeconvNetRecipe(Recipe):
         "weight_decay": 5e-4, "stage1_stepsize": 9000 / 20000, "stage2_stepsize": 10000 / 40000,
         "calibration_batches": 50, "optimizer": "sgd", "invariances": 1, "background_loss_weight": 1.0,
         "pretrain_steps": 0, "pretrain_lr": 3e-3, "stage2_whole_images": 0.25, "schedule": "step", "train_stream": 0,
-        "scaffold_fade": 0.0, "scaffold_drop": 0, "scaffold_order": "together",
+        "scaffold_fade": 0.0, "scaffold_drop": 0, "scaffold_order": "together", "warmup": 0.0,
     }
 
     def default_config(self):
@@ -490,7 +432,8 @@ class DeconvNetRecipe(Recipe):
 
         def build():
             optimizer = make_optimizer(self.hp["optimizer"], self.hp["lr"], steps, self.hp[f"{key}_stepsize"],
-                                       self.hp["momentum"], self.hp["weight_decay"], self.hp["schedule"])
+                                       self.hp["momentum"], self.hp["weight_decay"], self.hp["schedule"],
+                                       self.hp["warmup"])
             model = scaffolded(self.models["deconvnet"], self.hp["scaffold_fade"], steps, self.hp["scaffold_drop"],
                                self.seed, self.hp["scaffold_order"])
             return (model, seg_loss(self.hp["background_loss_weight"]), None, optimizer,
@@ -547,7 +490,7 @@ class FCN8sRecipe(Recipe):
     name = "fcn8s"
     defaults = {"batch_size": 16, "train_steps": 1200, "lr": 0.01, "momentum": 0.9, "weight_decay": 5e-4,
                 "train_stepsize": 0.5, "optimizer": "sgd", "invariances": 1, "background_loss_weight": 1.0,
-                "schedule": "step", "train_stream": 0}
+                "schedule": "step", "train_stream": 0, "warmup": 0.0}
 
     def default_config(self):
         return {"width": 1 / 16, "fc_units": 64}
@@ -569,7 +512,8 @@ class FCN8sRecipe(Recipe):
 
         def build():
             optimizer = make_optimizer(self.hp["optimizer"], self.hp["lr"], steps, self.hp["train_stepsize"],
-                                       self.hp["momentum"], self.hp["weight_decay"], self.hp["schedule"])
+                                       self.hp["momentum"], self.hp["weight_decay"], self.hp["schedule"],
+                                       self.hp["warmup"])
             return (self.models["fcn8s"], seg_loss(self.hp["background_loss_weight"]), None, optimizer,
                     [StreamingMeanIoU(self.num_classes)])
 
@@ -631,6 +575,7 @@ class DecoupledNetRecipe(Recipe):
         "segmentation_steps": 1200, "lr": 0.01, "momentum": 0.9, "weight_decay": 5e-4,
         "calibration_batches": 30, "budgets": "all,25,10,5", "optimizer": "sgd", "invariances": 1,
         "pretrain_steps": 1500, "pretrain_lr": 3e-3, "background_loss_weight": 1.0, "schedule": "step",
+        "warmup": 0.0,
     }
 
     def __init__(self, *args, budgets=None, **kwargs):
@@ -705,7 +650,8 @@ class DecoupledNetRecipe(Recipe):
         def build():
             fit_model = self.segmentation_graph(self.models[key])
             optimizer = make_optimizer(self.hp["optimizer"], self.hp["lr"], steps, stepsize / max_iter,
-                                       self.hp["momentum"], self.hp["weight_decay"], self.hp["schedule"])
+                                       self.hp["momentum"], self.hp["weight_decay"], self.hp["schedule"],
+                                       self.hp["warmup"])
             return fit_model, seg_loss(self.hp["background_loss_weight"]), None, optimizer, [StreamingMeanIoU(2)]
 
         def dataset():
@@ -789,7 +735,7 @@ class TransferNetRecipe(Recipe):
         "batch_size": 16, "encoder_steps": 1500, "encoder_lr": 1e-3, "attention_steps": 800, "attention_lr": 1e-3,
         "segmentation_steps": 1200, "segmentation_lr": 5e-4, "seg_loss_weight": 2.0, "invariances": 1,
         "pretrain_steps": 1500, "pretrain_lr": 3e-3, "background_loss_weight": 1.0, "scaffold_fade": 0.0,
-        "scaffold_drop": 0, "scaffold_order": "together",
+        "scaffold_drop": 0, "scaffold_order": "together", "warmup": 0.0,
     }
 
     def default_config(self):
