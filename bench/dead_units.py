@@ -1,7 +1,7 @@
 """ReLU channels that never fire: per trained model, on val images (a diagnostic, not a test).
 
 A channel whose ReLU output is 0 at every pixel of every image carries
-nothing; once its BN shift has gone far negative no gradient brings it back.
+nothing, and no gradient reaches it to bring it back.
 For each model (a zoo name or a ``keras-deconv train`` run directory) this
 prints how many channels are silent in all and the layers that have any
 (models with one input, images: DeconvNet, FCN-8s):

@@ -37,8 +37,10 @@ class LinearWarmup(keras.optimizers.schedules.LearningRateSchedule):
     """``schedule(step) * min(1, (step + 1) / warmup_steps)``: a linear ramp over the first steps.
 
     ``--hparam warmup=F`` (a fraction of the stage's steps). Adam's first
-    steps move every weight by about the full rate whatever the gradient;
-    in DeconvNet's coarsest decoder block that killed ReLU channels for good.
+    steps move every weight by about the full rate whatever the gradient.
+    Without a ramp, ``deconvnet-small``'s slow seeds sat on the background
+    for epochs, and FCN-8s silenced most of its fc6/fc7 channels within 400
+    steps (docs/training.md).
     """
 
     def __init__(self, schedule, warmup_steps):
