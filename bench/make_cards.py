@@ -346,38 +346,64 @@ def ship_best_val(name):
 
 
 def write(name, card):
+    """Writes zoo/cards/<name>.json in one step (a reader never sees half a card)."""
     path = registry.CARDS_DIR / f"{name}.json"
-    path.write_text(json.dumps(card, indent=1) + "\n")
+    partial = path.with_suffix(".partial")
+    partial.write_text(json.dumps(card, indent=1) + "\n")
+    partial.replace(path)
     registry._cards.cache_clear()
+
+
+def interim_seeds(name, seed, selection):
+    """The ``seeds`` record a card keeps while :func:`main` re-scores it (the card is on disk meanwhile, since
+    zoo.load reads it): the previous record if it names the same shipped seed, else the shipped seed and how
+    it was chosen. So a reader started beside it (bench/claims.py) never takes another seed as the shipped one."""
+    previous = _seeds_record(name)
+    if previous.get("shipped_seed", 0) == seed:
+        return previous or None
+    return {"shipped_seed": seed, "selected_by": selection or "seed 0 (bench/train_small.sh exports seed 0 into the zoo)",
+            "pending": "bench/make_cards.py is re-scoring this card's seeds"}
 
 
 ORACLE = "oracle image-level labels (ground-truth class ids)"
 
 
+#: Test-time augmentation rows on the cards of the dense models (DeconvNet, FCN-8s pipelines take ``tta``).
+TTA = "dihedral"
+
+
 def metrics_for(name, tag):
-    """The card metrics: the pipeline as users run it; DecoupledNet also with oracle labels."""
-    settings = [scoring.needs_oracle_labels(name)]
+    """The card metrics: the pipeline as users run it (the first: what the card reports); DecoupledNet also with
+    oracle labels; DeconvNet and FCN-8s also with test-time augmentation (``tta``, 8 views)."""
+    settings = [(scoring.needs_oracle_labels(name), None)]
     if MODELS[name]["builder"] == "DecoupledNet":
-        settings.append(True)
+        settings.append((True, None))
+    if MODELS[name]["builder"] in ("DeconvNet", "FCN8s"):
+        settings.append((False, {"tta": TTA}))
     out = []
-    for oracle in settings:
+    for oracle, options in settings:
         for count, subset in ((None, "all 500"), (evaluate.CI_SUBSET, f"first {evaluate.CI_SUBSET}")):
-            out.append(_metric(name, tag, count, subset, oracle))
+            out.append(_metric(name, tag, count, subset, oracle, options))
     return out
 
 
-def _metric(name, tag, count, subset, oracle):
+def _metric(name, tag, count, subset, oracle, options=None):
     start = time.perf_counter()
-    matrix = scoring.score_zoo_model(f"{name}.{tag}", "test", count=count, oracle_labels=oracle, config=SHAPES_CONFIG)
+    matrix = scoring.score_zoo_model(f"{name}.{tag}", "test", count=count, oracle_labels=oracle, config=SHAPES_CONFIG,
+                                     pipeline_options=options)
     setting = ORACLE if oracle else "no CRF"
     command = f"keras-deconv evaluate {name}:{tag} --data {_data_name()} --split test" + (f" --limit {count}" if count else "")
     if oracle and not scoring.needs_oracle_labels(name):
         setting, command = ORACLE + " instead of the classifier's", command + " --oracle-labels"
+    if options:
+        setting += ", test-time augmentation: " + ", ".join(f"{k}={v}" for k, v in options.items())
+        command += "".join(f" --pipeline-option {k}={v}" for k, v in options.items())
     return {
         "dataset": "shapes", "shapes_config": SHAPES_CONFIG, "shapes_version": shapes.VERSIONS[SHAPES_CONFIG],
         "split": "test", "subset": subset, "metric": "mIoU",
         "value": round(100 * matrix.mean_iou, 2), "pixel_accuracy": round(100 * matrix.pixel_accuracy, 2),
         "setting": setting, "oracle_labels": bool(oracle),
+        **({"pipeline_options": dict(options)} if options else {}),
         "command": command,
         "source": f"bench/make_cards.py (keras_deconv.zoo.scoring.score_zoo_model; zoo.load + ConfusionMatrix), {time.perf_counter() - start:.0f} s",
         "verified": False,
@@ -439,10 +465,13 @@ def copy_into_zoo(name, seed):
     for tag in MODELS[name]["tags"]:
         source = ROOT / "runs" / run_name(name, seed) / "export" / f"{tag}.weights.h5"
         target = registry.SHIPPED_WEIGHTS_DIR / f"{name}.{tag}.weights.h5"
-        if not source.exists() or (target.exists() and target.read_bytes() == source.read_bytes()):
+        if not source.exists():
+            continue
+        data = source.read_bytes()
+        if target.exists() and target.read_bytes() == data:
             continue
         partial = target.with_suffix(".partial")
-        partial.write_bytes(source.read_bytes())
+        partial.write_bytes(data)
         partial.replace(target)  # never a half-copied file in the zoo
         print(f"{name}: ships seed {seed}: {source.relative_to(ROOT)} -> {target.relative_to(ROOT)}")
 
@@ -451,7 +480,10 @@ def main(names, ship=None):
     for name in names:
         seed, selection = ship_best_val(name) if ship else (shipped_seed(name), _selection(name))
         copy_into_zoo(name, seed)
+        interim = interim_seeds(name, seed, selection)
         card = skeleton(name, seed)
+        if interim:
+            card["weights"][card["default_weights"]]["seeds"] = interim
         write(name, card)
         model = zoo.create_model(name, weights=None)
         card["architecture"]["parameter_count"] = int(model.count_params())
@@ -475,6 +507,10 @@ def main(names, ship=None):
                 if seeds:
                     card["weights"][tag]["seeds"] = seeds
                     print(name, tag, "seeds", seeds["test_miou"], f"{seeds['mean']} +- {seeds['std']}")
+                elif seed == 0:  # no other seed finished: no record needed (seed 0 ships by default)
+                    card["weights"][tag].pop("seeds", None)
+                else:  # keep saying which seed ships, or the next run would copy seed 0's weights back
+                    card["weights"][tag]["seeds"] = {**interim, "pending": "no other seed's run on this machine"}
         for file_name, what in MODELS[name].get("side_files", {}).items():
             path = registry.SHIPPED_WEIGHTS_DIR / file_name
             if path.exists():

@@ -231,6 +231,8 @@ def evaluate_command(name, data, split, data_dir, image_size, batch_size, limit,
         ]
         if segmenter.config:
             header.append("config: " + ", ".join(f"{k}={v!r}" for k, v in segmenter.config.items()))
+        if segmenter.pipeline_options:
+            header.append("pipeline: " + ", ".join(f"{k}={v!r}" for k, v in segmenter.pipeline_options.items()))
         if crf:
             header.append("crf: dense CRF applied")
         if oracle:

@@ -392,7 +392,7 @@ def load(path, *, xnnpack=True, num_threads=None, weight_cache=None, **settings)
             export of a zoo model records its card's settings in
             ``manifest.json`` or metadata (``pipeline``); they replace these defaults,
             and the settings given here replace them. A DeconvNet / FCN-8s
-            file takes none (ValueError).
+            file takes only ``tta`` (as :class:`~keras_deconv.pipelines.DeconvNetPipeline`).
 
     Returns:
         A :class:`LiteDenseSegmenter`, :class:`LiteDecoupledNet` or
@@ -429,10 +429,10 @@ def load(path, *, xnnpack=True, num_threads=None, weight_cache=None, **settings)
         settings = {**manifest.get("pipeline", {}), **settings}
         return classes[manifest["kind"]](path, xnnpack=xnnpack, num_threads=num_threads, weight_cache=weight_cache,
                                          **settings)
-    if settings:
-        raise ValueError(f"{path} is a DeconvNet / FCN-8s export: it takes no pipeline options "
+    if set(settings) - {"tta"}:
+        raise ValueError(f"{path} is a DeconvNet / FCN-8s export: its only pipeline option is tta "
                          f"(received {sorted(settings)}).")
-    return LiteDenseSegmenter(path, xnnpack=xnnpack, num_threads=num_threads, weight_cache=weight_cache)
+    return LiteDenseSegmenter(path, xnnpack=xnnpack, num_threads=num_threads, weight_cache=weight_cache, **settings)
 
 
 def _signature_manifest(path):
@@ -485,9 +485,17 @@ class LiteDenseSegmenter:
     ``metadata`` is what the export recorded in the file
     (:func:`tflite_metadata`, e.g. ``class_names``), or
     ``{}``; ``class_names`` is its label names, or None.
+
+    ``tta``: ``"none"``, ``"flip"`` or ``"dihedral"``, the Keras pipelines'
+    test-time augmentation (:func:`keras_deconv.pipelines.average_over_views`).
     """
 
-    def __init__(self, path, xnnpack=True, num_threads=None, weight_cache=None):
+    def __init__(self, path, xnnpack=True, num_threads=None, weight_cache=None, tta="none"):
+        from keras_deconv.pipelines import TTA_VIEWS
+
+        if tta not in TTA_VIEWS:
+            raise ValueError(f"Expected `tta` to be one of {', '.join(TTA_VIEWS)}. Received: tta={tta!r}")
+        self.tta = tta
         self.model = LiteModel(path, output_names=["scores"], xnnpack=xnnpack, num_threads=num_threads,
                                weight_cache=weight_cache)
         outputs = self.model.output_count
@@ -513,20 +521,24 @@ class LiteDenseSegmenter:
 
         results = []
         for image in pipelines._as_images(images):
-            height, width = image.shape[:2]
-            padded = self.padded_size(height, width)
-            if not self.any_size and (padded[0] > self.size[0] or padded[1] > self.size[1]):
-                probabilities = self._downscaled(image)
-            else:
-                canvas = np.empty((padded if self.any_size else self.size) + (3,), "float32")
-                canvas[:] = pipelines.CAFFE_MEAN_RGB
-                canvas[:height, :width] = image
-                scores = self.model(images=canvas[None])["scores"][0, :height, :width]
-                probabilities = pipelines._softmax(scores)
+            probabilities = pipelines._softmax(pipelines.average_over_views(image, self._scores, self.tta))
             results.append(pipelines.Segmentation(probabilities.argmax(-1).astype("int32"),
                                                   probabilities.reshape(-1, probabilities.shape[-1]).max(0),
                                                   probabilities.astype("float32")))
         return results
+
+    def _scores(self, image):
+        """Per-pixel scores of one image (log-probabilities when it is :meth:`_downscaled`)."""
+        from keras_deconv import pipelines
+
+        height, width = image.shape[:2]
+        padded = self.padded_size(height, width)
+        if not self.any_size and (padded[0] > self.size[0] or padded[1] > self.size[1]):
+            return np.log(np.maximum(self._downscaled(image), 1e-30))
+        canvas = np.empty((padded if self.any_size else self.size) + (3,), "float32")
+        canvas[:] = pipelines.CAFFE_MEAN_RGB
+        canvas[:height, :width] = image
+        return self.model(images=canvas[None])["scores"][0, :height, :width]
 
     def _downscaled(self, image):
         """A static file and an image larger than it: resize the image to fit, segment, resize the probabilities back.
@@ -536,11 +548,13 @@ class LiteDenseSegmenter:
         """
         import tensorflow as tf
 
+        from keras_deconv import pipelines
+
         height, width = image.shape[:2]
         scale = min(self.size[0] / height, self.size[1] / width)
         small = (max(1, int(height * scale)), max(1, int(width * scale)))
         resized = tf.image.resize(image[None].astype("float32"), small, "bilinear", antialias=True)[0].numpy()
-        probabilities = self([np.clip(np.round(resized), 0, 255).astype("uint8")])[0].probabilities
+        probabilities = pipelines._softmax(self._scores(np.clip(np.round(resized), 0, 255).astype("uint8")))
         self.downscaled += 1
         return tf.image.resize(probabilities[None], (height, width), "bilinear")[0].numpy()
 

@@ -114,6 +114,43 @@ def _static_image_size(model):
     return size
 
 
+#: ``tta=`` views: (quarter turns, mirror) pairs. "flip" is the mirror, "dihedral" every rotation by a
+#: multiple of 90 degrees with and without it (the 8 symmetries of the square).
+TTA_VIEWS = {
+    "none": ((0, False),),
+    "flip": ((0, False), (0, True)),
+    "dihedral": tuple((turns, mirror) for turns in range(4) for mirror in (False, True)),
+}
+
+
+def average_over_views(image, score_fn, tta="none"):
+    """The mean of ``score_fn`` over transformed views of ``image``, each mapped back to the image.
+
+    ``score_fn(view) -> (h, w, C)`` per-pixel scores of an ``(h, w, 3)`` view;
+    the views are :data:`TTA_VIEWS` ``[tta]``. Raw scores, not probabilities,
+    are averaged, so that the EDeconvNet product stays defined. Only right when the classes do
+    not change under the views: "flip" for most data, "dihedral" for data such
+    as ``shapes`` whose training already rotates by 90 degrees.
+
+    Example:
+
+    >>> image = np.arange(12, dtype="float32").reshape(2, 2, 3)
+    >>> scores = average_over_views(image, lambda view: view[..., :1] * 0 + view[:1, :1, :1], "flip")
+    >>> scores[..., 0].tolist()  # the top-left pixel of the image and of its mirror, averaged
+    [[1.5, 1.5], [1.5, 1.5]]
+    """
+    if tta not in TTA_VIEWS:
+        raise ValueError(f"Expected `tta` to be one of {', '.join(TTA_VIEWS)}. Received: tta={tta!r}")
+    total = None
+    for turns, mirror in TTA_VIEWS[tta]:
+        view = np.rot90(image, turns, axes=(0, 1))
+        view = np.ascontiguousarray(view[:, ::-1] if mirror else view)
+        scores = np.asarray(score_fn(view))
+        scores = np.rot90(scores[:, ::-1] if mirror else scores, -turns, axes=(0, 1))
+        total = scores.astype("float32") if total is None else total + scores
+    return total / len(TTA_VIEWS[tta])
+
+
 def grid_proposals(height, width, scales=(1.0, 0.7, 0.5), overlap=0.5):
     """Square boxes on a regular grid at a few scales: a download-free proposal generator.
 
@@ -189,6 +226,11 @@ class DeconvNetPipeline(_Pipeline):
         crf: optional ``callable(image, probabilities) -> probabilities``.
         jit_compile: run the networks under XLA; default: yes for fixed-size
             inputs (instance crops, static models), no for whole images.
+        tta: test-time augmentation, ``"none"`` (default, the paper),
+            ``"flip"`` (2 views) or ``"dihedral"`` (8 views): scores averaged
+            over mirrored / rotated copies of each image
+            (:func:`average_over_views`); the FCN-8s of an ensemble too.
+            Not with user ``boxes``.
 
     Example:
 
@@ -203,9 +245,12 @@ class DeconvNetPipeline(_Pipeline):
 
     def __init__(self, model, *, fcn=None, mode="whole", ensemble="product", proposals=None, crop_size=224,
                  max_proposals=50, min_box_size=112, min_size=224, fcn_pad_to=500, batch_size=8, crf=None,
-                 jit_compile=None):
+                 jit_compile=None, tta="none"):
         if mode not in ("whole", "instance"):
             raise ValueError(f"Expected `mode` to be 'whole' or 'instance'. Received: mode={mode!r}")
+        if tta not in TTA_VIEWS:
+            raise ValueError(f"Expected `tta` to be one of {', '.join(TTA_VIEWS)}. Received: tta={tta!r}")
+        self.tta = tta
         if ensemble not in ("product", "average"):
             raise ValueError(f"Expected `ensemble` to be 'product' or 'average'. Received: ensemble={ensemble!r}")
         self.model, self.fcn, self.mode, self.ensemble = model, fcn, mode, ensemble
@@ -225,12 +270,17 @@ class DeconvNetPipeline(_Pipeline):
         images = _as_images(images)
         if boxes is not None and len(boxes) != len(images):
             raise ValueError(f"Expected one box array per image. Received {len(boxes)} box arrays for {len(images)} images.")
+        if boxes is not None and self.tta != "none":
+            raise ValueError(f"tta={self.tta!r} transforms the image, not user boxes: pass boxes with tta='none', "
+                             "or leave boxes out to use the generated proposals of each view.")
         results = []
         for index, image in enumerate(images):
             if self.mode == "whole":
-                scores = self._whole(image)
+                scores = average_over_views(image, self._whole, self.tta)
+            elif boxes is None:
+                scores = average_over_views(image, lambda view: self._instances(view, None), self.tta)
             else:
-                scores = self._instances(image, None if boxes is None else boxes[index])
+                scores = self._instances(image, boxes[index])
             results.append(self._finish(image, scores))
         return results
 
@@ -272,6 +322,9 @@ class DeconvNetPipeline(_Pipeline):
         return canvas
 
     def _fcn_scores(self, image):
+        return average_over_views(image, self._fcn_view_scores, self.tta)
+
+    def _fcn_view_scores(self, image):
         height, width = image.shape[:2]
         if self.fcn_pad_to:
             side_h, side_w = max(self.fcn_pad_to, height), max(self.fcn_pad_to, width)
@@ -574,8 +627,8 @@ class FCN8sPipeline(DeconvNetPipeline):
     (30, 40)
     """
 
-    def __init__(self, model, *, pad_to=500, crf=None, jit_compile=True):
-        super().__init__(model, fcn=model, mode="whole", fcn_pad_to=pad_to, crf=crf, jit_compile=jit_compile)
+    def __init__(self, model, *, pad_to=500, crf=None, jit_compile=True, tta="none"):
+        super().__init__(model, fcn=model, mode="whole", fcn_pad_to=pad_to, crf=crf, jit_compile=jit_compile, tta=tta)
 
     def __call__(self, images):
         return [self._finish_fcn(image) for image in _as_images(images)]

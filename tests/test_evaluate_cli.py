@@ -228,18 +228,22 @@ def test_evaluate_and_predict_run_exported_tflite_models(tmp_path):
                                              "padding": {"min_size": 64, "multiple": 32}}
     runner = CliRunner()
     metrics = {}
-    for key, name in (("keras dense", "deconvnet-small"), ("tflite dense", dense),
-                      ("keras parts", "transfernet-small"), ("tflite parts", parts)):
+    tta = ["--pipeline-option", "tta=dihedral"]
+    for key, name, extra in (("keras dense", "deconvnet-small", []), ("tflite dense", dense, []),
+                             ("keras parts", "transfernet-small", []), ("tflite parts", parts, []),
+                             ("keras dense-tta", "deconvnet-small", tta), ("tflite dense-tta", dense, tta)):
         report = tmp_path / f"{key.replace(' ', '_')}.json"
         result = runner.invoke(cli, ["evaluate", name, "--data", "shapes", "--split", "val", "--limit", "6", "-q",
-                                     "--json", str(report)])
+                                     "--json", str(report), *extra])
         assert result.exit_code == 0, result.output
         metrics[key] = json.loads(report.read_text())["metrics"]
     # float32 exports: the same label maps as Keras, up to near ties, at most --verify's 0.1 % of pixels: pooling
     # ties for DeconvNet (LiteRT sums convolutions in another order, so a near-tie window can pool the other value:
     # docs/deployment.md, Verification) and, for TransferNet with the card's background weight 1.5, 15 of these
     # 23,664 pixels (with the earlier 0.5 this test held mIoU equal within 1e-3; not traced further).
-    for kind in ("dense", "parts"):
+    # Test-time augmentation runs the same 8 views in both runtimes (and changes the labels).
+    assert metrics["keras dense-tta"]["confusion_matrix"] != metrics["keras dense"]["confusion_matrix"]
+    for kind in ("dense", "parts", "dense-tta"):
         keras_matrix, lite_matrix = (np.asarray(metrics[f"{runtime} {kind}"]["confusion_matrix"])
                                      for runtime in ("keras", "tflite"))
         assert np.abs(lite_matrix - keras_matrix).sum() / 2 <= 0.001 * keras_matrix.sum(), kind
@@ -267,7 +271,10 @@ def test_evaluate_and_predict_run_exported_tflite_models(tmp_path):
     result = runner.invoke(cli, ["evaluate", str(tmp_path / "missing.tflite"), "--data", "shapes"])
     assert result.exit_code == 1 and "No TFLite file" in result.output
     result = runner.invoke(cli, ["evaluate", dense, "--data", "shapes", "--pipeline-option", "threshold=0.3"])
-    assert result.exit_code == 1 and "takes no pipeline options" in result.output
+    assert result.exit_code == 1 and "its only pipeline option is tta" in result.output
+    result = runner.invoke(cli, ["evaluate", dense, "--data", "shapes", "--pipeline-option", "tta=rotate"])
+    assert result.exit_code == 1 and "Expected `tta` to be one of none, flip, dihedral" in result.output
+    assert "Traceback" not in result.output
 
 
 def test_shapes_hard_is_the_version_1_generator_and_scores_like_shapes():

@@ -610,3 +610,17 @@ def test_cli_integer_only_needs_int8_and_a_single_file_model(tmp_path, monkeypat
     result = runner.invoke(cli, ["export", "decouplednet-small", "--format", "tflite", "--quantize", "int8", "--integer-only"])
     assert result.exit_code == 1 and "single-file models" in result.output
     assert os.listdir(tmp_path) == []
+
+
+def test_sample_images_seed_picks_other_val_scenes():
+    from keras_deconv.datasets import shapes
+
+    first, again, other = (export.sample_images((64, 64), count=2, seed=seed) for seed in (0, 0, 1))
+    for a, b in zip(first, again):
+        np.testing.assert_array_equal(a, b)
+    # seed 1, count 2: val scenes 2 and 3 (the last one cut to 3/4 of its height), straight from the generator.
+    np.testing.assert_array_equal(other[0], shapes.generate_example("val", 2)["image"])
+    np.testing.assert_array_equal(other[1], shapes.generate_example("val", 3)["image"][:48])
+    assert not np.array_equal(first[0], other[0])
+    # Past the 500 val scenes it wraps around instead of asking the generator for a scene that does not exist.
+    np.testing.assert_array_equal(export.sample_images((64, 64), count=2, seed=250)[0], first[0])

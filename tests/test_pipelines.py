@@ -6,8 +6,10 @@ import tensorflow as tf
 
 from keras_deconv.models import DeconvNet, DecoupledNet, FCN8s, TransferNet
 from keras_deconv.pipelines import (
+    TTA_VIEWS,
     DecoupledNetPipeline,
     DeconvNetPipeline,
+    FCN8sPipeline,
     TransferNetPipeline,
     grid_proposals,
     split_decouplednet,
@@ -124,3 +126,37 @@ def test_transfernet_pipeline_with_labels_or_a_classifier():
 def test_pipelines_reject_bad_images(deconvnet):
     with pytest.raises(ValueError, match=r"\(H, W, 3\)"):
         DeconvNetPipeline(deconvnet, min_size=64)([np.zeros((10, 10), "uint8")])
+
+
+def _tf_view(array, turns, mirror):
+    """A view as tf.image makes it (counter-clockwise quarter turns, then the mirror): the reference."""
+    view = tf.image.rot90(array, turns)
+    return (tf.image.flip_left_right(view) if mirror else view).numpy()
+
+
+def _tf_unview(array, turns, mirror):
+    return tf.image.rot90(tf.image.flip_left_right(array) if mirror else array, (4 - turns) % 4).numpy()
+
+
+@pytest.mark.parametrize("tta", ["flip", "dihedral"])
+def test_test_time_augmentation_averages_the_scores_of_each_view(deconvnet, fcn, tta):
+    images = _images(SIZES[:2], seed=3)
+    for plain, augmented in ((DeconvNetPipeline(deconvnet, min_size=64), DeconvNetPipeline(deconvnet, min_size=64, tta=tta)),
+                             (FCN8sPipeline(fcn, pad_to=64), FCN8sPipeline(fcn, pad_to=64, tta=tta))):
+        for image, result in zip(images, augmented(images)):
+            # softmax(mean of log-probabilities) = softmax(mean of scores): the per-pixel log-sum-exp cancels.
+            logs = [_tf_unview(np.log(plain([_tf_view(image, *view)])[0].probabilities), *view) for view in TTA_VIEWS[tta]]
+            expected = tf.nn.softmax(np.mean(logs, axis=0)).numpy()
+            np.testing.assert_allclose(result.probabilities, expected, atol=2e-5)
+            top2 = np.sort(expected, axis=-1)[..., -2:]
+            clear = top2[..., 1] - top2[..., 0] > 1e-4  # random weights: many near ties between the classes
+            np.testing.assert_array_equal(result.labels[clear], expected.argmax(-1)[clear])
+
+
+def test_test_time_augmentation_rejects_unknown_views_and_user_boxes(deconvnet):
+    with pytest.raises(ValueError, match="one of none, flip, dihedral"):
+        DeconvNetPipeline(deconvnet, tta="rotate")
+    pipeline = DeconvNetPipeline(deconvnet, mode="instance", crop_size=64, min_box_size=16, max_proposals=2, tta="flip")
+    with pytest.raises(ValueError, match="not user boxes"):
+        pipeline(_images(SIZES[:1]), boxes=[np.array([[0, 0, 64, 64]])])
+    _check(pipeline(_images(SIZES[:1])), _images(SIZES[:1]), 3)  # generated proposals: each view has its own

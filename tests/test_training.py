@@ -288,7 +288,8 @@ def _shipped():
                 for metric in spec["metrics"]:
                     if metric.get("subset") == f"first {evaluate.CI_SUBSET}":
                         oracle = "-oracle" if metric.get("oracle_labels") else ""
-                        cases.append(pytest.param(name, tag, metric, id=f"{name}:{tag}{oracle}"))
+                        options = "".join(f"-{k}={v}" for k, v in metric.get("pipeline_options", {}).items())
+                        cases.append(pytest.param(name, tag, metric, id=f"{name}:{tag}{oracle}{options}"))
     return cases
 
 
@@ -301,7 +302,8 @@ def test_shipped_models_reproduce_the_card_metric(name, tag, metric):
     """
     matrix = scoring.score_zoo_model(f"{name}.{tag}", "test", count=evaluate.CI_SUBSET,
                                      oracle_labels=metric.get("oracle_labels"),
-                                     config=metric.get("shapes_config", "standard"))
+                                     config=metric.get("shapes_config", "standard"),
+                                     pipeline_options=metric.get("pipeline_options"))
     assert abs(100 * matrix.mean_iou - metric["value"]) <= 0.2, (name, tag, 100 * matrix.mean_iou, metric["value"])
 
 

@@ -24,8 +24,9 @@ def shapes_config(name):
     return registry.card(base)["weights"][tag].get("shapes_config", "standard")
 
 
-def score_zoo_model(name, split="test", count=None, indices=None, image_size=64, oracle_labels=None, config=None):
-    """``zoo.load(name)`` (name may carry a tag, ``"decouplednet-small.5"``) scored on shapes.
+def score_zoo_model(name, split="test", count=None, indices=None, image_size=64, oracle_labels=None, config=None,
+                    pipeline_options=None):
+    """``zoo.load(name, **pipeline_options)`` (name may carry a tag, ``"decouplednet-small.5"``) scored on shapes.
 
     ``oracle_labels``: default :func:`needs_oracle_labels`; ``True`` also for
     DecoupledNet (its pipeline then takes the ground-truth class ids instead
@@ -36,7 +37,7 @@ def score_zoo_model(name, split="test", count=None, indices=None, image_size=64,
     """
     from keras_deconv.training.evaluate import score
 
-    pipeline = registry.load(name)
+    pipeline = registry.load(name, **(pipeline_options or {}))
     oracle = needs_oracle_labels(name) if oracle_labels is None else bool(oracle_labels)
     config = shapes_config(name) if config is None else config
     return score(pipeline, split, count=count, indices=indices, image_size=image_size, oracle_labels=oracle,
