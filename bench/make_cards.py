@@ -25,6 +25,12 @@ seed's run (command, timings, curve).
 
 ``--seeds-only NAME``: rewrite only the ``seeds`` record of an existing card
 from the seed runs on this machine (the shipped run directory not needed).
+``--metrics-only NAME``: re-score only the metrics of an existing card's
+shipped weights (no run directory needed). Without these, a model whose
+shipped run directory is missing is refused (its card would lose the command).
+
+The default weights also get the metrics with test-time augmentation
+(``--pipeline-option tta=dihedral``, 8 views) after the plain ones.
 
 The run's training curve (runs/<name>/curve.png: loss and val mIoU of every
 stage) is copied to docs/images/curves/<name>.png and named in the card.
@@ -368,18 +374,18 @@ def interim_seeds(name, seed, selection):
 ORACLE = "oracle image-level labels (ground-truth class ids)"
 
 
-#: Test-time augmentation rows on the cards of the dense models (DeconvNet, FCN-8s pipelines take ``tta``).
+#: The test-time augmentation of the cards' extra metrics (every pipeline takes ``tta``).
 TTA = "dihedral"
 
 
 def metrics_for(name, tag):
     """The card metrics: the pipeline as users run it (the first: what the card reports); DecoupledNet also with
-    oracle labels; DeconvNet and FCN-8s also with test-time augmentation (``tta``, 8 views)."""
+    oracle labels; the default tag also with test-time augmentation (``tta``, 8 views)."""
     settings = [(scoring.needs_oracle_labels(name), None)]
     if MODELS[name]["builder"] == "DecoupledNet":
         settings.append((True, None))
-    if MODELS[name]["builder"] in ("DeconvNet", "FCN8s"):
-        settings.append((False, {"tta": TTA}))
+    if tag == MODELS[name].get("default", "shapes"):
+        settings.append((scoring.needs_oracle_labels(name), {"tta": TTA}))
     out = []
     for oracle, options in settings:
         for count, subset in ((None, "all 500"), (evaluate.CI_SUBSET, f"first {evaluate.CI_SUBSET}")):
@@ -479,6 +485,9 @@ def copy_into_zoo(name, seed):
 def main(names, ship=None):
     for name in names:
         seed, selection = ship_best_val(name) if ship else (shipped_seed(name), _selection(name))
+        if not (ROOT / "runs" / run_name(name, seed)).is_dir():
+            sys.exit(f"{name}: the shipped run runs/{run_name(name, seed)} is not on this machine, so its card "
+                     f"cannot be rebuilt (command, timings); rescore it with --metrics-only or --seeds-only.")
         copy_into_zoo(name, seed)
         interim = interim_seeds(name, seed, selection)
         card = skeleton(name, seed)
@@ -523,6 +532,20 @@ def main(names, ship=None):
         write(name, card)
 
 
+def update_metrics(names):
+    """``--metrics-only``: re-scores the metrics of every shipped tag of existing cards (:func:`metrics_for`, e.g.
+    after a new metric setting) and rewrites only those, keeping the rest (command, timings, seeds) as it was:
+    for a model whose shipped run directory is not on this machine."""
+    for name in names:
+        card = json.loads((registry.CARDS_DIR / f"{name}.json").read_text())
+        for tag, spec in card["weights"].items():
+            if spec["sha256"] is None:
+                continue
+            spec["metrics"] = metrics_for(name, tag)
+            print(name, tag, [(m["subset"], m["setting"], m["value"]) for m in spec["metrics"]])
+        write(name, card)
+
+
 def update_seeds(names):
     """``--seeds-only``: re-scores the seed runs of existing cards and rewrites only their ``seeds`` record.
 
@@ -549,6 +572,10 @@ if __name__ == "__main__":
         if ship != "best-val":
             sys.exit(f"--ship takes 'best-val' (ship the seed with the best val mIoU); got {ship!r}.")
         del args[at : at + 2]
+    if "--metrics-only" in args:
+        args.remove("--metrics-only")
+        update_metrics(args or list(MODELS))
+        sys.exit(0)
     if "--seeds-only" in args:
         args.remove("--seeds-only")
         update_seeds(args or list(MODELS))

@@ -4,12 +4,14 @@ Each row is ``keras-deconv evaluate NAME --data shapes --split test
 --pipeline-option tta=T`` (the Keras pipeline), and the same for the int8
 TFLite export run by LiteRT (``keras-deconv export NAME --format tflite
 --quantize int8``, then ``keras-deconv evaluate FILE --pipeline-option
-tta=T``): mIoU, pixel accuracy and images per second (batch 1). The views are
+tta=T``): mIoU, pixel accuracy and images per second (batch 1). DecoupledNet
+uses its own classifier, TransferNet the ground-truth image-level labels (its
+card's setting: an oracle-label evaluation). The views are
 ``keras_deconv.pipelines.TTA_VIEWS``: the mirror, and the 8 symmetries of the
 square, which leave a ``shapes`` class unchanged (training rotates by
 multiples of 90 degrees and mirrors). A few minutes per model.
 
-    python bench/tta.py [--models deconvnet-small,fcn8s-small] [--split test] [--limit N] [--no-int8]
+    python bench/tta.py [--models deconvnet-small,fcn8s-small,...] [--split test] [--limit N] [--no-int8]
 """
 
 import argparse
@@ -18,7 +20,7 @@ import tempfile
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-MODELS = ["deconvnet-small", "fcn8s-small"]
+MODELS = ["deconvnet-small", "fcn8s-small", "decouplednet-small", "transfernet-small"]
 
 
 def main():
@@ -45,7 +47,8 @@ def main():
                     path, class_names=source.class_names, pipeline_options={"tta": tta})))
             for runtime, load in runtimes:
                 for tta in TTA_VIEWS:
-                    report = evaluation.evaluate(load(tta), source)
+                    segmenter = load(tta)
+                    report = evaluation.evaluate(segmenter, source, oracle_labels=segmenter.needs_image_labels)
                     confusion = report.confusion
                     print(f"{name:18s} {runtime:12s} {tta:9s} {len(TTA_VIEWS[tta]):5d} {100 * confusion.mean_iou:6.2f} "
                           f"{100 * confusion.pixel_accuracy:6.2f} {report.images_per_second:7.1f}", flush=True)

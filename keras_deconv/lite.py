@@ -388,11 +388,12 @@ def load(path, *, xnnpack=True, num_threads=None, weight_cache=None, **settings)
             same files map the packed weights instead of packing them again
             (see :class:`LiteModel`).
         **settings: pipeline settings: ``threshold`` (DecoupledNet 0.5,
-            TransferNet 0.6), ``background_weight`` (TransferNet 0.5). An
+            TransferNet 0.6), ``background_weight`` (TransferNet 0.5),
+            ``tta`` (every pipeline: test-time augmentation, "none"). An
             export of a zoo model records its card's settings in
             ``manifest.json`` or metadata (``pipeline``); they replace these defaults,
             and the settings given here replace them. A DeconvNet / FCN-8s
-            file takes only ``tta`` (as :class:`~keras_deconv.pipelines.DeconvNetPipeline`).
+            file takes only ``tta``.
 
     Returns:
         A :class:`LiteDenseSegmenter`, :class:`LiteDecoupledNet` or
@@ -657,9 +658,12 @@ class LiteDecoupledNet(_LiteTwoPart):
     :class:`~keras_deconv.pipelines.DecoupledNetPipeline`.
     """
 
-    def __init__(self, folder, *, threshold=0.5, xnnpack=True, num_threads=None, weight_cache=None):
+    def __init__(self, folder, *, threshold=0.5, xnnpack=True, num_threads=None, weight_cache=None, tta="none"):
+        from keras_deconv.pipelines import _check_tta
+
+        _check_tta(tta)
         super().__init__(folder, xnnpack, num_threads, weight_cache)
-        self.threshold = threshold
+        self.threshold, self.tta = threshold, tta
 
     def __call__(self, images, labels=None):
         """Segment ``images``; ``labels`` (1-based class ids per image) replace the classifier's detection."""
@@ -668,7 +672,8 @@ class LiteDecoupledNet(_LiteTwoPart):
         images = pipelines._as_images(images)
         if labels is not None and len(labels) != len(images):
             raise ValueError(f"Expected one label list per image. Received {len(labels)} for {len(images)} images.")
-        return [self._one(image, None if labels is None else labels[i]) for i, image in enumerate(images)]
+        return [pipelines.segment_over_views(image, lambda view: self._one(view, None if labels is None else labels[i]),
+                                             self.tta) for i, image in enumerate(images)]
 
     def _one(self, image, ids=None):
         from keras_deconv import pipelines
@@ -692,9 +697,12 @@ class LiteTransferNet(_LiteTwoPart):
     """
 
     def __init__(self, folder, *, threshold=0.6, background_weight=0.5, xnnpack=True, num_threads=None,
-                 weight_cache=None):
+                 weight_cache=None, tta="none"):
+        from keras_deconv.pipelines import _check_tta
+
+        _check_tta(tta)
         super().__init__(folder, xnnpack, num_threads, weight_cache)
-        self.threshold, self.background_weight = threshold, background_weight
+        self.threshold, self.background_weight, self.tta = threshold, background_weight, tta
 
     def __call__(self, images, labels=None, class_scores=None):
         from keras_deconv import pipelines
@@ -708,7 +716,7 @@ class LiteTransferNet(_LiteTwoPart):
                 ids, scores = pipelines.transfernet_class_ids(self.num_classes, self.threshold, ids=labels[index])
             else:
                 ids, scores = pipelines.transfernet_class_ids(self.num_classes, self.threshold, scores=class_scores[index])
-            results.append(self._one(image, ids, scores))
+            results.append(pipelines.segment_over_views(image, lambda view: self._one(view, ids, scores), self.tta))
         return results
 
     def _one(self, image, ids, scores):

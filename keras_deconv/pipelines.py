@@ -139,16 +139,52 @@ def average_over_views(image, score_fn, tta="none"):
     >>> scores[..., 0].tolist()  # the top-left pixel of the image and of its mirror, averaged
     [[1.5, 1.5], [1.5, 1.5]]
     """
-    if tta not in TTA_VIEWS:
-        raise ValueError(f"Expected `tta` to be one of {', '.join(TTA_VIEWS)}. Received: tta={tta!r}")
+    _check_tta(tta)
     total = None
     for turns, mirror in TTA_VIEWS[tta]:
-        view = np.rot90(image, turns, axes=(0, 1))
-        view = np.ascontiguousarray(view[:, ::-1] if mirror else view)
-        scores = np.asarray(score_fn(view))
-        scores = np.rot90(scores[:, ::-1] if mirror else scores, -turns, axes=(0, 1))
+        scores = _unview(np.asarray(score_fn(_view(image, turns, mirror))), turns, mirror)
         total = scores.astype("float32") if total is None else total + scores
     return total / len(TTA_VIEWS[tta])
+
+
+def segment_over_views(image, segment, tta="none"):
+    """:class:`Segmentation` of ``image`` from ``segment(view)`` on each view, averaged (``tta``, as above).
+
+    For the multi-pass pipelines (DecoupledNet, TransferNet), whose label
+    rule is the argmax of their ``probabilities``: the views' probability
+    maps (and TransferNet's attention maps) are mapped back and averaged,
+    their image-level ``scores`` averaged; labels are the argmax. Each view
+    runs the whole pipeline, its own detection included.
+    """
+    _check_tta(tta)
+    if tta == "none":
+        return segment(image)
+    views = TTA_VIEWS[tta]
+    probabilities, scores, attention = 0.0, 0.0, {}
+    for turns, mirror in views:
+        result = segment(_view(image, turns, mirror))
+        probabilities = probabilities + _unview(result.probabilities, turns, mirror) / len(views)
+        scores = scores + np.asarray(result.scores, "float32") / len(views)
+        for class_id, amap in (result.attention or {}).items():
+            attention[class_id] = attention.get(class_id, 0.0) + _unview(amap, turns, mirror) / len(views)
+    probabilities = probabilities.astype("float32")
+    return Segmentation(probabilities.argmax(-1).astype("int32"), scores, probabilities, attention or None)
+
+
+def _check_tta(tta):
+    if tta not in TTA_VIEWS:
+        raise ValueError(f"Expected `tta` to be one of {', '.join(TTA_VIEWS)}. Received: tta={tta!r}")
+
+
+def _view(image, turns, mirror):
+    """``turns`` counter-clockwise quarter turns of ``image``, then the mirror (left-right)."""
+    view = np.rot90(image, turns, axes=(0, 1))
+    return np.ascontiguousarray(view[:, ::-1] if mirror else view)
+
+
+def _unview(array, turns, mirror):
+    """Maps a per-pixel array of a view back onto the image (the inverse of :func:`_view`)."""
+    return np.rot90(array[:, ::-1] if mirror else array, -turns, axes=(0, 1))
 
 
 def grid_proposals(height, width, scales=(1.0, 0.7, 0.5), overlap=0.5):
@@ -248,8 +284,7 @@ class DeconvNetPipeline(_Pipeline):
                  jit_compile=None, tta="none"):
         if mode not in ("whole", "instance"):
             raise ValueError(f"Expected `mode` to be 'whole' or 'instance'. Received: mode={mode!r}")
-        if tta not in TTA_VIEWS:
-            raise ValueError(f"Expected `tta` to be one of {', '.join(TTA_VIEWS)}. Received: tta={tta!r}")
+        _check_tta(tta)
         self.tta = tta
         if ensemble not in ("product", "average"):
             raise ValueError(f"Expected `ensemble` to be 'product' or 'average'. Received: ensemble={ensemble!r}")
@@ -464,6 +499,9 @@ class DecoupledNetPipeline(_Pipeline):
     query values ``s_j`` are the same, only the set of classes is given. Use
     it to measure the segmentation network apart from the classifier.
 
+    ``tta="flip"|"dihedral"``: the whole procedure on each view of the image,
+    averaged (:func:`segment_over_views`).
+
     Example:
 
     >>> import numpy as np
@@ -474,8 +512,9 @@ class DecoupledNetPipeline(_Pipeline):
     ((40, 90), (40, 90, 5))
     """
 
-    def __init__(self, model, *, threshold=0.5, jit_compile=True):
-        self.model, self.threshold = model, threshold
+    def __init__(self, model, *, threshold=0.5, jit_compile=True, tta="none"):
+        _check_tta(tta)
+        self.model, self.threshold, self.tta = model, threshold, tta
         self.size = _static_image_size(model)
         self.encoder, self.decoder, self._cut = split_decouplednet(model)
         self._encode, self._decode = compiled(self.encoder, jit_compile), compiled(self.decoder, jit_compile)
@@ -484,7 +523,8 @@ class DecoupledNetPipeline(_Pipeline):
         images = _as_images(images)
         if labels is not None and len(labels) != len(images):
             raise ValueError(f"Expected one label list per image. Received {len(labels)} for {len(images)} images.")
-        return [self._one(image, None if labels is None else labels[i]) for i, image in enumerate(images)]
+        return [segment_over_views(image, lambda view: self._one(view, None if labels is None else labels[i]), self.tta)
+                for i, image in enumerate(images)]
 
     def _one(self, image, ids=None):
         height, width = image.shape[:2]
@@ -560,6 +600,8 @@ class TransferNetPipeline(_Pipeline):
 
     ``scores`` holds the classifier scores (or 1 for user-given ids);
     ``probabilities[..., 0]`` is ``1 - max`` of the class maps.
+    ``tta="flip"|"dihedral"``: the whole procedure on each view of the image,
+    averaged (:func:`segment_over_views`).
 
     Example:
 
@@ -571,8 +613,10 @@ class TransferNetPipeline(_Pipeline):
     (30, 20)
     """
 
-    def __init__(self, model, *, classifier=None, threshold=0.6, background_weight=0.5, crf=None, jit_compile=True):
-        self.model, self.classifier, self.threshold = model, classifier, threshold
+    def __init__(self, model, *, classifier=None, threshold=0.6, background_weight=0.5, crf=None, jit_compile=True,
+                 tta="none"):
+        _check_tta(tta)
+        self.model, self.classifier, self.threshold, self.tta = model, classifier, threshold, tta
         self.background_weight, self.crf = background_weight, crf
         self.size = _static_image_size(model)
         self.num_classes = model.inputs[1].shape[-1]
@@ -585,7 +629,8 @@ class TransferNetPipeline(_Pipeline):
             raise ValueError("TransferNetPipeline needs class ids: pass `labels=` per image or build it with `classifier=`.")
         if labels is not None and len(labels) != len(images):
             raise ValueError(f"Expected one label list per image. Received {len(labels)} for {len(images)} images.")
-        return [self._one(image, None if labels is None else labels[i]) for i, image in enumerate(images)]
+        return [segment_over_views(image, lambda view: self._one(view, None if labels is None else labels[i]), self.tta)
+                for i, image in enumerate(images)]
 
     def _class_ids(self, image, ids):
         if ids is not None:

@@ -231,7 +231,8 @@ def test_evaluate_and_predict_run_exported_tflite_models(tmp_path):
     tta = ["--pipeline-option", "tta=dihedral"]
     for key, name, extra in (("keras dense", "deconvnet-small", []), ("tflite dense", dense, []),
                              ("keras parts", "transfernet-small", []), ("tflite parts", parts, []),
-                             ("keras dense-tta", "deconvnet-small", tta), ("tflite dense-tta", dense, tta)):
+                             ("keras dense-tta", "deconvnet-small", tta), ("tflite dense-tta", dense, tta),
+                             ("keras parts-tta", "transfernet-small", tta), ("tflite parts-tta", parts, tta)):
         report = tmp_path / f"{key.replace(' ', '_')}.json"
         result = runner.invoke(cli, ["evaluate", name, "--data", "shapes", "--split", "val", "--limit", "6", "-q",
                                      "--json", str(report), *extra])
@@ -243,11 +244,15 @@ def test_evaluate_and_predict_run_exported_tflite_models(tmp_path):
     # 23,664 pixels (with the earlier 0.5 this test held mIoU equal within 1e-3; not traced further).
     # Test-time augmentation runs the same 8 views in both runtimes (and changes the labels).
     assert metrics["keras dense-tta"]["confusion_matrix"] != metrics["keras dense"]["confusion_matrix"]
-    for kind in ("dense", "parts", "dense-tta"):
+    for kind in ("dense", "parts", "dense-tta", "parts-tta"):
         keras_matrix, lite_matrix = (np.asarray(metrics[f"{runtime} {kind}"]["confusion_matrix"])
                                      for runtime in ("keras", "tflite"))
         assert np.abs(lite_matrix - keras_matrix).sum() / 2 <= 0.001 * keras_matrix.sum(), kind
-        assert metrics[f"tflite {kind}"]["mean_iou"] == pytest.approx(metrics[f"keras {kind}"]["mean_iou"], abs=5e-3)
+        # TransferNet with views: each view's foreground test (p_fg > p_bg) is a threshold, so a near tie that
+        # LiteRT rounds the other way moves 1/8 of a pixel's averaged map; on 6 images a few such pixels of a
+        # small class move the mIoU by up to a point (the pixel bound above still holds).
+        tolerance = 1e-2 if kind == "parts-tta" else 5e-3
+        assert metrics[f"tflite {kind}"]["mean_iou"] == pytest.approx(metrics[f"keras {kind}"]["mean_iou"], abs=tolerance), kind
 
     image = tmp_path / "shape.png"
     Image.fromarray(shapes.generate_example("val", 0, image_size=64)["image"]).save(image)

@@ -160,3 +160,26 @@ def test_test_time_augmentation_rejects_unknown_views_and_user_boxes(deconvnet):
     with pytest.raises(ValueError, match="not user boxes"):
         pipeline(_images(SIZES[:1]), boxes=[np.array([[0, 0, 64, 64]])])
     _check(pipeline(_images(SIZES[:1])), _images(SIZES[:1]), 3)  # generated proposals: each view has its own
+
+
+def test_multi_pass_pipelines_average_whole_runs_over_the_views():
+    """DecoupledNet and TransferNet: each view runs the whole procedure; probabilities and attention are averaged."""
+    decoupled = DecoupledNet(num_classes=4, input_shape=(64, 64, 3), width=SMALL, fc_kernel_size=1)
+    transfer = TransferNet(num_classes=4, input_shape=(64, 64, 3), width=SMALL)
+    image = _images([(50, 70)], seed=5)[0]
+    cases = [(DecoupledNetPipeline(decoupled, threshold=0.0), DecoupledNetPipeline(decoupled, threshold=0.0, tta="dihedral"), {}),
+             (TransferNetPipeline(transfer), TransferNetPipeline(transfer, tta="flip"), {"labels": [[1, 3]]})]
+    for plain, augmented, kwargs in cases:
+        views = TTA_VIEWS[augmented.tta]
+        runs = [(plain([_tf_view(image, *view)], **kwargs)[0], view) for view in views]
+        expected = np.mean([_tf_unview(run.probabilities, *view) for run, view in runs], axis=0)
+        result = augmented([image], **kwargs)[0]
+        np.testing.assert_allclose(result.probabilities, expected, atol=1e-6)
+        np.testing.assert_array_equal(result.labels, result.probabilities.argmax(-1))
+        np.testing.assert_allclose(result.scores, np.mean([run.scores for run, _ in runs], axis=0), atol=1e-6)
+        if runs[0][0].attention:
+            for class_id in (1, 3):
+                mean = np.mean([_tf_unview(run.attention[class_id][..., None], *view)[..., 0] for run, view in runs], axis=0)
+                np.testing.assert_allclose(result.attention[class_id], mean, atol=1e-6)
+        with pytest.raises(ValueError, match="one of none, flip, dihedral"):
+            type(plain)(plain.model, tta="all")

@@ -149,8 +149,8 @@ def load_exported_segmenter(path, class_names=None, pipeline_options=None, xnnpa
         class_names: names of the labels when the export does not record them
             (a ``.tflite`` file exported from a Keras model rather than a zoo
             name): used if their count fits, else ``class_1``, ``class_2``, ...
-        pipeline_options: ``threshold`` (DecoupledNet, TransferNet) and
-            ``background_weight`` (TransferNet).
+        pipeline_options: ``threshold`` (DecoupledNet, TransferNet),
+            ``background_weight`` (TransferNet) and ``tta`` (all).
         xnnpack, num_threads, weight_cache: see :func:`keras_deconv.lite.load`.
 
     Raises:
@@ -178,7 +178,7 @@ def load_exported_segmenter(path, class_names=None, pipeline_options=None, xnnpa
         pipeline = lite.load(path, xnnpack=xnnpack, num_threads=num_threads, weight_cache=weight_cache, **options)
     except TypeError as error:  # an option the pipeline class does not take
         raise ValueError(f"{path}: unknown pipeline option(s) {sorted(options)} for this export "
-                         f"(DecoupledNet: threshold; TransferNet: threshold, background_weight): {error}") from None
+                         f"(all: tta; DecoupledNet: threshold; TransferNet: threshold, background_weight): {error}") from None
     recorded_names = None
     if isinstance(pipeline, lite.LiteDenseSegmenter):
         family = "DeconvNet / FCN-8s (TFLite)"
