@@ -155,6 +155,14 @@ def segment_over_views(image, segment, tta="none"):
     maps (and TransferNet's attention maps) are mapped back and averaged,
     their image-level ``scores`` averaged; labels are the argmax. Each view
     runs the whole pipeline, its own detection included.
+
+    Example (a per-pixel rule gives the same labels from every view):
+
+    >>> image = np.zeros((2, 3, 3), "float32"); image[0, 0, 0] = 1
+    >>> rule = lambda view: Segmentation(None, np.ones(2, "float32"),
+    ...                                  np.stack([view[..., 0], 1 - view[..., 0]], -1))
+    >>> segment_over_views(image, rule, "dihedral").labels.tolist()
+    [[0, 1, 1], [1, 1, 1]]
     """
     _check_tta(tta)
     if tta == "none":
