@@ -655,7 +655,7 @@ class LiteDecoupledNet(_LiteTwoPart):
     ``s * [s > threshold]`` and one pass per detected class ``j`` with
     ``e_j * s_j``; softmax; stack, fix empty pixels, normalise, resize back
     (bicubic), argmax. Same results as
-    :class:`~keras_deconv.pipelines.DecoupledNetPipeline`.
+    :class:`~keras_deconv.pipelines.DecoupledNetPipeline`, ``tta`` included.
     """
 
     def __init__(self, folder, *, threshold=0.5, xnnpack=True, num_threads=None, weight_cache=None, tta="none"):
@@ -672,10 +672,17 @@ class LiteDecoupledNet(_LiteTwoPart):
         images = pipelines._as_images(images)
         if labels is not None and len(labels) != len(images):
             raise ValueError(f"Expected one label list per image. Received {len(labels)} for {len(images)} images.")
-        return [pipelines.segment_over_views(image, lambda view: self._one(view, None if labels is None else labels[i]),
-                                             self.tta) for i, image in enumerate(images)]
+        return [self._one(image, None if labels is None else labels[i]) for i, image in enumerate(images)]
 
     def _one(self, image, ids=None):
+        from keras_deconv import pipelines
+
+        runs = [(self._single(pipelines._view(image, turns, mirror), ids), turns, mirror)
+                for turns, mirror in pipelines.TTA_VIEWS[self.tta]]
+        return pipelines._views_segmentation([pipelines._unview(run.probabilities, turns, mirror) for run, turns, mirror in runs],
+                                            np.mean([run.scores for run, _, _ in runs], axis=0))
+
+    def _single(self, image, ids=None):
         from keras_deconv import pipelines
 
         height, width = image.shape[:2]
@@ -693,7 +700,9 @@ class LiteTransferNet(_LiteTwoPart):
     ``class_scores`` per image (ids with a score >= ``threshold``, else the
     best one). One decoder pass per id; background probability times
     ``background_weight``; resized back (bicubic); argmax over classes,
-    background where no class is foreground.
+    background where no class is foreground. ``tta``: the passes' maps
+    averaged over the views before the foreground test, as
+    :class:`~keras_deconv.pipelines.TransferNetPipeline`.
     """
 
     def __init__(self, folder, *, threshold=0.6, background_weight=0.5, xnnpack=True, num_threads=None,
@@ -716,7 +725,7 @@ class LiteTransferNet(_LiteTwoPart):
                 ids, scores = pipelines.transfernet_class_ids(self.num_classes, self.threshold, ids=labels[index])
             else:
                 ids, scores = pipelines.transfernet_class_ids(self.num_classes, self.threshold, scores=class_scores[index])
-            results.append(pipelines.segment_over_views(image, lambda view: self._one(view, ids, scores), self.tta))
+            results.append(self._one(image, ids, scores))
         return results
 
     def _one(self, image, ids, scores):
@@ -726,13 +735,23 @@ class LiteTransferNet(_LiteTwoPart):
         class_maps = np.zeros((height, width, self.num_classes), "float32")
         attention = {} if "attention" in self.decoder.outputs else None
         if ids.size:
-            encoded = self._encode(image)
-            decoded = self._decode(encoded, np.eye(self.num_classes, dtype="float32")[ids - 1])
-            p = pipelines.transfernet_pass_probabilities(decoded["seg_score"], self.background_weight)
+            maps = pipelines.average_over_views(image, lambda view: self._pass_maps(view, ids), self.tta)
             for k, class_id in enumerate(ids):
-                binary = pipelines._back_to_image(p[k], height, width)
+                binary = maps[..., 2 * k : 2 * k + 2]
                 foreground = binary.argmax(-1) == 1
                 class_maps[..., class_id - 1] = np.where(foreground, binary[..., 1], 0.0)
                 if attention is not None:
-                    attention[int(class_id)] = pipelines._back_to_image(decoded["attention"][k], height, width)[..., 0]
+                    attention[int(class_id)] = maps[..., 2 * len(ids) + k]
         return pipelines.combine_transfernet(class_maps, scores, attention)
+
+    def _pass_maps(self, image, ids):
+        """``(H, W, 2K [+ K])``: ``[p_bg, p_fg]`` per class pass, then the attention maps if exported."""
+        from keras_deconv import pipelines
+
+        height, width = image.shape[:2]
+        decoded = self._decode(self._encode(image), np.eye(self.num_classes, dtype="float32")[ids - 1])
+        p = pipelines.transfernet_pass_probabilities(decoded["seg_score"], self.background_weight)
+        maps = [pipelines._back_to_image(p[k], height, width) for k in range(len(ids))]
+        if "attention" in self.decoder.outputs:
+            maps += [pipelines._back_to_image(decoded["attention"][k], height, width) for k in range(len(ids))]
+        return np.concatenate(maps, axis=-1)

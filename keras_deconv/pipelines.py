@@ -147,36 +147,10 @@ def average_over_views(image, score_fn, tta="none"):
     return total / len(TTA_VIEWS[tta])
 
 
-def segment_over_views(image, segment, tta="none"):
-    """:class:`Segmentation` of ``image`` from ``segment(view)`` on each view, averaged (``tta``, as above).
-
-    For the multi-pass pipelines (DecoupledNet, TransferNet), whose label
-    rule is the argmax of their ``probabilities``: the views' probability
-    maps (and TransferNet's attention maps) are mapped back and averaged,
-    their image-level ``scores`` averaged; labels are the argmax. Each view
-    runs the whole pipeline, its own detection included.
-
-    Example (a per-pixel rule gives the same labels from every view):
-
-    >>> image = np.zeros((2, 3, 3), "float32"); image[0, 0, 0] = 1
-    >>> rule = lambda view: Segmentation(None, np.ones(2, "float32"),
-    ...                                  np.stack([view[..., 0], 1 - view[..., 0]], -1))
-    >>> segment_over_views(image, rule, "dihedral").labels.tolist()
-    [[0, 1, 1], [1, 1, 1]]
-    """
-    _check_tta(tta)
-    if tta == "none":
-        return segment(image)
-    views = TTA_VIEWS[tta]
-    probabilities, scores, attention = 0.0, 0.0, {}
-    for turns, mirror in views:
-        result = segment(_view(image, turns, mirror))
-        probabilities = probabilities + _unview(result.probabilities, turns, mirror) / len(views)
-        scores = scores + np.asarray(result.scores, "float32") / len(views)
-        for class_id, amap in (result.attention or {}).items():
-            attention[class_id] = attention.get(class_id, 0.0) + _unview(amap, turns, mirror) / len(views)
-    probabilities = probabilities.astype("float32")
-    return Segmentation(probabilities.argmax(-1).astype("int32"), scores, probabilities, attention or None)
+def _views_segmentation(maps, scores):
+    """The :class:`Segmentation` of the mean of per-view probability maps (already mapped back): argmax labels."""
+    probabilities = np.mean(maps, axis=0).astype("float32") if len(maps) > 1 else maps[0]
+    return Segmentation(probabilities.argmax(-1).astype("int32"), np.asarray(scores, "float32"), probabilities)
 
 
 def _check_tta(tta):
@@ -507,8 +481,9 @@ class DecoupledNetPipeline(_Pipeline):
     query values ``s_j`` are the same, only the set of classes is given. Use
     it to measure the segmentation network apart from the classifier.
 
-    ``tta="flip"|"dihedral"``: the whole procedure on each view of the image,
-    averaged (:func:`segment_over_views`).
+    ``tta="flip"|"dihedral"``: the whole procedure on each view of the image
+    (its own detection included); the views' maps are mapped back and
+    averaged before the argmax, and so are the scores.
 
     Example:
 
@@ -531,10 +506,14 @@ class DecoupledNetPipeline(_Pipeline):
         images = _as_images(images)
         if labels is not None and len(labels) != len(images):
             raise ValueError(f"Expected one label list per image. Received {len(labels)} for {len(images)} images.")
-        return [segment_over_views(image, lambda view: self._one(view, None if labels is None else labels[i]), self.tta)
-                for i, image in enumerate(images)]
+        return [self._one(image, None if labels is None else labels[i]) for i, image in enumerate(images)]
 
     def _one(self, image, ids=None):
+        runs = [(self._single(_view(image, turns, mirror), ids), turns, mirror) for turns, mirror in TTA_VIEWS[self.tta]]
+        return _views_segmentation([_unview(run.probabilities, turns, mirror) for run, turns, mirror in runs],
+                                  np.mean([run.scores for run, _, _ in runs], axis=0))
+
+    def _single(self, image, ids=None):
         height, width = image.shape[:2]
         encoded = self._encode(tf.constant(_pad_square_and_resize(image, self.size)[None]))
         scores = np.asarray(encoded["cls-score-avg-sigmoid"])[0]
@@ -608,8 +587,9 @@ class TransferNetPipeline(_Pipeline):
 
     ``scores`` holds the classifier scores (or 1 for user-given ids);
     ``probabilities[..., 0]`` is ``1 - max`` of the class maps.
-    ``tta="flip"|"dihedral"``: the whole procedure on each view of the image,
-    averaged (:func:`segment_over_views`).
+    ``tta="flip"|"dihedral"``: step 3 on each view of the image; the
+    ``[p_bg, p_fg]`` and attention maps are mapped back and averaged before
+    step 4 (:func:`average_over_views`); the classifier sees the image once.
 
     Example:
 
@@ -637,8 +617,7 @@ class TransferNetPipeline(_Pipeline):
             raise ValueError("TransferNetPipeline needs class ids: pass `labels=` per image or build it with `classifier=`.")
         if labels is not None and len(labels) != len(images):
             raise ValueError(f"Expected one label list per image. Received {len(labels)} for {len(images)} images.")
-        return [segment_over_views(image, lambda view: self._one(view, None if labels is None else labels[i]), self.tta)
-                for i, image in enumerate(images)]
+        return [self._one(image, None if labels is None else labels[i]) for i, image in enumerate(images)]
 
     def _class_ids(self, image, ids):
         if ids is not None:
@@ -651,20 +630,27 @@ class TransferNetPipeline(_Pipeline):
         class_maps = np.zeros((height, width, self.num_classes), "float32")
         attention = {}
         if ids.size:
-            encoded = self._encode(tf.constant(_pad_square_and_resize(image, self.size)[None]))
-            queries = np.eye(self.num_classes, dtype="float32")[ids - 1]
-            repeated = [tf.repeat(encoded[name], len(ids), axis=0) for name in self._cut]
-            decoded = self._decode(tf.constant(queries), *repeated)
-            p = transfernet_pass_probabilities(np.asarray(decoded["seg-score"]), self.background_weight)
-            att = np.asarray(decoded["att"])
+            maps = average_over_views(image, lambda view: self._pass_maps(view, ids), self.tta)
             for k, class_id in enumerate(ids):
-                binary = _back_to_image(p[k], height, width)
+                binary = maps[..., 2 * k : 2 * k + 2]
                 if self.crf is not None:
                     binary = np.asarray(self.crf(image, binary), "float32")
                 foreground = binary.argmax(-1) == 1
                 class_maps[..., class_id - 1] = np.where(foreground, binary[..., 1], 0.0)
-                attention[int(class_id)] = _back_to_image(att[k], height, width)[..., 0]
+                attention[int(class_id)] = maps[..., 2 * len(ids) + k]
         return combine_transfernet(class_maps, scores, attention)
+
+    def _pass_maps(self, image, ids):
+        """``(H, W, 3K)``: ``[p_bg, p_fg]`` of each class's pass, then each attention map, at the image's size."""
+        height, width = image.shape[:2]
+        encoded = self._encode(tf.constant(_pad_square_and_resize(image, self.size)[None]))
+        queries = np.eye(self.num_classes, dtype="float32")[ids - 1]
+        repeated = [tf.repeat(encoded[name], len(ids), axis=0) for name in self._cut]
+        decoded = self._decode(tf.constant(queries), *repeated)
+        p = transfernet_pass_probabilities(np.asarray(decoded["seg-score"]), self.background_weight)
+        att = np.asarray(decoded["att"])
+        return np.concatenate([_back_to_image(p[k], height, width) for k in range(len(ids))]
+                              + [_back_to_image(att[k], height, width) for k in range(len(ids))], axis=-1)
 
 
 # ----------------------------------------------------------------------------- FCN-8s / EDeconvNet

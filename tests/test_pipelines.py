@@ -162,24 +162,43 @@ def test_test_time_augmentation_rejects_unknown_views_and_user_boxes(deconvnet):
     _check(pipeline(_images(SIZES[:1])), _images(SIZES[:1]), 3)  # generated proposals: each view has its own
 
 
-def test_multi_pass_pipelines_average_whole_runs_over_the_views():
-    """DecoupledNet and TransferNet: each view runs the whole procedure; probabilities and attention are averaged."""
+def test_decouplednet_averages_whole_runs_over_the_views():
+    """DecoupledNet: each view runs the whole procedure (its own detection); maps and image scores are averaged."""
     decoupled = DecoupledNet(num_classes=4, input_shape=(64, 64, 3), width=SMALL, fc_kernel_size=1)
+    image = _images([(50, 70)], seed=5)[0]
+    plain, augmented = DecoupledNetPipeline(decoupled), DecoupledNetPipeline(decoupled, tta="dihedral")
+    runs = [(plain([_tf_view(image, *view)])[0], view) for view in TTA_VIEWS["dihedral"]]
+    result = augmented([image])[0]
+    expected = np.mean([_tf_unview(run.probabilities, *view) for run, view in runs], axis=0)
+    np.testing.assert_allclose(result.probabilities, expected, atol=1e-6)
+    np.testing.assert_array_equal(result.labels, result.probabilities.argmax(-1))
+    np.testing.assert_allclose(result.scores, np.mean([run.scores for run, _ in runs], axis=0), atol=1e-6)
+    with pytest.raises(ValueError, match="one of none, flip, dihedral"):
+        DecoupledNetPipeline(decoupled, tta="all")
+
+
+def test_transfernet_averages_each_class_pass_over_the_views_before_deciding():
+    """TransferNet: [p_bg, p_fg] of every class pass (seen through the CRF hook) is averaged over the views."""
     transfer = TransferNet(num_classes=4, input_shape=(64, 64, 3), width=SMALL)
     image = _images([(50, 70)], seed=5)[0]
-    cases = [(DecoupledNetPipeline(decoupled, threshold=0.0), DecoupledNetPipeline(decoupled, threshold=0.0, tta="dihedral"), {}),
-             (TransferNetPipeline(transfer), TransferNetPipeline(transfer, tta="flip"), {"labels": [[1, 3]]})]
-    for plain, augmented, kwargs in cases:
-        views = TTA_VIEWS[augmented.tta]
-        runs = [(plain([_tf_view(image, *view)], **kwargs)[0], view) for view in views]
-        expected = np.mean([_tf_unview(run.probabilities, *view) for run, view in runs], axis=0)
-        result = augmented([image], **kwargs)[0]
-        np.testing.assert_allclose(result.probabilities, expected, atol=1e-6)
-        np.testing.assert_array_equal(result.labels, result.probabilities.argmax(-1))
-        np.testing.assert_allclose(result.scores, np.mean([run.scores for run, _ in runs], axis=0), atol=1e-6)
-        if runs[0][0].attention:
-            for class_id in (1, 3):
-                mean = np.mean([_tf_unview(run.attention[class_id][..., None], *view)[..., 0] for run, view in runs], axis=0)
-                np.testing.assert_allclose(result.attention[class_id], mean, atol=1e-6)
-        with pytest.raises(ValueError, match="one of none, flip, dihedral"):
-            type(plain)(plain.model, tta="all")
+
+    def recorder(seen):
+        return lambda image, binary: seen.append(np.array(binary)) or binary  # a CRF that changes nothing
+
+    per_view = []
+    for view in TTA_VIEWS["dihedral"]:
+        seen = []
+        run = TransferNetPipeline(transfer, crf=recorder(seen))([_tf_view(image, *view)], labels=[[1, 3]])[0]
+        per_view.append(([_tf_unview(binary, *view) for binary in seen],
+                         {k: _tf_unview(a[..., None], *view)[..., 0] for k, a in run.attention.items()}))
+    seen = []
+    result = TransferNetPipeline(transfer, crf=recorder(seen), tta="dihedral")([image], labels=[[1, 3]])[0]
+    for k, class_id in enumerate((1, 3)):
+        expected = np.mean([binaries[k] for binaries, _ in per_view], axis=0)
+        np.testing.assert_allclose(seen[k], expected, atol=1e-6)
+        np.testing.assert_allclose(result.attention[class_id], np.mean([att[class_id] for _, att in per_view], axis=0),
+                                   atol=1e-6)
+        foreground = expected.argmax(-1) == 1
+        np.testing.assert_allclose(result.probabilities[..., class_id], np.where(foreground, expected[..., 1], 0), atol=1e-6)
+    with pytest.raises(ValueError, match="one of none, flip, dihedral"):
+        TransferNetPipeline(transfer, tta="all")
