@@ -492,10 +492,9 @@ class LiteDenseSegmenter:
     """
 
     def __init__(self, path, xnnpack=True, num_threads=None, weight_cache=None, tta="none"):
-        from keras_deconv.pipelines import TTA_VIEWS
+        from keras_deconv.pipelines import _check_tta
 
-        if tta not in TTA_VIEWS:
-            raise ValueError(f"Expected `tta` to be one of {', '.join(TTA_VIEWS)}. Received: tta={tta!r}")
+        _check_tta(tta)
         self.tta = tta
         self.model = LiteModel(path, output_names=["scores"], xnnpack=xnnpack, num_threads=num_threads,
                                weight_cache=weight_cache)

@@ -126,9 +126,10 @@ TTA_VIEWS = {
 def average_over_views(image, score_fn, tta="none"):
     """The mean of ``score_fn`` over transformed views of ``image``, each mapped back to the image.
 
-    ``score_fn(view) -> (h, w, C)`` per-pixel scores of an ``(h, w, 3)`` view;
-    the views are :data:`TTA_VIEWS` ``[tta]``. Raw scores, not probabilities,
-    are averaged, so that the EDeconvNet product stays defined. Only right when the classes do
+    ``score_fn(view) -> (h, w, C)`` per-pixel maps of an ``(h, w, 3)`` view;
+    the views are :data:`TTA_VIEWS` ``[tta]``. The DeconvNet and FCN-8s
+    pipelines average raw scores (so the EDeconvNet product stays defined),
+    TransferNet its passes' ``[p_bg, p_fg]``. Only right when the classes do
     not change under the views: "flip" for most data, "dihedral" for data such
     as ``shapes`` whose training already rotates by 90 degrees.
 
