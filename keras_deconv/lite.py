@@ -676,10 +676,7 @@ class LiteDecoupledNet(_LiteTwoPart):
     def _one(self, image, ids=None):
         from keras_deconv import pipelines
 
-        runs = [(self._single(pipelines._view(image, turns, mirror), ids), turns, mirror)
-                for turns, mirror in pipelines.TTA_VIEWS[self.tta]]
-        return pipelines._views_segmentation([pipelines._unview(run.probabilities, turns, mirror) for run, turns, mirror in runs],
-                                            np.mean([run.scores for run, _, _ in runs], axis=0))
+        return pipelines._average_runs(image, lambda view: self._single(view, ids), self.tta)
 
     def _single(self, image, ids=None):
         from keras_deconv import pipelines

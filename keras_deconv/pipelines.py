@@ -148,10 +148,14 @@ def average_over_views(image, score_fn, tta="none"):
     return total / len(TTA_VIEWS[tta])
 
 
-def _views_segmentation(maps, scores):
-    """The :class:`Segmentation` of the mean of per-view probability maps (already mapped back): argmax labels."""
+def _average_runs(image, segment, tta):
+    """``segment(view) -> Segmentation`` on each view: probabilities mapped back and averaged, scores averaged,
+    labels the argmax (DecoupledNet's ``tta``, Keras and LiteRT)."""
+    runs = [(segment(_view(image, turns, mirror)), turns, mirror) for turns, mirror in TTA_VIEWS[tta]]
+    maps = [_unview(run.probabilities, turns, mirror) for run, turns, mirror in runs]
     probabilities = np.mean(maps, axis=0).astype("float32") if len(maps) > 1 else maps[0]
-    return Segmentation(probabilities.argmax(-1).astype("int32"), np.asarray(scores, "float32"), probabilities)
+    scores = np.mean([run.scores for run, _, _ in runs], axis=0).astype("float32")
+    return Segmentation(probabilities.argmax(-1).astype("int32"), scores, probabilities)
 
 
 def _check_tta(tta):
@@ -510,9 +514,7 @@ class DecoupledNetPipeline(_Pipeline):
         return [self._one(image, None if labels is None else labels[i]) for i, image in enumerate(images)]
 
     def _one(self, image, ids=None):
-        runs = [(self._single(_view(image, turns, mirror), ids), turns, mirror) for turns, mirror in TTA_VIEWS[self.tta]]
-        return _views_segmentation([_unview(run.probabilities, turns, mirror) for run, turns, mirror in runs],
-                                  np.mean([run.scores for run, _, _ in runs], axis=0))
+        return _average_runs(image, lambda view: self._single(view, ids), self.tta)
 
     def _single(self, image, ids=None):
         height, width = image.shape[:2]
