@@ -154,7 +154,11 @@ def shipped_seed(name):
 
 def _selection(name):
     """The card's record of how its shipped seed was chosen (``--ship best-val``), or None."""
-    chosen = _seeds_record(name).get("selected_by")
+    return _selection_in(_seeds_record(name))
+
+
+def _selection_in(record):
+    chosen = record.get("selected_by")
     return chosen if isinstance(chosen, dict) else None
 
 
@@ -554,7 +558,9 @@ def update_seeds(names):
     for name in names:
         card = json.loads((registry.CARDS_DIR / f"{name}.json").read_text())
         tag = card["default_weights"]
-        seeds = seeds_entry(name, card["weights"][tag]["metrics"][0]["value"], shipped_seed(name), _selection(name))
+        record = card["weights"][tag].get("seeds", {})  # the card in hand, not a second read of its file
+        seeds = seeds_entry(name, card["weights"][tag]["metrics"][0]["value"], record.get("shipped_seed", 0),
+                            _selection_in(record))
         if seeds is None:
             print(f"{name}: no finished seed run (runs/{name}-seedK), card unchanged", file=sys.stderr)
             continue

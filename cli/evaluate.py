@@ -19,7 +19,8 @@ config_option = click.option(
          "(small variants); values are Python literals.")
 pipeline_option_option = click.option(
     "--pipeline-option", "pipeline_options", multiple=True, metavar="KEY=VALUE",
-    help="Pipeline setting, repeatable, e.g. --pipeline-option threshold=0.3 or mode=instance.")
+    help="Pipeline setting, repeatable, e.g. --pipeline-option tta=dihedral (average 8 flipped/rotated views), "
+         "threshold=0.3 or mode=instance.")
 seed_option = click.option(
     "--seed", type=int, default=0, show_default=True,
     help="Random seed set before building the model (reproducible random initialisations).")
@@ -150,6 +151,8 @@ def evaluate_command(name, data, split, data_dir, image_size, batch_size, limit,
       # no download: a random small DeconvNet on the built-in shapes data
       keras-deconv evaluate deconvnet --data shapes --split val --limit 50 \\
           --weights none --num-classes 13 --config width=0.0625 --config fc_units=32
+      # the shipped small DeconvNet, averaging 8 flipped/rotated views of each image
+      keras-deconv evaluate deconvnet-small --data shapes --split test --pipeline-option tta=dihedral
       # the official model on VOC 2012 val (after `keras-deconv weights fetch deconvnet`)
       keras-deconv evaluate deconvnet --data voc2012 --data-dir ~/data/voc --json deconvnet-val.json
       keras-deconv evaluate transfernet --data voc2012 --data-dir ~/data/voc --save-examples 8

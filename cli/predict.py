@@ -132,6 +132,7 @@ def predict_command(ctx, name, inputs, out_dir, weights, num_classes, config, pi
       keras-deconv predict deconvnet photos/ --out seg/ --weights none \\
           --num-classes 13 --config width=0.0625 --config fc_units=32
       keras-deconv predict deconvnet street.jpg --out seg/ --json
+      keras-deconv predict deconvnet-small shapes/ --out seg/ --pipeline-option tta=dihedral
       keras-deconv predict decouplednet.25 photos/ --out seg/
       keras-deconv predict transfernet dog.jpg --labels dog,person --out seg/
       keras-deconv predict deconvnet.tflite street.jpg --out seg/

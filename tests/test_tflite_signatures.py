@@ -92,6 +92,22 @@ def test_lite_load_runs_the_file_like_the_folder(exports, name):
         lite.load(single, weight_cache=os.path.dirname(single))
 
 
+def test_decouplednet_file_runs_test_time_augmentation_like_keras(exports):
+    """tta=dihedral through LiteRT: each view's own detection and segmentation, averaged as the Keras pipeline does."""
+    single, _ = exports["decouplednet-small"]
+    images = [shapes.generate_example("val", index, image_size=64)["image"] for index in range(4)]
+    keras_results = zoo.load("decouplednet-small", tta="dihedral")(images)
+    lite_results = lite.load(single, tta="dihedral")(images)
+    plain_results = lite.load(single)(images)
+    changed = 0
+    for ours, theirs, plain in zip(lite_results, keras_results, plain_results):
+        assert ours.labels.shape == theirs.labels.shape == (64, 64)
+        assert np.mean(ours.labels != theirs.labels) <= 0.001  # export_agreement's float32 bound
+        np.testing.assert_allclose(ours.probabilities, theirs.probabilities, atol=1e-3)
+        changed += int(np.any(ours.labels != plain.labels))
+    assert changed  # the views were run: some label map differs from the single view's
+
+
 def test_verify_passes_and_fails_when_the_decoder_differs(exports):
     single, _ = exports["transfernet-small"]
     images = export.sample_images((64, 64), count=4)
