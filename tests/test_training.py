@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_deconv import training, zoo
+from keras_deconv import models, training, zoo
 from keras_deconv.training import augmentation, evaluate, optimizers, recipes
 from keras_deconv.training import data as train_data
 from keras_deconv.training.bn_folding import batch_norm_layers, fold_batch_norm, recompute_statistics
@@ -215,6 +215,41 @@ def test_folded_batch_norm_matches_the_trainable_model_in_inference_mode(name):
     expected = seg(trained(inputs, training=False))
     np.testing.assert_allclose(seg(folded(inputs, training=False)), expected, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(seg(zoo_arch(inputs, training=False)), expected, rtol=1e-4, atol=1e-5)
+
+
+def test_batch_norm_folds_into_the_convolutions_of_fcn8s():
+    """FCN-8s trained with BN (--hparam batch_norm=1) becomes the official net: same scores, no BN layer."""
+    keras.utils.set_random_seed(3)
+    config = {"width": 1 / 16, "fc_units": 16}
+    trained = models.FCN8s(13, (64, 64, 3), batch_norm="trainable", **config)
+    assert [layer.name for layer in batch_norm_layers(trained)] == [
+        f"bn{block}_{index}" for block, count in enumerate((2, 2, 3, 3, 3), 1) for index in range(1, count + 1)
+    ] + ["bnfc6", "bnfc7"]
+    _randomise_batch_norm(trained)
+    plain = training.fold_batch_norm_into_convolutions(trained, models.FCN8s(13, (64, 64, 3), **config))
+    assert not batch_norm_layers(plain)
+    images = np.random.default_rng(0).uniform(0, 255, (2, 64, 64, 3)).astype("float32")
+    expected = np.asarray(trained(images, training=False))
+    np.testing.assert_allclose(np.asarray(plain(images)), expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())
+    with pytest.raises(ValueError, match="follows .fc6-deconv., not a convolution with a bias"):
+        training.fold_batch_norm_into_convolutions(models.DeconvNet(13, (64, 64, 3), width=1 / 16, fc_units=16,
+                                                                    fc_kernel_size=2, batch_norm="trainable"),
+                                                   models.FCN8s(13, (64, 64, 3), **config))
+
+
+def test_fcn8s_recipe_with_batch_norm_exports_weights_of_the_official_net(tmp_path):
+    keras.utils.set_random_seed(4)
+    recipe = training.get_recipe("fcn8s")(hparams={"batch_size": 2, "batch_norm": 1, "calibration_batches": 2})
+    recipe.set_steps(2)
+    run = training.train(recipe, str(tmp_path / "run"), epochs=1, verbose=0, jit_compile=False)
+    trained = recipe.models["fcn8s"]
+    assert len(batch_norm_layers(trained)) == 15
+    exported = models.FCN8s(13, (64, 64, 3), weights=run["export"]["files"]["shapes"], **recipe.config)
+    images = np.random.default_rng(1).uniform(0, 255, (2, 64, 64, 3)).astype("float32")
+    expected = np.asarray(trained(images, training=False))  # after export: the recomputed statistics
+    np.testing.assert_allclose(np.asarray(exported(images)), expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())
+    with pytest.raises(ValueError, match="batch_norm must be 0 or 1"):
+        training.get_recipe("fcn8s")(hparams={"batch_norm": 2}).stages()[0].prepare()
 
 
 def test_recompute_statistics_is_the_caffe_procedure():

@@ -20,6 +20,7 @@ def FCN8s(
     width=1.0,
     fc_units=None,
     dropout=0.5,
+    batch_norm=None,
     include_preprocessing=True,
     weights=None,
     name="FCN8s",
@@ -55,6 +56,12 @@ def FCN8s(
         width: channel multiplier of the VGG-16 convolutions.
         fc_units: channels of fc6/fc7; default ``round(4096 * width)``.
         dropout: rate of drop6/drop7 (training only).
+        batch_norm: ``None`` (the official net: no BN) or ``"trainable"``: a
+            ``BatchNormalization`` after every convolution of VGG-16 and
+            fc6/fc7 (``bn1_1`` ... ``bn5_3``, ``bnfc6``, ``bnfc7``), a training
+            aid for random starts (``--hparam batch_norm=1``);
+            :func:`keras_deconv.training.fold_batch_norm_into_convolutions`
+            folds it into the convolutions, giving weights of the official net.
         include_preprocessing: put ``CaffePreprocessing`` first (default).
         weights: ``None`` or the path of a Keras weights file.
         name: model name.
@@ -74,18 +81,21 @@ def FCN8s(
     input_shape = _blocks.check_input_shape(input_shape)
     width = _blocks.check_width(width)
     fc_units = _blocks.check_units(fc_units, "fc_units", _blocks.scaled(4096, width))
+    if batch_norm not in (None, "trainable"):
+        raise ValueError(f"Expected `batch_norm` to be None or 'trainable'. Received: batch_norm={batch_norm!r}")
     if not 0 <= dropout < 1:
         raise ValueError(f"Expected `dropout` in [0, 1). Received: dropout={dropout!r}")
 
     inputs, x = _blocks.image_input(input_shape, include_preprocessing)
 
     # Encoder: VGG-16, conv1_1 with pad 100, plain max pooling (no switches needed).
-    blobs = vgg16_encoder(x, width=width, pooling="max", first_pad=100)
+    blobs = vgg16_encoder(x, width=width, batch_norm=batch_norm, pooling="max", first_pad=100)
 
     # fc6/fc7 as convolutions, with the deploy net's dropout layers.
-    x = _blocks.conv_block(blobs["pool5"], fc_units, 7, "fc6", "relu6", padding="valid")
+    bn6, bn7 = ("bnfc6", "bnfc7") if batch_norm else (None, None)
+    x = _blocks.conv_block(blobs["pool5"], fc_units, 7, "fc6", "relu6", bn6, batch_norm, padding="valid")
     x = keras.layers.Dropout(dropout, name="drop6")(x)
-    x = _blocks.conv_block(x, fc_units, 1, "fc7", "relu7", padding="valid")
+    x = _blocks.conv_block(x, fc_units, 1, "fc7", "relu7", bn7, batch_norm, padding="valid")
     x = keras.layers.Dropout(dropout, name="drop7")(x)
     score = keras.layers.Conv2D(num_classes, 1, name="score-fr")(x)
 

@@ -15,7 +15,8 @@
   :mod:`~keras_deconv.training.run_card`: the run directory as a model.
 * :class:`SegmentationLoss`: pixel cross-entropy, void ignored, background
   weighted (hyperparameter ``background_loss_weight``).
-* :func:`fold_batch_norm`: trainable BN -> the inference-mode affine (§1.5).
+* :func:`fold_batch_norm`: trainable BN -> the inference-mode affine (§1.5);
+  :func:`fold_batch_norm_into_convolutions`: BN -> the convolutions before it (FCN-8s).
 * :func:`train`: runs a recipe with checkpoints, resume, CSV/TensorBoard logs
   and an optional ``tf.distribute`` strategy.
 
@@ -27,7 +28,7 @@ Example (a few steps; the shipped small models use the defaults):
 >>> run = training.train(recipe, "/tmp/kd-run", epochs=1, verbose=0, export=False)  # doctest: +SKIP
 """
 
-from keras_deconv.training.bn_folding import fold_batch_norm, recompute_statistics
+from keras_deconv.training.bn_folding import fold_batch_norm, fold_batch_norm_into_convolutions, recompute_statistics
 from keras_deconv.training.recipes import (
     RECIPES,
     DecoupledNetRecipe,
@@ -51,6 +52,7 @@ __all__ = [
     "SegmentationLoss",
     "TransferNetRecipe",
     "fold_batch_norm",
+    "fold_batch_norm_into_convolutions",
     "folder_recipe",
     "get_recipe",
     "lr_schedule",

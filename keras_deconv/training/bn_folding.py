@@ -141,3 +141,62 @@ def fold_batch_norm(trained_model, *, calibration=None, steps=None):
             target.set_weights(source.get_weights())
         target.trainable = source.trainable
     return folded
+
+
+def _producer(tensor):
+    """The layer whose output ``tensor`` is (a functional model's graph)."""
+    return tensor._keras_history.operation
+
+
+def fold_batch_norm_into_convolutions(trained_model, target):
+    """Writes ``trained_model`` (BN after its convolutions) into ``target``, the same net without the BN layers.
+
+    A network whose official form has no BN (FCN-8s) can still be trained
+    with it from a random start; each ``BatchNormalization`` that directly
+    follows a convolution with a bias is then exact to fold into that
+    convolution: ``kernel' = kernel * scale`` per output channel and
+    ``bias' = bias * scale + shift`` (``scale``, ``shift`` as
+    :func:`folded_parameters`). Every other layer is copied by name.
+
+    Args:
+        trained_model: the trained functional model (e.g. ``FCN8s(...,
+            batch_norm="trainable")``); its moving statistics are used (run
+            :func:`recompute_statistics` first for Caffe's).
+        target: the model without BN, same layer names otherwise (e.g.
+            ``FCN8s(...)``); its weights are overwritten.
+
+    Returns:
+        ``target``, whose inference output equals ``trained_model(x,
+        training=False)`` up to float rounding.
+
+    Example:
+
+    >>> import numpy as np
+    >>> from keras_deconv.models import FCN8s
+    >>> trained = FCN8s(num_classes=3, width=1 / 16, fc_units=8, batch_norm="trainable")
+    >>> plain = fold_batch_norm_into_convolutions(trained, FCN8s(num_classes=3, width=1 / 16, fc_units=8))
+    >>> x = np.random.default_rng(0).uniform(0, 255, (1, 40, 40, 3)).astype("float32")
+    >>> bool(np.allclose(trained(x, training=False), plain(x), atol=1e-4))
+    True
+    """
+    targets = {layer.name: layer for layer in target.layers}
+    folded = {}
+    for layer in batch_norm_layers(trained_model):
+        conv = _producer(layer.input)
+        if not isinstance(conv, keras.layers.Conv2D) or not conv.use_bias:
+            raise ValueError(f"BN layer {layer.name!r} follows {conv.name!r}, not a convolution with a bias: "
+                             "only BN right after a convolution folds into it.")
+        scale, shift = folded_parameters(layer)
+        kernel, bias = (np.asarray(weight, "float64") for weight in conv.get_weights())
+        folded[conv.name] = [(kernel * scale).astype("float32"), (bias * scale + shift).astype("float32")]
+    for layer in trained_model.layers:
+        if not layer.weights or isinstance(layer, keras.layers.BatchNormalization):
+            continue
+        if layer.name not in targets:
+            raise ValueError(f"{target.name} has no layer {layer.name!r} to receive {trained_model.name}'s weights.")
+        targets[layer.name].set_weights(folded.get(layer.name, layer.get_weights()))
+    missing = [layer.name for layer in target.layers
+               if layer.weights and layer.name not in {source.name for source in trained_model.layers}]
+    if missing:
+        raise ValueError(f"{trained_model.name} has no weights for {', '.join(missing)} of {target.name}.")
+    return target

@@ -22,7 +22,7 @@ from keras_deconv.training import data as train_data
 from keras_deconv.training import finetune
 from keras_deconv.training import pretraining
 from keras_deconv.training import scaffold
-from keras_deconv.training.bn_folding import fold_batch_norm
+from keras_deconv.training.bn_folding import fold_batch_norm, fold_batch_norm_into_convolutions, recompute_statistics
 from keras_deconv.training.callbacks import copy_weights_by_name
 from keras_deconv.training.fused_adam import FusedAdam
 from keras_deconv.training.losses import SegmentationLoss
@@ -485,24 +485,36 @@ class DeconvNetRecipe(Recipe):
 
 # ============================================================================ FCN-8s
 class FCN8sRecipe(Recipe):
-    """FCN-8s baseline: whole images with scale/crop/flip augmentation, one stage."""
+    """FCN-8s baseline: whole images with scale/crop/flip augmentation, one stage.
+
+    ``--hparam batch_norm=1`` trains with BN after every convolution (not in the
+    paper, which starts from ImageNet VGG-16) and folds it into the convolutions
+    for export, so the exported weights are those of the official network.
+    """
 
     name = "fcn8s"
     defaults = {"batch_size": 16, "train_steps": 1200, "lr": 0.01, "momentum": 0.9, "weight_decay": 5e-4,
                 "train_stepsize": 0.5, "optimizer": "sgd", "invariances": 1, "background_loss_weight": 1.0,
-                "schedule": "step", "train_stream": 0, "warmup": 0.0}
+                "schedule": "step", "train_stream": 0, "warmup": 0.0, "batch_norm": 0, "calibration_batches": 50}
 
     def default_config(self):
         return {"width": 1 / 16, "fc_units": 64}
 
-    def _build_model(self):
-        return models.FCN8s(self.num_classes, self.input_shape, **self.config)
+    @property
+    def training_batch_norm(self):
+        """``"trainable"`` with ``--hparam batch_norm=1`` from a random or VGG-16 start; None otherwise."""
+        if self.hp["batch_norm"] not in (0, 1):
+            raise ValueError(f"--hparam batch_norm must be 0 or 1. Received {self.hp['batch_norm']!r}.")
+        return "trainable" if self.hp["batch_norm"] and self.init_model is None else None
+
+    def _build_model(self, batch_norm=None):
+        return models.FCN8s(self.num_classes, self.input_shape, batch_norm=batch_norm, **self.config)
 
     def prepare(self):
         if "fcn8s" not in self.models:
-            self.models["fcn8s"] = self._build_model()
+            self.models["fcn8s"] = self._build_model(self.training_batch_norm)
             pretrained = self.load_vgg16(self.models["fcn8s"])
-            if not self.start_from_init(self.models["fcn8s"]) and not pretrained:
+            if not self.start_from_init(self.models["fcn8s"]) and not pretrained and not self.training_batch_norm:
                 unit_variance_init(self.models["fcn8s"], self.init_batch(),
                                    [layer.name for layer in self.models["fcn8s"].layers
                                     if layer.name.startswith(("conv", "fc"))])
@@ -530,10 +542,19 @@ class FCN8sRecipe(Recipe):
         return train_data.whole_images(self.train_arrays(), self.hp["batch_size"], self.size, seed=seed,
                                        invariances=self.invariances)
 
+    def calibration(self):
+        """Training batches (images only) for the BN statistics folded at export, as DeconvNet's."""
+        return (images for images, _ in self.train_data(self.seed + 7).as_numpy_iterator())
+
     def export(self, calibration_batches=None):
         model = self._build_model()
-        copy_weights_by_name(self.models["fcn8s"], model)
-        return {self.export_tag: model}
+        if not self.training_batch_norm:
+            copy_weights_by_name(self.models["fcn8s"], model)
+            return {self.export_tag: model}
+        n = self.hp["calibration_batches"] if calibration_batches is None else calibration_batches
+        if n:
+            recompute_statistics(self.models["fcn8s"], self.calibration(), steps=n)
+        return {self.export_tag: fold_batch_norm_into_convolutions(self.models["fcn8s"], model)}
 
 
 # ============================================================================ DecoupledNet
