@@ -20,7 +20,7 @@ KD="nice -n 10 keras-deconv"  # on PATH: activate the venv first
 # Two runs may share the 2-core machine at one thread each: TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTEROP_THREADS=1.
 
 declare -A COMMANDS=(
-  [deconvnet-small]="$KD train deconvnet --config width=0.25 --config fc_units=256 --hparam optimizer=adam --hparam lr=0.003 --hparam schedule=cosine --hparam train_stream=1 --hparam pretrain_steps=0 --hparam stage1_steps=0 --hparam stage2_steps=7500 --hparam stage2_whole_images=1.0 --hparam background_loss_weight=0.2 --hparam scaffold_fade=0.75 --hparam scaffold_order=fine-first --hparam warmup=0.1"
+  [deconvnet-small]="$KD train deconvnet --config width=0.25 --config fc_units=256 --hparam optimizer=adam --hparam lr=0.003 --hparam schedule=cosine --hparam train_stream=1 --hparam pretrain_steps=0 --hparam stage1_steps=0 --hparam stage2_steps=7500 --hparam stage2_whole_images=1.0 --hparam background_loss_weight=0.2 --hparam scaffold_fade=0.75 --hparam scaffold_order=fine-first --hparam warmup=0.2"
   [fcn8s-small]="$KD train fcn8s --config width=0.125 --config fc_units=128 --hparam optimizer=adam --hparam lr=0.003 --hparam schedule=cosine --hparam train_stream=1 --hparam train_steps=4000 --hparam background_loss_weight=0.2 --no-jit"
   [decouplednet-small]="$KD train decouplednet --hparam pretrain_steps=6000 --hparam optimizer=adam --hparam lr=0.003 --hparam classification_lr=0.001 --hparam classification_steps=10000 --hparam segmentation_steps=3000 --hparam background_loss_weight=0.2 --no-jit"
   [transfernet-small]="$KD train transfernet --hparam pretrain_steps=6000 --hparam encoder_lr=0.001 --hparam encoder_steps=10000 --hparam attention_steps=3000 --hparam segmentation_steps=16000 --hparam background_loss_weight=0.2 --no-jit"
