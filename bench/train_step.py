@@ -36,6 +36,9 @@ train images:
   16 (``fit``'s per-epoch setup and epoch-level callbacks left out);
   ``train_on_batch`` (the ``keras-graph`` row) pays Keras's per-call work on
   every step;
+* ``--fcn-batch-norm``: ``fcn8s-small`` also as ``keras-fit`` with BN after
+  every convolution (``--hparam batch_norm=1``, folded away at export): what
+  the BN costs a step;
 * ``--breakdown``: the ``keras-graph`` step's forward+backward alone and
   then with ``optimizer.apply``, as graph functions on the same model and
   batch (what the optimizer and Keras's per-call overhead cost);
@@ -133,14 +136,15 @@ def keras_batch_norm():
 FIT_EPOCH_STEPS = 1600
 
 
-def keras_step(name, images, labels, jit, plain_pooling=False, kernels=None, keras_adam=False, fit_steps=None):
+def keras_step(name, images, labels, jit, plain_pooling=False, kernels=None, keras_adam=False, fit_steps=None,
+               fcn_batch_norm=None):
     """The Keras step; graph steps (not ``jit``) use TensorFlow's argmax pooling kernels as ``train`` does.
 
     ``kernels=False``: the layers' default ops instead. ``fit_steps=N``: one call runs N steps in the
     compiled function ``fit`` calls (``run.steps_per_call``)."""
     from keras_deconv.layers import formulation
 
-    step = _keras_step(name, images, labels, jit, plain_pooling, keras_adam, fit_steps or 1)
+    step = _keras_step(name, images, labels, jit, plain_pooling, keras_adam, fit_steps or 1, fcn_batch_norm)
     if fit_steps:
         import tensorflow as tf
 
@@ -161,7 +165,8 @@ def keras_step(name, images, labels, jit, plain_pooling=False, kernels=None, ker
     return run
 
 
-def _keras_step(name, images, labels, jit, plain_pooling=False, keras_adam=False, steps_per_execution=1):
+def _keras_step(name, images, labels, jit, plain_pooling=False, keras_adam=False, steps_per_execution=1,
+                fcn_batch_norm=None):
     import keras
 
     from keras_deconv import models
@@ -175,7 +180,7 @@ def _keras_step(name, images, labels, jit, plain_pooling=False, keras_adam=False
     elif name == "deconvnet-small":
         model = models.DeconvNet(13, images.shape[1:], batch_norm="trainable", **CONFIGS[name])
     elif name == "fcn8s-small":
-        model = models.FCN8s(13, images.shape[1:], **CONFIGS[name])
+        model = models.FCN8s(13, images.shape[1:], batch_norm=fcn_batch_norm, **CONFIGS[name])
     elif name == "transfernet-small":  # the recipe's segmentation stage: frozen encoder, two losses
         from keras_deconv.training import recipes
 
@@ -316,6 +321,9 @@ def main():
     parser.add_argument("--keras-adam", action="store_true",
                         help="also the Keras graph step with keras.optimizers.Adam instead of the recipes' FusedAdam "
                              "(what the fused update gains)")
+    parser.add_argument("--fcn-batch-norm", action="store_true",
+                        help="fcn8s-small also trained with BN after every convolution (--hparam batch_norm=1), "
+                             "as keras-fit: what the BN costs a step")
     parser.add_argument("--fit", action="store_true",
                         help="also keras-fit: the graph step as keras-deconv train runs it (fit's function, 16 steps per call)")
     parser.add_argument("--breakdown", action="store_true",
@@ -357,6 +365,11 @@ def main():
             from keras_deconv.training.runner import steps_per_execution  # what keras-deconv train passes to compile
 
             steps["keras-fit"] = keras_step(name, images, labels, False, fit_steps=steps_per_execution(FIT_EPOCH_STEPS))
+        if args.fcn_batch_norm and name == "fcn8s-small":
+            from keras_deconv.training.runner import steps_per_execution
+
+            steps["keras-fit-batch-norm"] = keras_step(name, images, labels, False, fcn_batch_norm="trainable",
+                                                       fit_steps=steps_per_execution(FIT_EPOCH_STEPS))
         if args.keras_adam:
             steps["keras-graph-keras-adam"] = keras_step(name, images, labels, False, keras_adam=True)
         print(f"{name} trainable parameters: " + ", ".join(f"{runtime} {step.trainable:,}" for runtime, step in steps.items()))
