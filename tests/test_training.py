@@ -249,7 +249,7 @@ def test_fcn8s_recipe_with_batch_norm_exports_weights_of_the_official_net(tmp_pa
     expected = np.asarray(trained(images, training=False))  # after export: the recomputed statistics
     np.testing.assert_allclose(np.asarray(exported(images)), expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())
     with pytest.raises(ValueError, match="batch_norm must be 0 or 1"):
-        training.get_recipe("fcn8s")(hparams={"batch_norm": 2}).stages()[0].prepare()
+        training.get_recipe("fcn8s")(hparams={"batch_norm": 2})
 
 
 def test_recompute_statistics_is_the_caffe_procedure():

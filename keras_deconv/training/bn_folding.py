@@ -195,8 +195,8 @@ def fold_batch_norm_into_convolutions(trained_model, target):
         if layer.name not in targets:
             raise ValueError(f"{target.name} has no layer {layer.name!r} to receive {trained_model.name}'s weights.")
         targets[layer.name].set_weights(folded.get(layer.name, layer.get_weights()))
-    missing = [layer.name for layer in target.layers
-               if layer.weights and layer.name not in {source.name for source in trained_model.layers}]
+    sources = {layer.name for layer in trained_model.layers}
+    missing = [layer.name for layer in target.layers if layer.weights and layer.name not in sources]
     if missing:
         raise ValueError(f"{trained_model.name} has no weights for {', '.join(missing)} of {target.name}.")
     return target

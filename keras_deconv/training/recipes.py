@@ -497,14 +497,17 @@ class FCN8sRecipe(Recipe):
                 "train_stepsize": 0.5, "optimizer": "sgd", "invariances": 1, "background_loss_weight": 1.0,
                 "schedule": "step", "train_stream": 0, "warmup": 0.0, "batch_norm": 0, "calibration_batches": 50}
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.hp["batch_norm"] not in (0, 1):  # checked before a run directory is made
+            raise ValueError(f"--hparam batch_norm must be 0 or 1. Received {self.hp['batch_norm']!r}.")
+
     def default_config(self):
         return {"width": 1 / 16, "fc_units": 64}
 
     @property
     def training_batch_norm(self):
         """``"trainable"`` with ``--hparam batch_norm=1`` from a random or VGG-16 start; None otherwise."""
-        if self.hp["batch_norm"] not in (0, 1):
-            raise ValueError(f"--hparam batch_norm must be 0 or 1. Received {self.hp['batch_norm']!r}.")
         return "trainable" if self.hp["batch_norm"] and self.init_model is None else None
 
     def _build_model(self, batch_norm=None):
