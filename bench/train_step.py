@@ -348,8 +348,11 @@ def main():
     tf.config.threading.set_intra_op_parallelism_threads(args.threads)
     tf.config.threading.set_inter_op_parallelism_threads(args.threads)
     torch.set_num_threads(args.threads)
+    from keras_deconv.training.runner import steps_per_execution  # what keras-deconv train passes to compile
+
     print(describe_cpu())
     images, labels = _data(args.batch, args.size)
+    fit_steps = steps_per_execution(FIT_EPOCH_STEPS)  # the keras-fit rows: steps per call of fit's function
     for name in names:
         steps = {"keras-xla": keras_step(name, images, labels, True),
                  "keras-graph": keras_step(name, images, labels, False), "torch": torch_step(name, images, labels)}
@@ -362,14 +365,10 @@ def main():
             with keras_batch_norm():
                 steps["keras-graph-keras-bn"] = keras_step(name, images, labels, False)
         if args.fit:
-            from keras_deconv.training.runner import steps_per_execution  # what keras-deconv train passes to compile
-
-            steps["keras-fit"] = keras_step(name, images, labels, False, fit_steps=steps_per_execution(FIT_EPOCH_STEPS))
+            steps["keras-fit"] = keras_step(name, images, labels, False, fit_steps=fit_steps)
         if args.fcn_batch_norm and name == "fcn8s-small":
-            from keras_deconv.training.runner import steps_per_execution
-
             steps["keras-fit-batch-norm"] = keras_step(name, images, labels, False, fcn_batch_norm="trainable",
-                                                       fit_steps=steps_per_execution(FIT_EPOCH_STEPS))
+                                                       fit_steps=fit_steps)
         if args.keras_adam:
             steps["keras-graph-keras-adam"] = keras_step(name, images, labels, False, keras_adam=True)
         print(f"{name} trainable parameters: " + ", ".join(f"{runtime} {step.trainable:,}" for runtime, step in steps.items()))
